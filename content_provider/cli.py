@@ -1,0 +1,187 @@
+"""Command line: ``content-provider serve | generate | check-fixtures``.
+
+``main(argv, environ)`` returns an exit code and touches no global state beyond
+logging, so tests call it directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from . import __version__
+from .accesslog import AccessLogger
+from .app import create_app
+from .config import ENV_PREFIX, SAFE_NAME, ConfigError, Settings, find_config, load_settings
+from .generate import write_demo, write_images, write_members
+from .signing import load_or_create_signer
+from .store import ORGS_DIR, USERS_DIR, FixtureError, FixtureStore
+
+log = logging.getLogger("content_provider")
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_CONFIG = 2
+SHUTDOWN_TIMEOUT = 10.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="content-provider",
+        description="A mock of the content provider that Nexus Hermod fetches card and authentication images from.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--config", help=f"YAML config (default: ${ENV_PREFIX}CONFIG, then ./config.yaml)")
+        sub.add_argument("--fixtures", help="fixture folder (overrides fixtures.root)")
+
+    serve = commands.add_parser("serve", help="serve POST /getcontent from the fixture folder")
+    with_config(serve)
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080; 0 picks a free one)")
+    serve.add_argument("--strict", action="store_true", default=None, help="a bad fixture is fatal")
+
+    check = commands.add_parser("check-fixtures", help="decode every fixture and report problems")
+    with_config(check)
+
+    generate = commands.add_parser("generate", help="make fixture images with Pillow")
+    kinds = generate.add_subparsers(dest="kind", required=True, metavar="KIND")
+    demo = kinds.add_parser("demo", help="(re)make the bundled demo set")
+    user = kinds.add_parser("user", help="images for one content id subject: users/SUBJECT/")
+    user.add_argument("subject", help="the content id without PROV:/AUTH:, e.g. a UUID")
+    org = kinds.add_parser("org", help="images and members for an organisation: orgs/NAME/")
+    org.add_argument("name")
+    org.add_argument("--member", action="append", default=[], help="an id or pattern (repeat)")
+    for sub in (demo, user, org):
+        with_config(sub)
+    for sub in (user, org):
+        sub.add_argument("--label", help="text written on the image (default: the name)")
+        sub.add_argument("--no-front", dest="front", action="store_false", help="no card front")
+        sub.add_argument("--back", action="store_true", help="also a card back")
+        sub.add_argument("--auth", action="store_true", help="also an authentication image")
+    return parser
+
+
+def _settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    env = dict(environ)
+    if getattr(args, "fixtures", None):
+        env[ENV_PREFIX + "FIXTURES"] = str(Path(args.fixtures).resolve())
+    if getattr(args, "host", None):
+        env[ENV_PREFIX + "HOST"] = args.host
+    if getattr(args, "port", None) is not None:
+        env[ENV_PREFIX + "PORT"] = str(args.port)
+    settings = load_settings(find_config(args.config, env, Path.cwd()), env)
+    if getattr(args, "strict", None):
+        settings = settings.replace(strict=True)
+    return settings
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
+    """Run until SIGINT or SIGTERM, then let in-flight requests finish (bounded)."""
+    app = create_app(settings)
+    runner = web.AppRunner(
+        app,
+        access_log_class=AccessLogger,
+        access_log=logging.getLogger("content_provider.access") if settings.access_log else None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        for address in runner.addresses:
+            host, port = address[0], address[1]
+            shown = f"[{host}]" if ":" in host else host
+            log.info("serving POST http://%s:%d%s/getcontent", shown, port, settings.base_path)
+        log.info("fixtures: %s", settings.fixture_root)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()
+
+
+def _generate(args: argparse.Namespace, settings: Settings) -> int:
+    root = settings.fixture_root
+    if args.kind == "demo":
+        written = write_demo(root)
+    elif args.kind == "user":
+        folder = root / USERS_DIR / args.subject
+        written = write_images(folder, args.label or args.subject, front=args.front, back=args.back, auth=args.auth)
+    else:
+        folder = root / ORGS_DIR / args.name
+        written = write_images(folder, args.label or args.name, front=args.front, back=args.back, auth=args.auth)
+        if args.member:
+            written.append(write_members(folder, args.member))
+    for path in written:
+        print(path)
+    return EXIT_OK
+
+
+def _check(settings: Settings) -> int:
+    signer = load_or_create_signer(settings.algorithm, settings.key_file, settings.cert_file)
+    store = FixtureStore(settings, signer)
+    files = sum(1 for _ in store.fixture_files())
+    problems = store.check_all()
+    for problem in problems:
+        print(f"problem: {problem}")
+    print(f"{files} fixture image(s) checked in {settings.fixture_root}, {len(problems)} problem(s)")
+    return EXIT_PROBLEMS if problems else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    env = os.environ if environ is None else environ
+    try:
+        settings = _settings(args, env)
+    except ConfigError as exc:
+        print(f"content-provider: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    _configure_logging(settings.log_level)
+    try:
+        if args.command == "generate":
+            if args.kind == "user" or args.kind == "org":
+                name = args.subject if args.kind == "user" else args.name
+                if not SAFE_NAME.match(name):
+                    print(f"content-provider: {name!r} is not a folder name (letters, digits, . _ @ + = -)", file=sys.stderr)
+                    return EXIT_CONFIG
+            return _generate(args, settings)
+        if args.command == "check-fixtures":
+            return _check(settings)
+        asyncio.run(serve(settings))
+    except ConfigError as exc:
+        print(f"content-provider: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except FixtureError as exc:
+        print(f"content-provider: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    except OSError as exc:
+        print(f"content-provider: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK

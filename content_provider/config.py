@@ -1,0 +1,385 @@
+"""Settings: read ``config.yaml`` and the environment once, validate, freeze.
+
+Everything downstream takes a :class:`Settings` that is already checked, so a
+mistake in the file is reported at start-up naming the key and what was wrong,
+never as a traceback in the middle of a request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent
+BUNDLED_FIXTURES = PROJECT_DIR / "fixtures" / "images"
+DEFAULT_CONFIG_NAME = "config.yaml"
+
+BARE_ID_MODES = ("card", "auth", "off")
+ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
+IMAGE_KEYS = ("front", "back", "auth")
+# Organisation and user names that may appear as folder names. Content ids are
+# opaque, so anything else is simply not a folder (it may still be mapped in
+# config, match an organisation pattern, or fall back to the default).
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]{0,199}$")
+
+ENV_PREFIX = "CONTENT_PROVIDER_"
+DEFAULT_SIGNING_DIR = PROJECT_DIR / ".dev-signing"
+_N = TypeVar("_N", int, float)
+
+
+def key_file_stem(algorithm: str) -> str:
+    """Default key files are named by key type, so switching algorithm never reuses a wrong key."""
+    if algorithm[:2] in ("RS", "PS"):
+        return "rsa"
+    return {"ES256": "ec-p256", "ES384": "ec-p384", "EdDSA": "ed25519"}[algorithm]
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message names the key."""
+
+
+@dataclass(frozen=True)
+class UserImages:
+    """Images mapped in config for one content id subject (paths inside the fixture root)."""
+
+    front: Path | None = None
+    back: Path | None = None
+    auth: Path | None = None
+
+
+@dataclass(frozen=True)
+class Organisation:
+    """An organisation declared in config: who belongs, and optional explicit images."""
+
+    name: str
+    members: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+    images: UserImages = UserImages()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated, immutable settings for one server instance."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_path: str = ""
+    max_body_bytes: int = 16 * 1024
+    max_content_id_length: int = 256
+    fixture_root: Path = BUNDLED_FIXTURES
+    strict: bool = False
+    check_at_startup: bool = True
+    aspect_tolerance: float = 0.01
+    bare_ids: str = "card"
+    default_enabled: bool = True
+    users: Mapping[str, UserImages] = field(default_factory=dict)
+    organisations: tuple[Organisation, ...] = ()
+    cache_max_bytes: int = 64 * 1024 * 1024
+    revalidate_seconds: float = 1.0
+    username: str | None = None
+    password: str | None = None
+    algorithm: str = "RS256"
+    key_file: Path = PROJECT_DIR / ".dev-signing" / "rsa-key.pem"
+    cert_file: Path = PROJECT_DIR / ".dev-signing" / "rsa-cert.pem"
+    access_log: bool = True
+    log_level: str = "INFO"
+    source: Path | None = None
+
+    @property
+    def auth_required(self) -> bool:
+        return self.username is not None
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+# --------------------------------------------------------------------------- parsing helpers
+
+
+class _Reader:
+    """Walks one mapping of the YAML file, recording which keys were used."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where or 'top level'}: expected a mapping, got {_kind(data)}")
+        self.data: dict[Any, Any] = data
+        self.where = where
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.where else name
+
+    def raw(self, name: str) -> Any:
+        self.used.add(name)
+        return self.data.get(name)
+
+    def section(self, name: str) -> _Reader:
+        return _Reader(self.raw(name), self.key(name))
+
+    def string(self, name: str, default: str | None) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(f"{self.key(name)}: expected a string, got {_kind(value)}")
+        return str(value)
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.key(name)}: expected true or false, got {value!r}")
+        return value
+
+    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{self.key(name)}: expected an integer, got {value!r}")
+        return _bounded(self.key(name), value, minimum, maximum)
+
+    def number(self, name: str, default: float, minimum: float, maximum: float) -> float:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{self.key(name)}: expected a number, got {value!r}")
+        return _bounded(self.key(name), float(value), minimum, maximum)
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.string(name, default)
+        assert value is not None
+        if value not in choices:
+            raise ConfigError(f"{self.key(name)}: expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def string_list(self, name: str) -> tuple[str, ...]:
+        value = self.raw(name)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise ConfigError(f"{self.key(name)}: expected a list of strings, got {_kind(value)}")
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not item:
+                raise ConfigError(f"{self.key(name)}[{index}]: expected a non-empty string, got {item!r}")
+        return tuple(value)
+
+    def patterns(self, name: str) -> tuple[str, ...]:
+        """Glob patterns, or full-match regular expressions written ``re:...``."""
+        values = self.string_list(name)
+        for index, pattern in enumerate(values):
+            if pattern.startswith("re:"):
+                try:
+                    re.compile(pattern[3:])
+                except re.error as exc:
+                    raise ConfigError(f"{self.key(name)}[{index}]: bad regular expression: {exc}") from None
+        return values
+
+    def finish(self) -> None:
+        unknown = sorted(str(k) for k in self.data if k not in self.used)
+        if unknown:
+            known = ", ".join(sorted(self.used))
+            raise ConfigError(f"{self.key(unknown[0])}: unknown key (known here: {known})")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _bounded(key: str, value: _N, minimum: _N, maximum: _N) -> _N:
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{key}: must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _fixture_path(key: str, value: str | None, root: Path) -> Path | None:
+    """A path from config that must stay inside the fixture root."""
+    if value is None:
+        return None
+    candidate = (root / value).resolve()
+    if not candidate.is_relative_to(root.resolve()):
+        raise ConfigError(f"{key}: {value!r} is outside the fixture folder {root}")
+    return candidate
+
+
+def _images(reader: _Reader, root: Path) -> UserImages:
+    return UserImages(
+        **{name: _fixture_path(reader.key(name), reader.string(name, None), root) for name in IMAGE_KEYS}
+    )
+
+
+def _env(environ: Mapping[str, str], name: str, fallback: str | None) -> str | None:
+    """An environment variable wins over the file; an empty one counts as unset."""
+    return environ.get(ENV_PREFIX + name) or fallback
+
+
+def _env_int(environ: Mapping[str, str], name: str) -> int | None:
+    raw = environ.get(ENV_PREFIX + name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX}{name}: expected an integer, got {raw!r}") from None
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def find_config(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> Path | None:
+    """The config file to use: ``--config``, then ``$CONTENT_PROVIDER_CONFIG``, then ``./config.yaml``."""
+    chosen = explicit or environ.get(ENV_PREFIX + "CONFIG") or None
+    if chosen:
+        path = Path(chosen)
+        if not path.is_file():
+            raise ConfigError(f"config file {chosen!r} does not exist")
+        return path
+    local = cwd / DEFAULT_CONFIG_NAME
+    return local if local.is_file() else None
+
+
+def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source: Path | None = None) -> Settings:
+    """Build settings from parsed YAML and the environment (environment wins)."""
+    top = _Reader(data, "")
+    server = top.section("server")
+    host = _env(environ, "HOST", server.string("host", "127.0.0.1"))
+    port = server.integer("port", 8080, 0, 65535)
+    env_port = _env_int(environ, "PORT")
+    if env_port is not None:
+        port = _bounded(ENV_PREFIX + "PORT", env_port, 0, 65535)
+    base_path = (server.string("base_path", "") or "").rstrip("/")
+    if base_path and not base_path.startswith("/"):
+        raise ConfigError(f"server.base_path: must start with '/', got {base_path!r}")
+    max_body = server.integer("max_body_bytes", 16 * 1024, 64, 16 * 1024 * 1024)
+    max_id = server.integer("max_content_id_length", 256, 8, 8192)
+    server.finish()
+
+    fixtures = top.section("fixtures")
+    root_text = _env(environ, "FIXTURES", fixtures.string("root", None))
+    root = (base_dir / root_text).resolve() if root_text else BUNDLED_FIXTURES
+    if not root.is_dir():
+        raise ConfigError(f"fixtures.root: {str(root)!r} is not a folder")
+    strict = fixtures.boolean("strict", False)
+    check = fixtures.boolean("check_at_startup", True)
+    tolerance = fixtures.number("aspect_tolerance", 0.01, 0.0, 0.5)
+    bare = fixtures.choice("bare_ids", "card", BARE_ID_MODES)
+    default_enabled = fixtures.boolean("default", True)
+
+    users_reader = fixtures.section("users")
+    users: dict[str, UserImages] = {}
+    for user_id in list(users_reader.data):
+        entry = users_reader.section(str(user_id))
+        users[str(user_id)] = _images(entry, root)
+        entry.finish()
+    users_reader.finish()
+
+    orgs_raw = fixtures.section("organisations")
+    organisations = []
+    for name in list(orgs_raw.data):
+        entry = orgs_raw.section(str(name))
+        if not SAFE_NAME.match(str(name)):
+            raise ConfigError(f"{entry.where}: organisation names are folder names: letters, digits, . _ @ + = -")
+        organisations.append(
+            Organisation(
+                name=str(name),
+                members=entry.string_list("members"),
+                patterns=entry.patterns("patterns"),
+                images=_images(entry, root),
+            )
+        )
+        entry.finish()
+    orgs_raw.finish()
+    fixtures.finish()
+
+    cache = top.section("cache")
+    cache_max = cache.integer("max_bytes", 64 * 1024 * 1024, 0, 1 << 40)
+    revalidate = cache.number("revalidate_seconds", 1.0, 0.0, 86400.0)
+    cache.finish()
+
+    auth = top.section("auth")
+    username = _env(environ, "USERNAME", auth.string("username", None))
+    password = _env(environ, "PASSWORD", auth.string("password", None))
+    auth.finish()
+    if (username is None) != (password is None):
+        raise ConfigError(
+            "auth: set both username and password (or CONTENT_PROVIDER_USERNAME and "
+            "CONTENT_PROVIDER_PASSWORD), or neither"
+        )
+    if username is not None and ":" in username:
+        raise ConfigError("auth.username: may not contain ':' (basic authentication splits on it)")
+
+    signing = top.section("signing")
+    algorithm = _env(environ, "JWS_ALG", signing.choice("algorithm", "RS256", ALGORITHMS)) or "RS256"
+    if algorithm not in ALGORITHMS:
+        raise ConfigError(f"{ENV_PREFIX}JWS_ALG: expected one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+    signing_dir_text = signing.string("directory", None)
+    signing_dir = (base_dir / signing_dir_text).resolve() if signing_dir_text else DEFAULT_SIGNING_DIR
+    stem = key_file_stem(algorithm)
+    key_text = signing.string("key_file", None)
+    cert_text = signing.string("cert_file", None)
+    signing.finish()
+
+    logging_ = top.section("logging")
+    access_log = logging_.boolean("access_log", True)
+    level = logging_.choice("level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+    logging_.finish()
+    top.finish()
+
+    return Settings(
+        host=host or "127.0.0.1",
+        port=port,
+        base_path=base_path,
+        max_body_bytes=max_body,
+        max_content_id_length=max_id,
+        fixture_root=root,
+        strict=strict,
+        check_at_startup=check,
+        aspect_tolerance=tolerance,
+        bare_ids=bare,
+        default_enabled=default_enabled,
+        users=users,
+        organisations=tuple(organisations),
+        cache_max_bytes=cache_max,
+        revalidate_seconds=revalidate,
+        username=username,
+        password=password,
+        algorithm=algorithm,
+        key_file=(base_dir / key_text).resolve() if key_text else signing_dir / f"{stem}-key.pem",
+        cert_file=(base_dir / cert_text).resolve() if cert_text else signing_dir / f"{stem}-cert.pem",
+        access_log=access_log,
+        log_level=level,
+        source=source,
+    )
+
+
+def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the YAML file (or nothing) and the environment into settings."""
+    env = os.environ if environ is None else environ
+    if path is None:
+        return parse_settings({}, Path.cwd(), env)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        return parse_settings(data, path.resolve().parent, env, source=path)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -1,0 +1,78 @@
+"""The content provider contract in one place: ids, use cases, answer shape, errors.
+
+See ``../shared/CONTRACT.md``. Points the vendor's text leaves open are marked
+*assumed* here and in the README.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import json
+from dataclasses import dataclass
+from typing import Any
+
+CARD_ASPECT = 1200 / 757
+CARD_SIZE = (1200, 757)
+JPEG_TYPE = "image/jpeg"
+# assumed: the public excerpt is cut off where the back side's content_type is named.
+JWS_TYPE = "application/jose"
+
+
+class UseCase(enum.Enum):
+    """What a content id asks for."""
+
+    CARD = "PROV"  # card layout: front and optionally back
+    AUTH = "AUTH"  # authentication image
+
+
+@dataclass(frozen=True)
+class ContentId:
+    """A parsed content id: ``PROV:<subject>``, ``AUTH:<subject>`` or a bare subject."""
+
+    raw: str
+    use_case: UseCase
+    subject: str
+    prefixed: bool
+
+
+def parse_content_id(raw: str, bare_ids: str) -> ContentId | None:
+    """Split the use-case prefix off; ``None`` when a bare id is not served (``bare_ids: off``).
+
+    The prefix is matched case-insensitively. A bare id is served as a card layout
+    or an authentication image, as ``fixtures.bare_ids`` says.
+    """
+    head, sep, rest = raw.partition(":")
+    if sep:
+        upper = head.upper()
+        for use_case in UseCase:
+            if upper == use_case.value:
+                return ContentId(raw, use_case, rest, True)
+    if bare_ids == "off":
+        return None
+    return ContentId(raw, UseCase.AUTH if bare_ids == "auth" else UseCase.CARD, raw, False)
+
+
+def element(key: str, content_type: str, encoding: str, data: str) -> dict[str, str]:
+    """One member of the answer's ``data`` array."""
+    return {"content_encoding": encoding, "content_type": content_type, "key": key, "data": data}
+
+
+def image_element(key: str, jpeg: bytes) -> dict[str, str]:
+    return element(key, JPEG_TYPE, "base64", base64.b64encode(jpeg).decode("ascii"))
+
+
+def jws_element(key: str, compact_jws: str) -> dict[str, str]:
+    return element(key, JWS_TYPE, "text/plain", compact_jws)
+
+
+def answer_body(elements: list[dict[str, str]]) -> bytes:
+    """The 200 answer, encoded once so it can be cached and sent as is."""
+    return json.dumps({"data": elements}, separators=(",", ":")).encode("ascii")
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """Errors are a small JSON object: a stable ``error`` code and a human ``message``."""
+    body: dict[str, Any] = {"error": code, "message": message}
+    body.update(extra)
+    return body

@@ -1,0 +1,114 @@
+"""Request handlers: the content provider operation and the small service endpoints."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from . import __version__
+from .auth import require_basic_auth
+from .contract import parse_content_id
+from .errors import ApiError
+from .keys import AUTH_USER, CONTENT_ID, RESOLVED, SETTINGS, SIGNER, STORE
+from .store import FixtureError
+
+JSON = "application/json"
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The whole body, or a 413 as soon as it is known to exceed ``limit`` bytes."""
+    too_large = ApiError(413, "body_too_large", f"the request body exceeds {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+def content_id_from(body: bytes, max_length: int) -> str:
+    """The ``contentId`` of a request body, or a 400 saying what is wrong with it."""
+    if not body.strip():
+        raise ApiError(400, "malformed_body", 'the body is empty; send {"contentId": "..."}')
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "malformed_body", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "malformed_body", f"the body must be a JSON object, not {type(payload).__name__}")
+    if "contentId" not in payload:
+        raise ApiError(400, "missing_content_id", 'the body has no "contentId" member')
+    value = payload["contentId"]
+    if not isinstance(value, str):
+        raise ApiError(400, "invalid_content_id", f'"contentId" must be a string, not {type(value).__name__}')
+    if not value.strip():
+        raise ApiError(400, "invalid_content_id", '"contentId" is empty')
+    if len(value) > max_length:
+        raise ApiError(
+            400, "invalid_content_id", f'"contentId" is {len(value)} characters; the limit is {max_length}'
+        )
+    return value
+
+
+async def get_content(request: web.Request) -> web.Response:
+    """``POST /getcontent {"contentId": ...}``: the images for a content id."""
+    settings = request.app[SETTINGS]
+    if settings.username is not None and settings.password is not None:
+        request[AUTH_USER] = require_basic_auth(request, settings.username, settings.password)
+    raw = content_id_from(await read_limited(request, settings.max_body_bytes), settings.max_content_id_length)
+    request[CONTENT_ID] = raw
+    content_id = parse_content_id(raw, settings.bare_ids)
+    if content_id is None:
+        raise ApiError(404, "unknown_content_id", "bare content ids are off (fixtures.bare_ids: off); use PROV: or AUTH:")
+    try:
+        answer = await request.app[STORE].answer(content_id)
+    except FixtureError as exc:
+        raise ApiError(500, exc.code, str(exc)) from None
+    if answer is None:
+        raise ApiError(404, "unknown_content_id", f"no {content_id.use_case.name.lower()} image for this content id")
+    request[RESOLVED] = answer.resolution.describe()
+    return web.Response(
+        body=answer.body,
+        content_type=JSON,
+        headers={"X-Content-Provider-Resolved": request[RESOLVED]},
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    return web.json_response(
+        {
+            "status": "ok",
+            "version": __version__,
+            "fixture_problems": [{"path": str(p), "reason": r} for p, r in sorted(store.problems.items())],
+        }
+    )
+
+
+async def jwks(request: web.Request) -> web.Response:
+    """The public key that verifies the back side's JWS."""
+    return web.json_response(request.app[SIGNER].jwks())
+
+
+async def signing_certificate(request: web.Request) -> web.Response:
+    """The development certificate, PEM, for a trust store."""
+    return web.Response(body=request.app[SIGNER].certificate_pem, content_type="application/x-pem-file")
+
+
+async def index(request: web.Request) -> web.Response:
+    """What this server is and where things are, for a human poking at it."""
+    base = request.app[SETTINGS].base_path
+    return web.json_response(
+        {
+            "service": "content-provider (mock)",
+            "version": __version__,
+            "operation": f"POST {base}/getcontent",
+            "try": {"contentId": "PROV:67d21afb-e830-4fee-a691-00a997ffbe1a"},
+            "health": f"{base}/healthz",
+            "jwks": f"{base}/.well-known/jwks.json",
+            "signing_certificate": f"{base}/signing-cert.pem",
+        }
+    )

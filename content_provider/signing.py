@@ -1,0 +1,210 @@
+"""The back side's JWS: a development key and certificate of our own, never the vendor's.
+
+A real content provider signs the back of the card with certificates issued by the
+vendor. A mock cannot hold those, so it makes a self-signed development certificate
+whose subject says what it is, puts it in the JWS header (``x5c``) and publishes the
+public key as a JWKS, so a client can verify what it got.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import NameOID
+from joserfc import jws
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+
+from .config import ConfigError
+from .fsutil import atomic_write
+
+log = logging.getLogger("content_provider.signing")
+
+SUBJECT_CN = "content-provider DEV signing - NOT issued by Nexus"
+CERT_DAYS = 825
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+JoseKey = RSAKey | ECKey | OKPKey
+
+
+def key_family(algorithm: str) -> str:
+    """Which key type an algorithm needs: ``RSA``, ``P-256``, ``P-384`` or ``Ed25519``."""
+    if algorithm[:2] in ("RS", "PS"):
+        return "RSA"
+    return {"ES256": "P-256", "ES384": "P-384", "EdDSA": "Ed25519"}[algorithm]
+
+
+def _new_key(family: str) -> PrivateKey:
+    if family == "RSA":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if family == "P-256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if family == "P-384":
+        return ec.generate_private_key(ec.SECP384R1())
+    return ed25519.Ed25519PrivateKey.generate()
+
+
+def _family_of(key: Any) -> str | None:
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RSA"
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return {"secp256r1": "P-256", "secp384r1": "P-384"}.get(key.curve.name)
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return "Ed25519"
+    return None
+
+
+def _new_certificate(key: PrivateKey) -> x509.Certificate:
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, SUBJECT_CN),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "content-provider mock (development only)"),
+        ]
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=CERT_DAYS))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    )
+    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return builder.sign(key, algorithm)
+
+
+def _load_key(path: Path) -> PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"signing.key_file: cannot load {path}: {exc}") from None
+    if _family_of(key) is None:
+        raise ConfigError(f"signing.key_file: {path} holds an unsupported key type")
+    return key  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Signs payloads as compact JWS and describes its public key."""
+
+    algorithm: str
+    jose_key: JoseKey
+    certificate: x509.Certificate
+    key_file: Path
+    cert_file: Path
+
+    @property
+    def kid(self) -> str:
+        return str(self.jose_key.thumbprint())
+
+    @property
+    def certificate_der(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    @property
+    def certificate_pem(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    def header(self) -> dict[str, Any]:
+        """The protected header (assumed: the vendor's exact header is not public)."""
+        der = self.certificate_der
+        return {
+            "alg": self.algorithm,
+            "kid": self.kid,
+            "x5c": [base64.b64encode(der).decode("ascii")],
+            "x5t#S256": base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode(),
+            "cty": "image/jpeg",
+        }
+
+    def sign(self, payload: bytes) -> str:
+        return jws.serialize_compact(self.header(), payload, self.jose_key, algorithms=[self.algorithm])
+
+    def jwks(self) -> dict[str, Any]:
+        public = dict(self.jose_key.as_dict(private=False))
+        public.update(
+            kid=self.kid,
+            use="sig",
+            alg=self.algorithm,
+            x5c=[base64.b64encode(self.certificate_der).decode("ascii")],
+        )
+        return {"keys": [public]}
+
+
+def load_or_create_signer(algorithm: str, key_file: Path, cert_file: Path) -> Signer:
+    """Load the development key and certificate, making them on first use.
+
+    A key of the wrong type for ``algorithm`` is an error, not silently replaced; an
+    expired or missing certificate is re-issued for the same key.
+    """
+    family = key_family(algorithm)
+    if key_file.exists():
+        key = _load_key(key_file)
+        if _family_of(key) != family:
+            raise ConfigError(
+                f"signing.key_file: {key_file} holds a {_family_of(key)} key but signing.algorithm "
+                f"{algorithm} needs {family}; point key_file elsewhere or remove the file"
+            )
+    else:
+        key = _new_key(family)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        try:
+            atomic_write(key_file, pem, mode=0o600)
+        except OSError as exc:
+            raise ConfigError(f"signing.key_file: cannot write {key_file}: {exc}") from None
+        log.warning("made a new development signing key (%s) at %s", family, key_file)
+
+    certificate = None
+    if cert_file.exists():
+        try:
+            certificate = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"signing.cert_file: cannot load {cert_file}: {exc}") from None
+        if certificate.public_key() != key.public_key():
+            log.warning("certificate %s does not match the key %s; issuing a new one", cert_file, key_file)
+            certificate = None
+        elif certificate.not_valid_after_utc <= datetime.datetime.now(datetime.UTC):
+            log.warning("certificate %s expired; issuing a new one", cert_file)
+            certificate = None
+    if certificate is None:
+        certificate = _new_certificate(key)
+        try:
+            atomic_write(cert_file, certificate.public_bytes(serialization.Encoding.PEM))
+        except OSError as exc:
+            raise ConfigError(f"signing.cert_file: cannot write {cert_file}: {exc}") from None
+
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    jose_key: JoseKey
+    if family == "RSA":
+        jose_key = RSAKey.import_key(pem)
+    elif family == "Ed25519":
+        jose_key = OKPKey.import_key(pem)
+    else:
+        jose_key = ECKey.import_key(pem)
+    return Signer(algorithm, jose_key, certificate, key_file, cert_file)

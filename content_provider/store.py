@@ -1,0 +1,450 @@
+"""Fixture images: which file answers a content id, and the prepared answer for it.
+
+Resolution, for a subject (the content id without its ``PROV:``/``AUTH:`` prefix):
+
+1. ``fixtures.users.<subject>`` in config, when it names the image asked for;
+2. the folder ``users/<subject>/`` (only when the subject is a plain folder name);
+3. the first organisation, exact members before patterns, that has the image;
+4. ``default/``, when ``fixtures.default`` is on.
+
+A content id never becomes a path by itself: only names matching ``SAFE_NAME`` are
+looked up as folders, and every file found is checked to lie inside the fixture
+folder after symlinks are followed.
+
+The encoded answer is cached in memory, keyed by the files' identity (path, size,
+mtime), so a hot id costs two dictionary lookups and no disk read or base64 work.
+Files on disk are looked at again at most every ``cache.revalidate_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiofiles
+
+from .cache import ByteBoundedLRU
+from .config import SAFE_NAME, Organisation, Settings, UserImages
+from .contract import ContentId, UseCase, answer_body, image_element, jws_element
+from .imagecheck import FixtureProblem, jpeg_problem
+from .signing import Signer
+
+log = logging.getLogger("content_provider.fixtures")
+
+USERS_DIR = "users"
+ORGS_DIR = "orgs"
+DEFAULT_DIR = "default"
+MEMBERS_FILE = "members.txt"
+EXTENSIONS = (".jpg", ".jpeg")
+KEYS_FOR = {UseCase.CARD: ("front", "back"), UseCase.AUTH: ("auth",)}
+MEMO_ENTRIES = 200_000
+MEMBERS_FILE_LIMIT = 4 * 1024 * 1024
+
+# (key, real path, size, mtime_ns, inode) of each file in an answer
+Fingerprint = tuple[tuple[str, str, int, int, int], ...]
+
+
+class FixtureError(Exception):
+    """A fixture cannot be served (unreadable, or invalid under ``strict``)."""
+
+    def __init__(self, code: str, message: str, problems: tuple[FixtureProblem, ...] = ()) -> None:
+        super().__init__(message)
+        self.code = code
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Which images answer a content id, and why."""
+
+    level: str  # "user", "organisation" or "default"
+    owner: str  # the subject, the organisation's name, or "default"
+    files: tuple[tuple[str, Path], ...]
+    fingerprint: Fingerprint
+
+    def describe(self) -> str:
+        return self.level if self.level == "default" else f"{self.level} {self.owner}"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A prepared 200 answer."""
+
+    body: bytes
+    resolution: Resolution
+    problems: tuple[FixtureProblem, ...]
+
+
+@dataclass
+class StoreStats:
+    """Counters that make the cache observable (tests and benchmarks read them)."""
+
+    file_reads: int = 0
+    builds: int = 0
+    hits: int = 0
+    revalidations: int = 0
+
+
+@dataclass
+class _Memo:
+    resolution: Resolution | None
+    checked_at: float
+
+
+@dataclass(frozen=True)
+class _Org:
+    name: str
+    members: frozenset[str]
+    matchers: tuple[Callable[[str], bool], ...]
+    images: UserImages
+    folder: Path
+
+
+def _matcher(pattern: str) -> Callable[[str], bool]:
+    if pattern.startswith("re:"):
+        compiled = re.compile(pattern[3:])
+        return lambda subject: compiled.fullmatch(subject) is not None
+    return lambda subject: fnmatch.fnmatchcase(subject, pattern)
+
+
+def _is_pattern(entry: str) -> bool:
+    return entry.startswith("re:") or any(ch in entry for ch in "*?[")
+
+
+def parse_members(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A ``members.txt``: one id or pattern a line; ``#`` starts a comment."""
+    members: list[str] = []
+    patterns: list[str] = []
+    for line in text.splitlines():
+        entry = line.split("#", 1)[0].strip()
+        if entry:
+            (patterns if _is_pattern(entry) else members).append(entry)
+    return tuple(members), tuple(patterns)
+
+
+@dataclass
+class _OrgIndex:
+    """Organisations from config and from ``orgs/*/``, refreshed when the folder changes."""
+
+    root: Path
+    configured: tuple[Organisation, ...]
+    orgs: tuple[_Org, ...] = ()
+    signature: tuple[tuple[str, int], ...] | None = None
+    problems: list[FixtureProblem] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _signature(self) -> tuple[tuple[str, int], ...]:
+        folder = self.root / ORGS_DIR
+        parts: list[tuple[str, int]] = []
+        try:
+            parts.append(("", folder.stat().st_mtime_ns))
+            for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+                if entry.is_dir() and SAFE_NAME.match(entry.name):
+                    members = Path(entry.path) / MEMBERS_FILE
+                    try:
+                        parts.append((entry.name, members.stat().st_mtime_ns))
+                    except FileNotFoundError:
+                        parts.append((entry.name, -1))
+        except FileNotFoundError:
+            pass
+        return tuple(parts)
+
+    def refresh(self) -> None:
+        with self.lock:
+            signature = self._signature()
+            if signature == self.signature:
+                return
+            self.signature = signature
+            problems: list[FixtureProblem] = []
+            orgs: list[_Org] = []
+            seen: set[str] = set()
+            for org in self.configured:
+                members, patterns = self._folder_members(org.name, problems)
+                orgs.append(self._make(org.name, org.members + members, org.patterns + patterns, org.images))
+                seen.add(org.name)
+            for name, _ in signature[1:]:
+                if name not in seen:
+                    members, patterns = self._folder_members(name, problems)
+                    orgs.append(self._make(name, members, patterns, UserImages()))
+            self.orgs = tuple(orgs)
+            self.problems = problems
+
+    def _make(self, name: str, members: tuple[str, ...], patterns: tuple[str, ...], images: UserImages) -> _Org:
+        matchers = []
+        for pattern in patterns:
+            try:
+                matchers.append(_matcher(pattern))
+            except re.error:
+                continue  # reported by _folder_members; config patterns are checked at load
+        return _Org(name, frozenset(members), tuple(matchers), images, self.root / ORGS_DIR / name)
+
+    def _folder_members(self, name: str, problems: list[FixtureProblem]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        path = self.root / ORGS_DIR / name / MEMBERS_FILE
+        try:
+            with path.open("rb") as handle:
+                raw = handle.read(MEMBERS_FILE_LIMIT + 1)
+        except FileNotFoundError:
+            return (), ()
+        except OSError as exc:
+            problems.append(FixtureProblem(path, f"cannot read members: {exc}"))
+            return (), ()
+        if len(raw) > MEMBERS_FILE_LIMIT:
+            problems.append(FixtureProblem(path, f"larger than {MEMBERS_FILE_LIMIT} bytes; ignored"))
+            return (), ()
+        members, patterns = parse_members(raw.decode("utf-8", errors="replace"))
+        for pattern in patterns:
+            if pattern.startswith("re:"):
+                try:
+                    re.compile(pattern[3:])
+                except re.error as exc:
+                    problems.append(FixtureProblem(path, f"bad regular expression {pattern!r}: {exc}"))
+        return members, patterns
+
+    def candidates(self, subject: str) -> Iterator[_Org]:
+        """Organisations the subject belongs to: exact members first, then patterns."""
+        orgs = self.orgs
+        for org in orgs:
+            if subject in org.members:
+                yield org
+        for org in orgs:
+            if subject not in org.members and any(match(subject) for match in org.matchers):
+                yield org
+
+
+class FixtureStore:
+    """Answers content ids from the fixture folder, with a bounded cache of prepared answers."""
+
+    def __init__(self, settings: Settings, signer: Signer) -> None:
+        self.settings = settings
+        self.signer = signer
+        self.root = settings.fixture_root
+        self.real_root = os.path.realpath(self.root)
+        self.stats = StoreStats()
+        self.answers: ByteBoundedLRU[Answer] = ByteBoundedLRU(settings.cache_max_bytes)
+        self._memo: OrderedDict[tuple[UseCase, str], _Memo] = OrderedDict()
+        self._orgs = _OrgIndex(self.root, settings.organisations)
+        self._orgs_checked_at = -1e18
+        self.problems: dict[Path, str] = {}
+
+    # ------------------------------------------------------------------ serving
+
+    async def answer(self, content_id: ContentId) -> Answer | None:
+        """The prepared answer for ``content_id``, or ``None`` when nothing resolves."""
+        memo_key = (content_id.use_case, content_id.subject)
+        now = time.monotonic()
+        memo = self._memo.get(memo_key)
+        if memo is not None and now - memo.checked_at < self.settings.revalidate_seconds:
+            if memo.resolution is None:
+                return None
+            cached = self.answers.get(memo.resolution.fingerprint)
+            if cached is not None:
+                self.stats.hits += 1
+                return cached
+        self.stats.revalidations += 1
+        try:
+            resolution = await asyncio.to_thread(self.resolve, content_id.use_case, content_id.subject)
+        except OSError as exc:
+            raise FixtureError("fixture_unreadable", f"cannot read the fixture folder: {exc.strerror}") from None
+        self._remember(memo_key, _Memo(resolution, now))
+        if resolution is None:
+            return None
+        cached = self.answers.get(resolution.fingerprint)
+        if cached is not None:
+            self.stats.hits += 1
+            return cached
+        answer = await self._build(content_id.use_case, resolution)
+        self.answers.put(resolution.fingerprint, answer, len(answer.body))
+        return answer
+
+    def _remember(self, key: tuple[UseCase, str], memo: _Memo) -> None:
+        self._memo[key] = memo
+        self._memo.move_to_end(key)
+        if len(self._memo) > MEMO_ENTRIES:
+            self._memo.popitem(last=False)
+
+    async def _build(self, use_case: UseCase, resolution: Resolution) -> Answer:
+        contents: list[tuple[str, Path, bytes]] = []
+        for key, path in resolution.files:
+            try:
+                async with aiofiles.open(path, "rb") as handle:
+                    data = await handle.read()
+            except OSError as exc:
+                raise FixtureError(
+                    "fixture_unreadable", f"cannot read fixture {self._relative(path)}: {exc.strerror}"
+                ) from None
+            self.stats.file_reads += 1
+            contents.append((key, path, data))
+        self.stats.builds += 1
+        return await asyncio.to_thread(self._encode, use_case, resolution, contents)
+
+    def _encode(self, use_case: UseCase, resolution: Resolution, contents: list[tuple[str, Path, bytes]]) -> Answer:
+        problems = []
+        elements = []
+        for key, path, data in contents:
+            reason = jpeg_problem(data, card=use_case is UseCase.CARD, tolerance=self.settings.aspect_tolerance)
+            if reason is not None:
+                problem = FixtureProblem(self._relative(path), reason)
+                problems.append(problem)
+                log.warning("fixture problem: %s", problem)
+                self.problems[problem.path] = reason
+            else:
+                self.problems.pop(self._relative(path), None)
+            if key == "back":
+                elements.append(jws_element("back", self.signer.sign(data)))
+            elif key == "auth":
+                elements.append(image_element("auth_image", data))
+            else:
+                elements.append(image_element(key, data))
+        if problems and self.settings.strict:
+            raise FixtureError(
+                "fixture_invalid",
+                "; ".join(str(p) for p in problems) + " (fixtures.strict is on)",
+                tuple(problems),
+            )
+        return Answer(answer_body(elements), resolution, tuple(problems))
+
+    # ------------------------------------------------------------------ resolution (runs in a thread)
+
+    def resolve(self, use_case: UseCase, subject: str) -> Resolution | None:
+        """Which files answer ``subject`` for ``use_case``; blocking, call off the event loop."""
+        keys = KEYS_FOR[use_case]
+        primary = keys[0]
+        configured = self.settings.users.get(subject)
+        if configured is not None and getattr(configured, primary) is not None:
+            found = self._configured_files(configured, keys)
+            if found:
+                return self._resolution("user", subject, found)
+        if SAFE_NAME.match(subject):
+            found = self._folder_files(self.root / USERS_DIR / subject, keys)
+            if found:
+                return self._resolution("user", subject, found)
+        self._refresh_orgs()
+        for org in self._orgs.candidates(subject):
+            if getattr(org.images, primary) is not None:
+                found = self._configured_files(org.images, keys)
+            else:
+                found = self._folder_files(org.folder, keys)
+            if found:
+                return self._resolution("organisation", org.name, found)
+        if self.settings.default_enabled:
+            found = self._folder_files(self.root / DEFAULT_DIR, keys)
+            if found:
+                return self._resolution("default", "default", found)
+        return None
+
+    def _refresh_orgs(self) -> None:
+        now = time.monotonic()
+        if now - self._orgs_checked_at >= self.settings.revalidate_seconds:
+            self._orgs_checked_at = now
+            self._orgs.refresh()
+
+    def _inside(self, path: Path) -> str | None:
+        """The real path when ``path`` lies inside the fixture folder, else ``None``."""
+        real = os.path.realpath(path)
+        return real if real.startswith(self.real_root + os.sep) else None
+
+    def _stat(self, key: str, path: Path) -> tuple[str, str, int, int, int] | None:
+        real = self._inside(path)
+        if real is None:
+            if os.path.lexists(path):
+                log.warning("refusing %s: it points outside the fixture folder %s", path, self.root)
+            return None
+        try:
+            st = os.stat(real)
+        except FileNotFoundError:
+            return None
+        if not os.path.isfile(real):
+            return None
+        return (key, real, st.st_size, st.st_mtime_ns, st.st_ino)
+
+    def _folder_files(self, folder: Path, keys: tuple[str, ...]) -> list[tuple[str, str, int, int, int]]:
+        found = []
+        for key in keys:
+            for extension in EXTENSIONS:
+                entry = self._stat(key, folder / f"{key}{extension}")
+                if entry is not None:
+                    found.append(entry)
+                    break
+            else:
+                if key == keys[0]:
+                    return []  # no primary image here: this level does not answer
+        return found
+
+    def _configured_files(self, images: UserImages, keys: tuple[str, ...]) -> list[tuple[str, str, int, int, int]]:
+        found = []
+        for key in keys:
+            path = getattr(images, key)
+            entry = self._stat(key, path) if path is not None else None
+            if entry is None:
+                if key == keys[0]:
+                    if path is not None:
+                        log.warning("configured fixture %s is missing", path)
+                    return []
+                continue
+            found.append(entry)
+        return found
+
+    def _resolution(self, level: str, owner: str, found: list[tuple[str, str, int, int, int]]) -> Resolution:
+        return Resolution(level, owner, tuple((key, Path(real)) for key, real, *_ in found), tuple(found))
+
+    def _relative(self, path: Path) -> Path:
+        try:
+            return Path(path).relative_to(self.real_root)
+        except ValueError:
+            return Path(path)
+
+    # ------------------------------------------------------------------ start-up check
+
+    def fixture_files(self) -> Iterator[tuple[Path, bool]]:
+        """Every image file the store may serve, with whether it is a card side."""
+        for top in (USERS_DIR, ORGS_DIR):
+            folder = self.root / top
+            if folder.is_dir():
+                for owner in sorted(folder.iterdir()):
+                    if owner.is_dir():
+                        yield from self._images_in(owner)
+        yield from self._images_in(self.root / DEFAULT_DIR)
+        mapped = list(self.settings.users.values()) + [org.images for org in self.settings.organisations]
+        for images in mapped:
+            for key in ("front", "back", "auth"):
+                path = getattr(images, key)
+                if path is not None:
+                    yield path, key != "auth"
+
+    def _images_in(self, folder: Path) -> Iterator[tuple[Path, bool]]:
+        for key in ("front", "back", "auth"):
+            for extension in EXTENSIONS:
+                path = folder / f"{key}{extension}"
+                if path.is_file():
+                    yield path, key != "auth"
+
+    def check_all(self) -> list[FixtureProblem]:
+        """Decode every fixture once; blocking, call off the event loop. Reports, never raises."""
+        problems: list[FixtureProblem] = []
+        for path, card in self.fixture_files():
+            relative = self._relative(Path(os.path.realpath(path)))
+            if self._inside(path) is None:
+                problems.append(FixtureProblem(relative, "points outside the fixture folder; never served"))
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                problems.append(FixtureProblem(relative, f"cannot read: {exc.strerror}"))
+                continue
+            reason = jpeg_problem(data, card=card, tolerance=self.settings.aspect_tolerance)
+            if reason is not None:
+                problems.append(FixtureProblem(relative, reason))
+        self._orgs.refresh()
+        problems.extend(self._orgs.problems)
+        for problem in problems:
+            self.problems[problem.path] = problem.reason
+        return problems
