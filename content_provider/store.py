@@ -76,8 +76,16 @@ class Resolution:
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """An encoded 200 answer for a set of files; shared by every id that resolves to them."""
+
+    body: bytes
+    problems: tuple[FixtureProblem, ...]
+
+
+@dataclass(frozen=True)
 class Answer:
-    """A prepared 200 answer."""
+    """What to send for one content id, and why."""
 
     body: bytes
     resolution: Resolution
@@ -229,7 +237,7 @@ class FixtureStore:
         self.root = settings.fixture_root
         self.real_root = os.path.realpath(self.root)
         self.stats = StoreStats()
-        self.answers: ByteBoundedLRU[Answer] = ByteBoundedLRU(settings.cache_max_bytes)
+        self.answers: ByteBoundedLRU[Prepared] = ByteBoundedLRU(settings.cache_max_bytes)
         self._memo: OrderedDict[tuple[UseCase, str], _Memo] = OrderedDict()
         self._orgs = _OrgIndex(self.root, settings.organisations)
         self._orgs_checked_at = -1e18
@@ -248,7 +256,7 @@ class FixtureStore:
             cached = self.answers.get(memo.resolution.fingerprint)
             if cached is not None:
                 self.stats.hits += 1
-                return cached
+                return Answer(cached.body, memo.resolution, cached.problems)
         self.stats.revalidations += 1
         try:
             resolution = await asyncio.to_thread(self.resolve, content_id.use_case, content_id.subject)
@@ -258,12 +266,12 @@ class FixtureStore:
         if resolution is None:
             return None
         cached = self.answers.get(resolution.fingerprint)
-        if cached is not None:
+        if cached is None:
+            cached = await self._build(content_id.use_case, resolution)
+            self.answers.put(resolution.fingerprint, cached, len(cached.body))
+        else:
             self.stats.hits += 1
-            return cached
-        answer = await self._build(content_id.use_case, resolution)
-        self.answers.put(resolution.fingerprint, answer, len(answer.body))
-        return answer
+        return Answer(cached.body, resolution, cached.problems)
 
     def _remember(self, key: tuple[UseCase, str], memo: _Memo) -> None:
         self._memo[key] = memo
@@ -271,7 +279,7 @@ class FixtureStore:
         if len(self._memo) > MEMO_ENTRIES:
             self._memo.popitem(last=False)
 
-    async def _build(self, use_case: UseCase, resolution: Resolution) -> Answer:
+    async def _build(self, use_case: UseCase, resolution: Resolution) -> Prepared:
         contents: list[tuple[str, Path, bytes]] = []
         for key, path in resolution.files:
             try:
@@ -284,9 +292,9 @@ class FixtureStore:
             self.stats.file_reads += 1
             contents.append((key, path, data))
         self.stats.builds += 1
-        return await asyncio.to_thread(self._encode, use_case, resolution, contents)
+        return await asyncio.to_thread(self._encode, use_case, contents)
 
-    def _encode(self, use_case: UseCase, resolution: Resolution, contents: list[tuple[str, Path, bytes]]) -> Answer:
+    def _encode(self, use_case: UseCase, contents: list[tuple[str, Path, bytes]]) -> Prepared:
         problems = []
         elements = []
         for key, path, data in contents:
@@ -310,7 +318,7 @@ class FixtureStore:
                 "; ".join(str(p) for p in problems) + " (fixtures.strict is on)",
                 tuple(problems),
             )
-        return Answer(answer_body(elements), resolution, tuple(problems))
+        return Prepared(answer_body(elements), tuple(problems))
 
     # ------------------------------------------------------------------ resolution (runs in a thread)
 

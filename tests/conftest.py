@@ -1,0 +1,52 @@
+"""Shared fixtures: a private copy of the bundled fixtures and a client over real HTTP."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from content_provider.app import create_app
+from content_provider.config import BUNDLED_FIXTURES, Settings
+
+from .helpers import MakeClient
+
+
+
+@pytest.fixture(scope="session")
+def signing_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One development key for the whole run: making RSA keys is slow."""
+    return tmp_path_factory.mktemp("signing")
+
+
+@pytest.fixture
+def fixture_root(tmp_path: Path) -> Path:
+    """A private copy of the bundled fixtures, so tests can edit it freely."""
+    root = tmp_path / "images"
+    shutil.copytree(BUNDLED_FIXTURES, root)
+    return root
+
+
+@pytest.fixture
+def settings(fixture_root: Path, signing_dir: Path) -> Settings:
+    return Settings(
+        fixture_root=fixture_root,
+        key_file=signing_dir / "rsa-key.pem",
+        cert_file=signing_dir / "rsa-cert.pem",
+        revalidate_seconds=0.0,
+        access_log=False,
+    )
+
+
+@pytest.fixture
+def make_client(aiohttp_client: Any, settings: Settings) -> MakeClient:
+    """Start the real app on a loopback socket; keyword arguments override settings."""
+
+    async def make(**changes: Any) -> TestClient[Any, Any]:
+        client: TestClient[Any, Any] = await aiohttp_client(create_app(settings.replace(**changes)))
+        return client
+
+    return make
