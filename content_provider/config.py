@@ -23,7 +23,7 @@ BUNDLED_FIXTURES = PROJECT_DIR / "fixtures" / "images"
 DEFAULT_CONFIG_NAME = "config.yaml"
 
 BARE_ID_MODES = ("card", "auth", "off")
-ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
+ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "Ed25519")
 IMAGE_KEYS = ("front", "back", "auth")
 # Organisation and user names that may appear as folder names. Content ids are
 # opaque, so anything else is simply not a folder (it may still be mapped in
@@ -39,7 +39,7 @@ def key_file_stem(algorithm: str) -> str:
     """Default key files are named by key type, so switching algorithm never reuses a wrong key."""
     if algorithm[:2] in ("RS", "PS"):
         return "rsa"
-    return {"ES256": "ec-p256", "ES384": "ec-p384", "EdDSA": "ed25519"}[algorithm]
+    return {"ES256": "ec-p256", "ES384": "ec-p384", "Ed25519": "ed25519"}[algorithm]
 
 
 class ConfigError(Exception):

@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 from joserfc import jws
-from joserfc.jwk import ECKey, OKPKey, RSAKey
+from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
-from .config import ConfigError
+from .config import ALGORITHMS, ConfigError
 from .fsutil import atomic_write
 
 log = logging.getLogger("content_provider.signing")
@@ -39,7 +39,7 @@ def key_family(algorithm: str) -> str:
     """Which key type an algorithm needs: ``RSA``, ``P-256``, ``P-384`` or ``Ed25519``."""
     if algorithm[:2] in ("RS", "PS"):
         return "RSA"
-    return {"ES256": "P-256", "ES384": "P-384", "EdDSA": "Ed25519"}[algorithm]
+    return {"ES256": "P-256", "ES384": "P-384", "Ed25519": "Ed25519"}[algorithm]
 
 
 def _new_key(family: str) -> PrivateKey:
@@ -208,3 +208,27 @@ def load_or_create_signer(algorithm: str, key_file: Path, cert_file: Path) -> Si
     else:
         jose_key = ECKey.import_key(pem)
     return Signer(algorithm, jose_key, certificate, key_file, cert_file)
+
+
+def verifying_registry(algorithms: list[str] | None = None) -> jws.JWSRegistry:
+    """A joserfc registry for checking back sides.
+
+    joserfc's defaults refuse a header over 512 bytes and a payload over 128 kB, and a
+    back side carries a certificate in ``x5c`` and a whole JPEG, so limits are raised.
+    """
+    registry = jws.JWSRegistry(algorithms=algorithms or list(ALGORITHMS))
+    registry.max_header_length = 64 * 1024
+    registry.max_payload_length = 64 * 1024 * 1024
+    registry.max_signature_length = 4 * 1024
+    return registry
+
+
+def verify_back(compact: str, jwks: dict[str, Any], algorithms: list[str] | None = None) -> tuple[dict[str, Any], bytes]:
+    """Verify a back side against a JWKS; its protected header and payload (the JPEG).
+
+    Raises ``joserfc.errors.JoseError`` (e.g. ``BadSignatureError``) when it does not verify.
+    """
+    keys = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+    registry = verifying_registry(algorithms)
+    verified = jws.deserialize_compact(compact, keys, registry=registry)
+    return dict(verified.headers()), verified.payload

@@ -1,0 +1,88 @@
+"""The back side verifies with the published key and certificate, and fails after tampering."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from joserfc.errors import BadSignatureError, JoseError
+
+from content_provider.config import ConfigError
+from content_provider.signing import SUBJECT_CN, load_or_create_signer, verify_back
+
+from .helpers import DOC_CARD, MakeClient, get_content
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+async def fetch_back(client: object) -> str:
+    body = await (await get_content(client, DOC_CARD)).json()  # type: ignore[arg-type]
+    [back] = [e for e in body["data"] if e["key"] == "back"]
+    return str(back["data"])
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "PS256", "ES256", "ES384", "Ed25519"])
+async def test_back_verifies_with_published_jwks(make_client: MakeClient, tmp_path: Path, algorithm: str) -> None:
+    client = await make_client(
+        algorithm=algorithm, key_file=tmp_path / "key.pem", cert_file=tmp_path / "cert.pem"
+    )
+    compact = await fetch_back(client)
+    jwks = await (await client.get("/.well-known/jwks.json")).json()
+    header, payload = verify_back(compact, jwks, [algorithm])
+    assert header["alg"] == algorithm
+    assert header["kid"] == jwks["keys"][0]["kid"]
+    assert payload[:2] == b"\xff\xd8"  # the JPEG itself
+    # The certificate in x5c is the one published as PEM, and it says it is not the vendor's.
+    pem = await (await client.get("/signing-cert.pem")).read()
+    certificate = x509.load_pem_x509_certificate(pem)
+    assert base64.b64decode(header["x5c"][0]) == certificate.public_bytes(Encoding.DER)
+    assert SUBJECT_CN in certificate.subject.rfc4514_string()
+
+
+async def test_tampered_back_fails_verification(make_client: MakeClient) -> None:
+    client = await make_client()
+    header, payload, signature = (await fetch_back(client)).split(".")
+    jwks = await (await client.get("/.well-known/jwks.json")).json()
+    verify_back(f"{header}.{payload}.{signature}", jwks)  # untouched, it verifies
+    raw = bytearray(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    raw[len(raw) // 2] ^= 0xFF
+    with pytest.raises(BadSignatureError):
+        verify_back(f"{header}.{b64url(bytes(raw))}.{signature}", jwks)
+    forged_header = json.loads(base64.urlsafe_b64decode(header + "=="))
+    forged_header["cty"] = "image/png"
+    with pytest.raises(BadSignatureError):
+        verify_back(f"{b64url(json.dumps(forged_header).encode())}.{payload}.{signature}", jwks)
+
+
+def test_key_is_made_once_and_reused(tmp_path: Path) -> None:
+    first = load_or_create_signer("ES256", tmp_path / "k.pem", tmp_path / "c.pem")
+    second = load_or_create_signer("ES256", tmp_path / "k.pem", tmp_path / "c.pem")
+    assert first.kid == second.kid
+    assert (tmp_path / "k.pem").stat().st_mode & 0o777 == 0o600
+
+
+def test_key_of_the_wrong_type_is_a_clear_error(tmp_path: Path) -> None:
+    load_or_create_signer("ES256", tmp_path / "k.pem", tmp_path / "c.pem")
+    with pytest.raises(ConfigError, match=r"signing.key_file: .* holds a P-256 key but signing.algorithm RS256"):
+        load_or_create_signer("RS256", tmp_path / "k.pem", tmp_path / "c.pem")
+
+
+def test_unreadable_key_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "k.pem").write_text("not a key")
+    with pytest.raises(ConfigError, match="signing.key_file: cannot load"):
+        load_or_create_signer("RS256", tmp_path / "k.pem", tmp_path / "c.pem")
+
+
+async def test_back_with_another_kid_does_not_verify(make_client: MakeClient) -> None:
+    client = await make_client()
+    header, payload, signature = (await fetch_back(client)).split(".")
+    jwks = await (await client.get("/.well-known/jwks.json")).json()
+    jwks["keys"][0]["kid"] = "someone-else"
+    with pytest.raises(JoseError):
+        verify_back(f"{header}.{payload}.{signature}", jwks)
