@@ -36,7 +36,7 @@ SHUTDOWN_TIMEOUT = 10.0
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="content-provider",
-        description="A mock of the content provider that Nexus Hermod fetches card and authentication images from.",
+        description="A mock of the content provider that Nexus Hermod fetches card and auth images from.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -131,10 +131,14 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
         written = write_demo(root)
     elif args.kind == "user":
         folder = root / USERS_DIR / args.subject
-        written = write_images(folder, args.label or args.subject, front=args.front, back=args.back, auth=args.auth)
+        written = write_images(
+            folder, args.label or args.subject, front=args.front, back=args.back, auth=args.auth
+        )
     else:
         folder = root / ORGS_DIR / args.name
-        written = write_images(folder, args.label or args.name, front=args.front, back=args.back, auth=args.auth)
+        written = write_images(
+            folder, args.label or args.name, front=args.front, back=args.back, auth=args.auth
+        )
         if args.member:
             written.append(write_members(folder, args.member))
     for path in written:
@@ -167,7 +171,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             if args.kind == "user" or args.kind == "org":
                 name = args.subject if args.kind == "user" else args.name
                 if not SAFE_NAME.match(name):
-                    print(f"content-provider: {name!r} is not a folder name (letters, digits, . _ @ + = -)", file=sys.stderr)
+                    print(
+                        f"content-provider: {name!r} is not a folder name (letters, digits, . _ @ + = -)",
+                        file=sys.stderr,
+                    )
                     return EXIT_CONFIG
             return _generate(args, settings)
         if args.command == "check-fixtures":

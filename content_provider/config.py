@@ -252,7 +252,9 @@ def find_config(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> 
     return local if local.is_file() else None
 
 
-def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source: Path | None = None) -> Settings:
+def parse_settings(
+    data: Any, base_dir: Path, environ: Mapping[str, str], source: Path | None = None
+) -> Settings:
     """Build settings from parsed YAML and the environment (environment wins)."""
     top = _Reader(data, "")
     server = top.section("server")
@@ -292,7 +294,9 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
     for name in list(orgs_raw.data):
         entry = orgs_raw.section(str(name))
         if not SAFE_NAME.match(str(name)):
-            raise ConfigError(f"{entry.where}: organisation names are folder names: letters, digits, . _ @ + = -")
+            raise ConfigError(
+                f"{entry.where}: organisation names are folder names: letters, digits, . _ @ + = -"
+            )
         organisations.append(
             Organisation(
                 name=str(name),

@@ -18,7 +18,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class ApiError(Exception):
     """Raised by handlers; rendered by :func:`json_errors` as ``{"error", "message"}``."""
 
-    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -26,7 +28,9 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
-def json_error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+def json_error(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
     return web.json_response(error_body(code, message), status=status, headers=headers)
 
 

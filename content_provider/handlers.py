@@ -58,17 +58,23 @@ async def get_content(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     if settings.username is not None and settings.password is not None:
         request[AUTH_USER] = require_basic_auth(request, settings.username, settings.password)
-    raw = content_id_from(await read_limited(request, settings.max_body_bytes), settings.max_content_id_length)
+    raw = content_id_from(
+        await read_limited(request, settings.max_body_bytes), settings.max_content_id_length
+    )
     request[CONTENT_ID] = raw
     content_id = parse_content_id(raw, settings.bare_ids)
     if content_id is None:
-        raise ApiError(404, "unknown_content_id", "bare content ids are off (fixtures.bare_ids: off); use PROV: or AUTH:")
+        raise ApiError(
+            404, "unknown_content_id", "bare content ids are off (fixtures.bare_ids: off); use PROV: or AUTH:"
+        )
     try:
         answer = await request.app[STORE].answer(content_id)
     except FixtureError as exc:
         raise ApiError(500, exc.code, str(exc)) from None
     if answer is None:
-        raise ApiError(404, "unknown_content_id", f"no {content_id.use_case.name.lower()} image for this content id")
+        raise ApiError(
+            404, "unknown_content_id", f"no {content_id.use_case.name.lower()} image for this content id"
+        )
     request[RESOLVED] = answer.resolution.describe()
     return web.Response(
         body=answer.body,

@@ -199,7 +199,9 @@ def load_or_create_signer(algorithm: str, key_file: Path, cert_file: Path) -> Si
         except OSError as exc:
             raise ConfigError(f"signing.cert_file: cannot write {cert_file}: {exc}") from None
 
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     jose_key: JoseKey
     if family == "RSA":
         jose_key = RSAKey.import_key(pem)
@@ -223,7 +225,9 @@ def verifying_registry(algorithms: list[str] | None = None) -> jws.JWSRegistry:
     return registry
 
 
-def verify_back(compact: str, jwks: dict[str, Any], algorithms: list[str] | None = None) -> tuple[dict[str, Any], bytes]:
+def verify_back(
+    compact: str, jwks: dict[str, Any], algorithms: list[str] | None = None
+) -> tuple[dict[str, Any], bytes]:
     """Verify a back side against a JWKS; its protected header and payload (the JPEG).
 
     Raises ``joserfc.errors.JoseError`` (e.g. ``BadSignatureError``) when it does not verify.

@@ -186,7 +186,9 @@ class _OrgIndex:
             self.orgs = tuple(orgs)
             self.problems = problems
 
-    def _make(self, name: str, members: tuple[str, ...], patterns: tuple[str, ...], images: UserImages) -> _Org:
+    def _make(
+        self, name: str, members: tuple[str, ...], patterns: tuple[str, ...], images: UserImages
+    ) -> _Org:
         matchers = []
         for pattern in patterns:
             try:
@@ -195,7 +197,9 @@ class _OrgIndex:
                 continue  # reported by _folder_members; config patterns are checked at load
         return _Org(name, frozenset(members), tuple(matchers), images, self.root / ORGS_DIR / name)
 
-    def _folder_members(self, name: str, problems: list[FixtureProblem]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def _folder_members(
+        self, name: str, problems: list[FixtureProblem]
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
         path = self.root / ORGS_DIR / name / MEMBERS_FILE
         try:
             with path.open("rb") as handle:
@@ -261,7 +265,9 @@ class FixtureStore:
         try:
             resolution = await asyncio.to_thread(self.resolve, content_id.use_case, content_id.subject)
         except OSError as exc:
-            raise FixtureError("fixture_unreadable", f"cannot read the fixture folder: {exc.strerror}") from None
+            raise FixtureError(
+                "fixture_unreadable", f"cannot read the fixture folder: {exc.strerror}"
+            ) from None
         self._remember(memo_key, _Memo(resolution, now))
         if resolution is None:
             return None
@@ -298,7 +304,9 @@ class FixtureStore:
         problems = []
         elements = []
         for key, path, data in contents:
-            reason = jpeg_problem(data, card=use_case is UseCase.CARD, tolerance=self.settings.aspect_tolerance)
+            reason = jpeg_problem(
+                data, card=use_case is UseCase.CARD, tolerance=self.settings.aspect_tolerance
+            )
             if reason is not None:
                 problem = FixtureProblem(self._relative(path), reason)
                 problems.append(problem)
@@ -387,7 +395,9 @@ class FixtureStore:
                     return []  # no primary image here: this level does not answer
         return found
 
-    def _configured_files(self, images: UserImages, keys: tuple[str, ...]) -> list[tuple[str, str, int, int, int]]:
+    def _configured_files(
+        self, images: UserImages, keys: tuple[str, ...]
+    ) -> list[tuple[str, str, int, int, int]]:
         found = []
         for key in keys:
             path = getattr(images, key)

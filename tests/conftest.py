@@ -15,7 +15,6 @@ from content_provider.config import BUNDLED_FIXTURES, Settings
 from .helpers import MakeClient
 
 
-
 @pytest.fixture(scope="session")
 def signing_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One development key for the whole run: making RSA keys is slow."""

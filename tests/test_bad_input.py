@@ -43,7 +43,8 @@ async def test_bad_bodies(make_client: MakeClient, body: bytes, status: int, cod
     payload: dict[str, Any] = await response.json()
     if code is not None:
         assert payload["error"] == code
-        assert isinstance(payload["message"], str) and payload["message"]
+        assert isinstance(payload["message"], str)
+        assert payload["message"]
 
 
 async def test_unknown_id_is_404_when_default_is_off(make_client: MakeClient) -> None:

@@ -8,7 +8,7 @@ import io
 import pytest
 from PIL import Image
 
-from content_provider.contract import CARD_ASPECT, JWS_TYPE, parse_content_id, UseCase
+from content_provider.contract import CARD_ASPECT, JWS_TYPE, UseCase, parse_content_id
 
 from .helpers import DOC_AUTH, DOC_CARD, MakeClient, get_content
 
@@ -25,7 +25,8 @@ def decode_jpeg(data: bytes) -> Image.Image:
 
 def jws_payload(compact: str) -> bytes:
     header, payload, signature = compact.split(".")
-    assert header and signature
+    assert header
+    assert signature
     return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
 
 
@@ -65,7 +66,9 @@ async def test_doc_auth_id_has_one_auth_image(make_client: MakeClient) -> None:
 
 
 @pytest.mark.parametrize("content_id", CARD_IDS + AUTH_IDS)
-async def test_every_served_image_is_a_jpeg_of_the_right_shape(make_client: MakeClient, content_id: str) -> None:
+async def test_every_served_image_is_a_jpeg_of_the_right_shape(
+    make_client: MakeClient, content_id: str
+) -> None:
     client = await make_client()
     response = await get_content(client, content_id)
     assert response.status == 200, await response.text()
@@ -112,9 +115,13 @@ async def test_prefix_is_case_insensitive(make_client: MakeClient) -> None:
 def test_parse_content_id() -> None:
     assert parse_content_id("AUTH:x", "card") is not None
     parsed = parse_content_id("PROV:a:b", "card")
-    assert parsed is not None and parsed.use_case is UseCase.CARD and parsed.subject == "a:b"
+    assert parsed is not None
+    assert parsed.use_case is UseCase.CARD
+    assert parsed.subject == "a:b"
     bare = parse_content_id("OTHER:x", "auth")
-    assert bare is not None and bare.use_case is UseCase.AUTH and bare.subject == "OTHER:x"
+    assert bare is not None
+    assert bare.use_case is UseCase.AUTH
+    assert bare.subject == "OTHER:x"
     assert parse_content_id("x", "off") is None
 
 

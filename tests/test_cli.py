@@ -1,0 +1,179 @@
+"""The command line, run as a user runs it: a real process on a real port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from content_provider.cli import main
+from content_provider.imagecheck import image_size
+
+from .helpers import DOC_CARD
+
+SERVING = re.compile(r"serving POST (http://\S+)/getcontent")
+
+
+def write_config(tmp_path: Path, fixture_root: Path, signing_dir: Path, extra: str = "") -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"fixtures:\n  root: {fixture_root}\nsigning:\n  directory: {signing_dir}\n{extra}", encoding="utf-8"
+    )
+    return path
+
+
+class Server:
+    def __init__(self, process: asyncio.subprocess.Process, url: str, log: list[str]) -> None:
+        self.process = process
+        self.url = url
+        self.log = log
+
+
+async def start(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Server:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "content_provider", *args,
+        cwd=cwd, stderr=asyncio.subprocess.PIPE, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    assert process.stderr is not None
+    log: list[str] = []
+    while True:
+        line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
+        if not line:
+            raise AssertionError("server exited before serving:\n" + "".join(log))
+        log.append(line)
+        match = SERVING.search(line)
+        if match:
+            return Server(process, match.group(1), log)
+
+
+@pytest.fixture
+async def server(tmp_path: Path, fixture_root: Path, signing_dir: Path) -> AsyncIterator[Server]:
+    config = write_config(tmp_path, fixture_root, signing_dir)
+    running = await start(["serve", "--config", str(config), "--port", "0"], tmp_path)
+    yield running
+    if running.process.returncode is None:
+        running.process.kill()
+        await running.process.wait()
+
+
+async def test_serve_answers_logs_and_stops_cleanly_on_sigterm(server: Server) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{server.url}/getcontent", json={"contentId": DOC_CARD}) as response:
+            assert response.status == 200
+            assert [e["key"] for e in (await response.json())["data"]] == ["front", "back"]
+        async with session.get(f"{server.url}/healthz") as response:
+            assert (await response.json())["status"] == "ok"
+    server.process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(server.process.wait(), 15) == 0
+    assert server.process.stderr is not None
+    rest = (await server.process.stderr.read()).decode()
+    access = [line for line in rest.splitlines() if "content_provider.access" in line]
+    assert any(f"POST /getcontent 200 id='{DOC_CARD}'" in line and "ms" in line for line in access), rest
+    assert "shutting down" in rest
+    assert "Traceback" not in rest
+
+
+async def test_sigint_stops_cleanly(server: Server) -> None:
+    server.process.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(server.process.wait(), 15) == 0
+
+
+async def test_config_error_exits_2_without_traceback(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("server:\n  port: eighty\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "content_provider", "serve", cwd=tmp_path, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await process.communicate()
+    assert process.returncode == 2
+    config = tmp_path / "config.yaml"
+    expected = f"content-provider: config error: {config}: server.port: expected an integer, got 'eighty'"
+    assert err.decode().strip() == expected
+
+
+def test_strict_with_bad_fixture_exits_1(
+    tmp_path: Path, fixture_root: Path, signing_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (fixture_root / "default" / "front.jpg").write_bytes(b"not a jpeg")
+    config = write_config(tmp_path, fixture_root, signing_dir)
+    assert main(["serve", "--config", str(config), "--strict", "--port", "0"], {}) == 1
+    assert "default/front.jpg: not a readable image" in capsys.readouterr().err
+
+
+def test_port_in_use_is_a_clear_error(
+    tmp_path: Path, fixture_root: Path, signing_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path, fixture_root, signing_dir)
+        assert main(["serve", "--config", str(config), "--port", str(port)], {}) == 2
+    err = capsys.readouterr().err
+    assert "address already in use" in err.lower()
+    assert "Traceback" not in err
+
+
+def test_missing_config_file_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--config", "/nope/config.yaml"], {}) == 2
+    assert "config file '/nope/config.yaml' does not exist" in capsys.readouterr().err
+
+
+def test_generate_user_and_org_then_check(
+    tmp_path: Path, fixture_root: Path, signing_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_config(tmp_path, fixture_root, signing_dir))
+    assert main(["generate", "user", "zed", "--back", "--auth", "--config", config], {}) == 0
+    assert sorted(p.name for p in (fixture_root / "users" / "zed").iterdir()) == [
+        "auth.jpg",
+        "back.jpg",
+        "front.jpg",
+    ]
+    assert (
+        main(["generate", "org", "initech", "--member", "peter", "--member", "ini-*", "--config", config], {})
+        == 0
+    )
+    assert (fixture_root / "orgs" / "initech" / "members.txt").read_text().splitlines()[1:] == [
+        "peter",
+        "ini-*",
+    ]
+    capsys.readouterr()
+    assert main(["check-fixtures", "--config", config], {}) == 0
+    assert "0 problem(s)" in capsys.readouterr().out
+    (fixture_root / "users" / "zed" / "back.jpg").write_bytes(b"junk")
+    assert main(["check-fixtures", "--config", config], {}) == 1
+    assert "problem: users/zed/back.jpg: not a readable image" in capsys.readouterr().out
+
+
+def test_generate_refuses_a_name_that_is_not_a_folder_name(
+    tmp_path: Path, fixture_root: Path, signing_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_config(tmp_path, fixture_root, signing_dir))
+    assert main(["generate", "user", "../escape", "--config", config], {}) == 2
+    assert "is not a folder name" in capsys.readouterr().err
+    assert not (fixture_root / "escape").exists()
+
+
+def test_generate_demo_is_reproducible(tmp_path: Path, fixture_root: Path, signing_dir: Path) -> None:
+    """The committed demo fixtures are exactly what ``generate demo`` makes."""
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    config = write_config(tmp_path, fresh, signing_dir)
+    assert main(["generate", "demo", "--config", str(config)], {}) == 0
+    made = {p.relative_to(fresh): p.read_bytes() for p in fresh.rglob("*") if p.is_file()}
+    bundled = {p.relative_to(fixture_root): p.read_bytes() for p in fixture_root.rglob("*") if p.is_file()}
+    assert made.keys() == bundled.keys()
+    # Byte equality would tie the test to one Pillow release; the shapes must match.
+    for name, data in made.items():
+        if name.suffix == ".jpg":
+            assert image_size(data) == image_size(bundled[name])
+        else:
+            assert data == bundled[name]
