@@ -27,6 +27,13 @@ async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
     signer = await asyncio.to_thread(
         load_or_create_signer, settings.algorithm, settings.key_file, settings.cert_file
     )
+    log.info(
+        "back sides signed %s, kid %s, with the development key %s (JWKS at %s/.well-known/jwks.json)",
+        signer.algorithm,
+        signer.kid,
+        signer.key_file,
+        settings.base_path,
+    )
     store = FixtureStore(settings, signer)
     if settings.check_at_startup:
         problems = await asyncio.to_thread(store.check_all)
