@@ -29,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import aiofiles
 
@@ -72,7 +73,9 @@ class Resolution:
     fingerprint: Fingerprint
 
     def describe(self) -> str:
-        return self.level if self.level == "default" else f"{self.level} {self.owner}"
+        """For the log and the ``X-Content-Provider-Resolved`` header (kept header-safe)."""
+        text = self.level if self.level == "default" else f"{self.level} {self.owner}"
+        return quote(text, safe=" /:@+=-._~")
 
 
 @dataclass(frozen=True)
@@ -298,7 +301,18 @@ class FixtureStore:
             self.stats.file_reads += 1
             contents.append((key, path, data))
         self.stats.builds += 1
-        return await asyncio.to_thread(self._encode, use_case, contents)
+        prepared = await asyncio.to_thread(self._encode, use_case, contents)
+        for _, path, _ in contents:  # update on the event loop, where /healthz reads it
+            self.problems.pop(self._relative(path), None)
+        for problem in prepared.problems:
+            self.problems[problem.path] = problem.reason
+        if prepared.problems and self.settings.strict:
+            raise FixtureError(
+                "fixture_invalid",
+                "; ".join(str(p) for p in prepared.problems) + " (fixtures.strict is on)",
+                prepared.problems,
+            )
+        return prepared
 
     def _encode(self, use_case: UseCase, contents: list[tuple[str, Path, bytes]]) -> Prepared:
         problems = []
@@ -311,21 +325,12 @@ class FixtureStore:
                 problem = FixtureProblem(self._relative(path), reason)
                 problems.append(problem)
                 log.warning("fixture problem: %s", problem)
-                self.problems[problem.path] = reason
-            else:
-                self.problems.pop(self._relative(path), None)
             if key == "back":
                 elements.append(jws_element("back", self.signer.sign(data)))
             elif key == "auth":
                 elements.append(image_element("auth_image", data))
             else:
                 elements.append(image_element(key, data))
-        if problems and self.settings.strict:
-            raise FixtureError(
-                "fixture_invalid",
-                "; ".join(str(p) for p in problems) + " (fixtures.strict is on)",
-                tuple(problems),
-            )
         return Prepared(answer_body(elements), tuple(problems))
 
     # ------------------------------------------------------------------ resolution (runs in a thread)
