@@ -13,9 +13,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
+
+from .schema import ConfigError as ConfigError
+from .schema import Reader, bounded
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
@@ -32,7 +35,6 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]{0,199}$")
 
 ENV_PREFIX = "CONTENT_PROVIDER_"
 DEFAULT_SIGNING_DIR = PROJECT_DIR / ".dev-signing"
-_N = TypeVar("_N", int, float)
 
 
 def key_file_stem(algorithm: str) -> str:
@@ -40,10 +42,6 @@ def key_file_stem(algorithm: str) -> str:
     if algorithm[:2] in ("RS", "PS"):
         return "rsa"
     return {"ES256": "ec-p256", "ES384": "ec-p384", "Ed25519": "ed25519"}[algorithm]
-
-
-class ConfigError(Exception):
-    """A setting is missing or wrong; the message names the key."""
 
 
 @dataclass(frozen=True)
@@ -101,111 +99,6 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-# --------------------------------------------------------------------------- parsing helpers
-
-
-class _Reader:
-    """Walks one mapping of the YAML file, recording which keys were used."""
-
-    def __init__(self, data: Any, where: str) -> None:
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{where or 'top level'}: expected a mapping, got {_kind(data)}")
-        self.data: dict[Any, Any] = data
-        self.where = where
-        self.used: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.where}.{name}" if self.where else name
-
-    def raw(self, name: str) -> Any:
-        self.used.add(name)
-        return self.data.get(name)
-
-    def section(self, name: str) -> _Reader:
-        return _Reader(self.raw(name), self.key(name))
-
-    def string(self, name: str, default: str | None) -> str | None:
-        value = self.raw(name)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ConfigError(f"{self.key(name)}: expected a string, got {_kind(value)}")
-        return str(value)
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self.raw(name)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise ConfigError(f"{self.key(name)}: expected true or false, got {value!r}")
-        return value
-
-    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
-        value = self.raw(name)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{self.key(name)}: expected an integer, got {value!r}")
-        return _bounded(self.key(name), value, minimum, maximum)
-
-    def number(self, name: str, default: float, minimum: float, maximum: float) -> float:
-        value = self.raw(name)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{self.key(name)}: expected a number, got {value!r}")
-        return _bounded(self.key(name), float(value), minimum, maximum)
-
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.string(name, default)
-        assert value is not None
-        if value not in choices:
-            raise ConfigError(f"{self.key(name)}: expected one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    def string_list(self, name: str) -> tuple[str, ...]:
-        value = self.raw(name)
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            raise ConfigError(f"{self.key(name)}: expected a list of strings, got {_kind(value)}")
-        for index, item in enumerate(value):
-            if not isinstance(item, str) or not item:
-                raise ConfigError(f"{self.key(name)}[{index}]: expected a non-empty string, got {item!r}")
-        return tuple(value)
-
-    def patterns(self, name: str) -> tuple[str, ...]:
-        """Glob patterns, or full-match regular expressions written ``re:...``."""
-        values = self.string_list(name)
-        for index, pattern in enumerate(values):
-            if pattern.startswith("re:"):
-                try:
-                    re.compile(pattern[3:])
-                except re.error as exc:
-                    raise ConfigError(f"{self.key(name)}[{index}]: bad regular expression: {exc}") from None
-        return values
-
-    def finish(self) -> None:
-        unknown = sorted(str(k) for k in self.data if k not in self.used)
-        if unknown:
-            known = ", ".join(sorted(self.used))
-            raise ConfigError(f"{self.key(unknown[0])}: unknown key (known here: {known})")
-
-
-def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _bounded(key: str, value: _N, minimum: _N, maximum: _N) -> _N:
-    if not minimum <= value <= maximum:
-        raise ConfigError(f"{key}: must be between {minimum} and {maximum}, got {value}")
-    return value
-
-
 def _fixture_path(key: str, value: str | None, root: Path) -> Path | None:
     """A path from config that must stay inside the fixture root."""
     if value is None:
@@ -216,7 +109,7 @@ def _fixture_path(key: str, value: str | None, root: Path) -> Path | None:
     return candidate
 
 
-def _images(reader: _Reader, root: Path) -> UserImages:
+def _images(reader: Reader, root: Path) -> UserImages:
     return UserImages(
         **{name: _fixture_path(reader.key(name), reader.string(name, None), root) for name in IMAGE_KEYS}
     )
@@ -237,7 +130,7 @@ def _env_int(environ: Mapping[str, str], name: str) -> int | None:
         raise ConfigError(f"{ENV_PREFIX}{name}: expected an integer, got {raw!r}") from None
 
 
-# --------------------------------------------------------------------------- public API
+# --------------------------------------------------------------------------- parsing
 
 
 def find_config(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> Path | None:
@@ -256,13 +149,13 @@ def parse_settings(
     data: Any, base_dir: Path, environ: Mapping[str, str], source: Path | None = None
 ) -> Settings:
     """Build settings from parsed YAML and the environment (environment wins)."""
-    top = _Reader(data, "")
+    top = Reader(data, "")
     server = top.section("server")
     host = _env(environ, "HOST", server.string("host", "127.0.0.1"))
     port = server.integer("port", 8080, 0, 65535)
     env_port = _env_int(environ, "PORT")
     if env_port is not None:
-        port = _bounded(ENV_PREFIX + "PORT", env_port, 0, 65535)
+        port = bounded(ENV_PREFIX + "PORT", env_port, 0, 65535)
     base_path = (server.string("base_path", "") or "").rstrip("/")
     if base_path and not base_path.startswith("/"):
         raise ConfigError(f"server.base_path: must start with '/', got {base_path!r}")
