@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from .faults import FaultSettings, parse_fault_settings
 from .schema import ConfigError as ConfigError
 from .schema import Reader, bounded
 
@@ -89,6 +90,7 @@ class Settings:
     cert_file: Path = PROJECT_DIR / ".dev-signing" / "rsa-cert.pem"
     access_log: bool = True
     log_level: str = "INFO"
+    faults: FaultSettings = field(default_factory=FaultSettings)
     source: Path | None = None
 
     @property
@@ -230,6 +232,8 @@ def parse_settings(
     cert_text = signing.string("cert_file", None)
     signing.finish()
 
+    faults = parse_fault_settings(top.section("faults"))
+
     logging_ = top.section("logging")
     access_log = logging_.boolean("access_log", True)
     level = logging_.choice("level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -259,6 +263,7 @@ def parse_settings(
         cert_file=(base_dir / cert_text).resolve() if cert_text else signing_dir / f"{stem}-cert.pem",
         access_log=access_log,
         log_level=level,
+        faults=faults,
         source=source,
     )
 

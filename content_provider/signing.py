@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -62,22 +63,30 @@ def _family_of(key: Any) -> str | None:
     return None
 
 
-def _new_certificate(key: PrivateKey) -> x509.Certificate:
+def _new_certificate(
+    key: PrivateKey,
+    common_name: str = SUBJECT_CN,
+    valid: tuple[datetime.datetime, datetime.datetime] | None = None,
+) -> x509.Certificate:
     name = x509.Name(
         [
-            x509.NameAttribute(NameOID.COMMON_NAME, SUBJECT_CN),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "content-provider mock (development only)"),
         ]
     )
     now = datetime.datetime.now(datetime.UTC)
+    not_before, not_after = valid or (
+        now - datetime.timedelta(minutes=5),
+        now + datetime.timedelta(days=CERT_DAYS),
+    )
     builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=CERT_DAYS))
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -141,8 +150,16 @@ class Signer:
             "cty": "image/jpeg",
         }
 
-    def sign(self, payload: bytes) -> str:
-        return jws.serialize_compact(self.header(), payload, self.jose_key, algorithms=[self.algorithm])
+    def sign(self, payload: bytes, **header: Any) -> str:
+        """Compact JWS of ``payload``; ``header`` overrides members of the protected header."""
+        protected = {**self.header(), **header}
+        return jws.serialize_compact(protected, payload, self.jose_key, algorithms=[self.algorithm])
+
+    def sign_as(self, purpose: str, payload: bytes) -> str:
+        """Sign as a broken provider would: ``wrong-kid``, ``untrusted`` or ``expired``."""
+        if purpose == "wrong-kid":
+            return self.sign(payload, kid="wrong-kid")
+        return stand_in_signer(self.algorithm, purpose).sign(payload)
 
     def jwks(self) -> dict[str, Any]:
         public = dict(self.jose_key.as_dict(private=False))
@@ -153,6 +170,36 @@ class Signer:
             x5c=[base64.b64encode(self.certificate_der).decode("ascii")],
         )
         return {"keys": [public]}
+
+
+def _jose_key(key: PrivateKey) -> JoseKey:
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    family = _family_of(key)
+    if family == "RSA":
+        return RSAKey.import_key(pem)
+    if family == "Ed25519":
+        return OKPKey.import_key(pem)
+    return ECKey.import_key(pem)
+
+
+@functools.cache
+def stand_in_signer(algorithm: str, purpose: str) -> Signer:
+    """A throw-away key, in memory only, with a self-signed certificate nobody trusts.
+
+    ``expired`` gives a certificate that expired in 2020. Used by the JWS fault modes.
+    """
+    key = _new_key(key_family(algorithm))
+    valid = None
+    if purpose == "expired":
+        valid = (
+            datetime.datetime(2019, 1, 1, tzinfo=datetime.UTC),
+            datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC),
+        )
+    certificate = _new_certificate(key, f"content-provider {purpose} stand-in", valid)
+    memory = Path(f"(memory: {purpose})")
+    return Signer(algorithm, _jose_key(key), certificate, memory, memory)
 
 
 def load_or_create_signer(algorithm: str, key_file: Path, cert_file: Path) -> Signer:
@@ -199,17 +246,7 @@ def load_or_create_signer(algorithm: str, key_file: Path, cert_file: Path) -> Si
         except OSError as exc:
             raise ConfigError(f"signing.cert_file: cannot write {cert_file}: {exc}") from None
 
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    jose_key: JoseKey
-    if family == "RSA":
-        jose_key = RSAKey.import_key(pem)
-    elif family == "Ed25519":
-        jose_key = OKPKey.import_key(pem)
-    else:
-        jose_key = ECKey.import_key(pem)
-    return Signer(algorithm, jose_key, certificate, key_file, cert_file)
+    return Signer(algorithm, _jose_key(key), certificate, key_file, cert_file)
 
 
 def verifying_registry(algorithms: list[str] | None = None) -> jws.JWSRegistry:
