@@ -10,7 +10,8 @@ from aiohttp import web
 
 from .config import Settings
 from .errors import json_errors
-from .keys import SETTINGS, SIGNER, STORE
+from .faults import FaultEngine
+from .keys import FAULTS, SETTINGS, SIGNER, STORE
 from .routes import add_routes
 from .signing import load_or_create_signer
 from .store import FixtureError, FixtureStore
@@ -54,6 +55,7 @@ async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[json_errors], client_max_size=CLIENT_MAX_SIZE)
     app[SETTINGS] = settings
+    app[FAULTS] = FaultEngine(settings.faults)
     app.cleanup_ctx.append(fixtures_ctx)
     add_routes(app, settings.base_path)
     return app

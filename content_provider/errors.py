@@ -27,6 +27,9 @@ class ApiError(Exception):
         self.message = message
         self.headers = dict(headers or {})
 
+    def response(self) -> web.Response:
+        return json_error(self.status, self.code, self.message, self.headers)
+
 
 def json_error(
     status: int, code: str, message: str, headers: Mapping[str, str] | None = None
@@ -47,7 +50,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         return await handler(request)
     except ApiError as exc:
-        return json_error(exc.status, exc.code, exc.message, exc.headers)
+        return exc.response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from aiohttp import web
 
 from . import __version__
 from .auth import require_basic_auth
-from .contract import parse_content_id
+from .contract import ContentId, parse_content_id
+from .delivery import deliver
 from .errors import ApiError
-from .keys import AUTH_USER, CONTENT_ID, RESOLVED, SETTINGS, SIGNER, STORE
-from .store import FixtureError
+from .faults import split_directives
+from .keys import AUTH_USER, CONTENT_ID, FAULTS, RESOLVED, SETTINGS, SIGNER, STORE
+from .schema import ConfigError
+from .store import Answer, FixtureError
 
 JSON = "application/json"
 
@@ -53,29 +57,61 @@ def content_id_from(body: bytes, max_length: int) -> str:
     return value
 
 
-async def get_content(request: web.Request) -> web.Response:
-    """``POST /getcontent {"contentId": ...}``: the images for a content id."""
-    settings = request.app[SETTINGS]
-    if settings.username is not None and settings.password is not None:
-        request[AUTH_USER] = require_basic_auth(request, settings.username, settings.password)
-    raw = content_id_from(
-        await read_limited(request, settings.max_body_bytes), settings.max_content_id_length
-    )
-    request[CONTENT_ID] = raw
-    content_id = parse_content_id(raw, settings.bare_ids)
-    if content_id is None:
-        raise ApiError(
-            404, "unknown_content_id", "bare content ids are off (fixtures.bare_ids: off); use PROV: or AUTH:"
-        )
+async def _answer(request: web.Request, content_id: ContentId) -> Answer | None:
     try:
         answer = await request.app[STORE].answer(content_id)
     except FixtureError as exc:
         raise ApiError(500, exc.code, str(exc)) from None
-    if answer is None:
+    if answer is not None:
+        request[RESOLVED] = answer.resolution.describe()
+    return answer
+
+
+def _unknown(content_id: ContentId) -> ApiError:
+    return ApiError(
+        404, "unknown_content_id", f"no {content_id.use_case.name.lower()} image for this content id"
+    )
+
+
+async def get_content(request: web.Request) -> web.StreamResponse:
+    """``POST /getcontent {"contentId": ...}``: the images for a content id."""
+    started = asyncio.get_running_loop().time()
+    settings = request.app[SETTINGS]
+    user = None
+    if settings.username is not None and settings.password is not None:
+        user = request[AUTH_USER] = require_basic_auth(request, settings.username, settings.password)
+    raw = content_id_from(
+        await read_limited(request, settings.max_body_bytes), settings.max_content_id_length
+    )
+    request[CONTENT_ID] = raw
+    faults = request.app[FAULTS]
+    lookup, directive = raw, None
+    if faults.settings.content_id_directives:
+        try:
+            lookup, directive = split_directives(raw, faults.settings.max_delay_seconds)
+        except ConfigError as exc:
+            raise ApiError(400, "invalid_directive", str(exc)) from None
+    content_id = parse_content_id(lookup, settings.bare_ids)
+    if content_id is None:
         raise ApiError(
-            404, "unknown_content_id", f"no {content_id.use_case.name.lower()} image for this content id"
+            404, "unknown_content_id", "bare content ids are off (fixtures.bare_ids: off); use PROV: or AUTH:"
         )
-    request[RESOLVED] = answer.resolution.describe()
+    if faults.rules or directive is not None:
+        plan = faults.plan(content_id, user or request.remote or "unknown", directive, raw)
+        if plan.active:
+            return await deliver(
+                request,
+                plan,
+                started,
+                lambda: _answer(request, content_id),
+                lambda: _unknown(content_id).response(),
+                header=faults.settings.header,
+                seed=faults.settings.seed,
+                max_delay=faults.settings.max_delay_seconds,
+            )
+    answer = await _answer(request, content_id)
+    if answer is None:
+        raise _unknown(content_id)
     return web.Response(
         body=answer.body,
         content_type=JSON,
