@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+def _effective_environ(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment with command-line flags folded in, as the config sees it."""
     env = dict(environ)
     if getattr(args, "fixtures", None):
         env[ENV_PREFIX + "FIXTURES"] = str(Path(args.fixtures).resolve())
@@ -80,6 +81,11 @@ def _settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
         env[ENV_PREFIX + "HOST"] = args.host
     if getattr(args, "port", None) is not None:
         env[ENV_PREFIX + "PORT"] = str(args.port)
+    return env
+
+
+def _settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    env = _effective_environ(args, environ)
     settings = load_settings(find_config(args.config, env, Path.cwd()), env)
     if getattr(args, "strict", None):
         settings = settings.replace(strict=True)
@@ -95,9 +101,9 @@ def _configure_logging(level: str) -> None:
     )
 
 
-async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings, environ: Mapping[str, str], ready: asyncio.Event | None = None) -> None:
     """Run until SIGINT or SIGTERM, then let in-flight requests finish (bounded)."""
-    app = create_app(settings)
+    app = create_app(settings, environ)
     runner = web.AppRunner(
         app,
         access_log_class=AccessLogger,
@@ -179,7 +185,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return _generate(args, settings)
         if args.command == "check-fixtures":
             return _check(settings)
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, _effective_environ(args, env)))
     except ConfigError as exc:
         print(f"content-provider: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -13,6 +13,7 @@ SETTINGS = web.AppKey("settings", Settings)
 SIGNER = web.AppKey("signer", Signer)
 STORE = web.AppKey("store", FixtureStore)
 FAULTS = web.AppKey("faults", FaultEngine)
+CONFIG_ENV = web.AppKey("config_env", dict[str, str])
 
 # Filled in by the handler, read by the access log.
 CONTENT_ID = web.RequestKey("content_id", str)

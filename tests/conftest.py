@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
+from content_provider.accesslog import AccessLogger
 from content_provider.app import create_app
 from content_provider.config import BUNDLED_FIXTURES, Settings
 
@@ -45,7 +46,9 @@ def make_client(aiohttp_client: Any, settings: Settings) -> MakeClient:
     """Start the real app on a loopback socket; keyword arguments override settings."""
 
     async def make(**changes: Any) -> TestClient[Any, Any]:
-        client: TestClient[Any, Any] = await aiohttp_client(create_app(settings.replace(**changes)))
+        server = TestServer(create_app(settings.replace(**changes)))
+        await server.start_server(access_log_class=AccessLogger)  # the server's own one-line log
+        client: TestClient[Any, Any] = await aiohttp_client(server)
         return client
 
     return make
