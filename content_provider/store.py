@@ -26,9 +26,10 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import aiofiles
@@ -246,6 +247,8 @@ class FixtureStore:
         self.stats = StoreStats()
         self.answers: ByteBoundedLRU[Prepared] = ByteBoundedLRU(settings.cache_max_bytes)
         self._memo: OrderedDict[tuple[UseCase, str], _Memo] = OrderedDict()
+        self._resolving: dict[Any, asyncio.Future[Any]] = {}
+        self._building: dict[Any, asyncio.Future[Any]] = {}
         self._orgs = _OrgIndex(self.root, settings.organisations)
         self._orgs_checked_at = -1e18
         self.problems: dict[Path, str] = {}
@@ -264,9 +267,8 @@ class FixtureStore:
             if cached is not None:
                 self.stats.hits += 1
                 return Answer(cached.body, memo.resolution, cached.problems)
-        self.stats.revalidations += 1
         try:
-            resolution = await asyncio.to_thread(self.resolve, content_id.use_case, content_id.subject)
+            resolution = await self._once(self._resolving, memo_key, lambda: self._resolve(memo_key))
         except OSError as exc:
             raise FixtureError(
                 "fixture_unreadable", f"cannot read the fixture folder: {exc.strerror}"
@@ -276,11 +278,38 @@ class FixtureStore:
             return None
         cached = self.answers.get(resolution.fingerprint)
         if cached is None:
-            cached = await self._build(content_id.use_case, resolution)
-            self.answers.put(resolution.fingerprint, cached, len(cached.body))
+            use_case = content_id.use_case
+            cached = await self._once(
+                self._building, resolution.fingerprint, lambda: self._prepare(use_case, resolution)
+            )
         else:
             self.stats.hits += 1
         return Answer(cached.body, resolution, cached.problems)
+
+    @staticmethod
+    async def _once(
+        pending: dict[Any, asyncio.Future[Any]], key: Any, work: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """Run ``work`` once for concurrent callers with the same key; all get its result.
+
+        Without this, a burst of requests for a cold id would each read, decode and sign
+        the same files at once, stalling the event loop for everyone.
+        """
+        future = pending.get(key)
+        if future is None:
+            future = asyncio.ensure_future(work())
+            pending[key] = future
+            future.add_done_callback(lambda _: pending.pop(key, None))
+        return await asyncio.shield(future)
+
+    async def _resolve(self, memo_key: tuple[UseCase, str]) -> Resolution | None:
+        self.stats.revalidations += 1
+        return await asyncio.to_thread(self.resolve, *memo_key)
+
+    async def _prepare(self, use_case: UseCase, resolution: Resolution) -> Prepared:
+        prepared = await self._build(use_case, resolution)
+        self.answers.put(resolution.fingerprint, prepared, len(prepared.body))
+        return prepared
 
     def _remember(self, key: tuple[UseCase, str], memo: _Memo) -> None:
         self._memo[key] = memo

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from content_provider.cache import ByteBoundedLRU
@@ -72,3 +73,13 @@ def test_lru_is_bounded_in_bytes() -> None:
     cache.put("a", "A2", 10)
     assert cache.bytes == 50
     assert cache.get("a") == "A2"
+
+
+async def test_a_burst_for_a_cold_id_builds_once(make_client: MakeClient) -> None:
+    client = await make_client(revalidate_seconds=3600)
+    store = client.app[STORE]
+    responses = await asyncio.gather(*(get_content(client, DOC_CARD) for _ in range(32)))
+    assert {r.status for r in responses} == {200}
+    assert store.stats.builds == 1
+    assert store.stats.file_reads == 2
+    assert store.stats.revalidations == 1
