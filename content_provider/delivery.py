@@ -34,10 +34,11 @@ async def sleep_until(deadline: float) -> None:
         await asyncio.sleep(remaining)
 
 
-def _mark(request: web.Request, plan: Plan, slept: float) -> str:
+def _mark(request: web.Request, plan: Plan, applied: float) -> str:
+    """Record the fault for the log; ``applied`` is the delay as it really happened."""
     text = plan.describe()
     if plan.delay:
-        text += f"; slept={slept * 1000:.1f}ms"
+        text += f"; applied={applied * 1000:.1f}ms"
     request[FAULT] = text
     return text
 
@@ -148,44 +149,57 @@ async def deliver(
     seed: int,
     max_delay: float,
 ) -> web.StreamResponse:
-    """Send what ``plan`` says, where the normal path would send ``answer()``."""
-    loop = asyncio.get_running_loop()
-    slept = 0.0
-    if plan.delay and plan.delay_at == "headers":
-        before = loop.time()
-        await sleep_until(started + plan.delay)
-        slept = loop.time() - before
-    text = _mark(request, plan, slept)
-    headers = {"X-Content-Provider-Fault": text} if header else {}
-    outcome = plan.outcome
-    rule = plan.rules[0] if plan.rules else "?"
-    if outcome is not None and outcome.kind == "hang":
-        return await _hang(request, max_delay)
-    if outcome is not None and outcome.kind == "status":
-        response = _status_response(outcome, rule)
-        response.headers.update(headers)
-        return response
-    if outcome is not None and outcome.kind == "connection" and outcome.mode in ("reset", "close"):
-        return _abort(request, outcome.mode)
-    if outcome is not None and outcome.kind == "connection" and outcome.mode == "garbage":
-        return _garbage(request, seed)
+    """Send what ``plan`` says, where the normal path would send ``answer()``.
 
-    found = await answer()
-    if found is None:
-        response = not_found()
-        response.headers.update(headers)
-        return response
-    body, content_type = found.body, "application/json"
-    if outcome is not None and outcome.kind == "payload":
-        signer = request.app[SIGNER]
-        context = PayloadContext(json.loads(found.body)["data"], signer.sign, signer.sign_as, signer.header())
-        body, content_type = await asyncio.to_thread(PAYLOAD_MODES[outcome.mode].make, context)
-    headers["X-Content-Provider-Resolved"] = found.resolution.describe()
-    if outcome is not None and outcome.kind == "connection":  # partial
-        return await _partial(request, body, content_type, headers)
+    Everything that can be made before the delay is made first (the answer, a broken
+    payload, an error response), so the delay is the time until the answer starts,
+    not that plus the time to make it.
+    """
+    loop = asyncio.get_running_loop()
+    outcome = plan.outcome
+    kind = outcome.kind if outcome is not None else "ok"
+    mode = outcome.mode if outcome is not None else ""
+    ready: web.Response | None = None
+    found: Answer | None = None
+    body, content_type = b"", "application/json"
+    if outcome is not None and kind == "status":
+        ready = _status_response(outcome, plan.rules[0])
+    elif kind in ("ok", "payload") or mode == "partial":
+        found = await answer()
+        if found is None:
+            ready = not_found()
+        else:
+            body = found.body
+            if kind == "payload":
+                signer = request.app[SIGNER]
+                context = PayloadContext(
+                    json.loads(body)["data"], signer.sign, signer.sign_as, signer.header()
+                )
+                body, content_type = await asyncio.to_thread(PAYLOAD_MODES[mode].make, context)
     mid_delay = plan.delay if plan.delay_at == "body" else 0.0
-    if not plan.bandwidth and not mid_delay:
-        return web.Response(body=body, content_type=None, headers={**headers, "Content-Type": content_type})
+    if ready is None and found is not None and mode != "partial" and not plan.bandwidth and not mid_delay:
+        ready = web.Response(body=body, headers={"Content-Type": content_type})
+
+    applied = 0.0
+    if plan.delay and plan.delay_at == "headers":
+        await sleep_until(started + plan.delay)
+        applied = loop.time() - started  # from the request to the answer, preparation included
+    text = _mark(request, plan, applied)
+    headers = {"X-Content-Provider-Fault": text} if header else {}
+    if found is not None:
+        headers["X-Content-Provider-Resolved"] = found.resolution.describe()
+
+    if kind == "hang":
+        return await _hang(request, max_delay)
+    if mode in ("reset", "close"):
+        return _abort(request, mode)
+    if mode == "garbage":
+        return _garbage(request, seed)
+    if ready is not None:
+        ready.headers.update(headers)
+        return ready
+    if mode == "partial":
+        return await _partial(request, body, content_type, headers)
     stream = web.StreamResponse(headers={**headers, "Content-Type": content_type})
     before = loop.time()
     await _write_body(request, stream, body, plan.bandwidth, mid_delay)

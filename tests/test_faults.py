@@ -49,8 +49,8 @@ async def test_fixed_delay_before_the_status_line(make_client: MakeClient) -> No
     assert response.status == 200
     assert elapsed >= 0.3
     header = response.headers["X-Content-Provider-Fault"]
-    assert header.startswith("slow; delay=300ms@headers; slept=")
-    assert float(header.rsplit("slept=", 1)[1].removesuffix("ms")) >= 299.0
+    assert header.startswith("slow; delay=300ms@headers; applied=")
+    assert float(header.rsplit("applied=", 1)[1].removesuffix("ms")) >= 299.0
 
 
 async def test_delay_mid_body_sends_headers_first(make_client: MakeClient) -> None:
@@ -432,7 +432,7 @@ async def test_the_log_line_names_the_rule_and_the_delay(
     with caplog.at_level(logging.INFO):
         await get_content(client, DOC_CARD)
         await asyncio.sleep(0.05)
-    assert any("fault='slow; delay=50ms@headers; slept=" in r.getMessage() for r in caplog.records), (
+    assert any("fault='slow; delay=50ms@headers; applied=" in r.getMessage() for r in caplog.records), (
         caplog.text
     )
 
