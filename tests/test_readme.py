@@ -8,6 +8,12 @@ import io
 import re
 from pathlib import Path
 
+import yaml
+
+from content_provider.config import parse_settings
+from content_provider.faultpayloads import PAYLOAD_MODES
+from content_provider.faults import CONNECTION_MODES
+
 from .helpers import MakeClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,3 +55,18 @@ def test_every_error_code_in_the_code_is_documented() -> None:
     assert codes
     documented = set(re.findall(r"^\| \d{3} \| `([a-z_]+)` \|", README, flags=re.MULTILINE))
     assert codes <= documented, codes - documented
+
+
+def test_faults_example_parses_and_does_what_it_says() -> None:
+    [example] = [block for block in code_blocks("yaml") if block.startswith("faults:")]
+    settings = parse_settings(yaml.safe_load(example), ROOT, {})
+    names = [rule.name for rule in settings.faults.rules]
+    assert names == ["retry-test", "slow-auth", "flaky-acme"]
+    assert settings.faults.seed == 42
+
+
+def test_every_outcome_is_in_the_readme_table() -> None:
+    table = set(re.findall(r"^\| `?([a-z_0-9 /]+?)`? \| `([a-z_0-9]+)`", README, flags=re.MULTILINE))
+    documented = {config for _, config in table}
+    assert set(PAYLOAD_MODES) <= documented
+    assert set(CONNECTION_MODES) | {"hang", "ok"} <= documented
