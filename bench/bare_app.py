@@ -20,6 +20,7 @@ def main() -> None:
     parser.add_argument("--body", required=True, help="file with the answer's bytes")
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     args = parser.parse_args()
     with open(args.body, "rb") as handle:
         body = handle.read()
@@ -39,7 +40,16 @@ def main() -> None:
     sock.bind(("127.0.0.1", args.port))
     sock.listen(1024)  # connections wait in the backlog until the app starts accepting
     print(f"serving POST http://127.0.0.1:{sock.getsockname()[1]}/getcontent", file=sys.stderr, flush=True)
-    web.run_app(app, sock=sock, access_log=None, print=None)
+    loop = None
+    if args.event_loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if args.event_loop == "uvloop":
+                raise
+        else:
+            loop = uvloop.new_event_loop()
+    web.run_app(app, sock=sock, access_log=None, print=None, loop=loop)
 
 
 if __name__ == "__main__":

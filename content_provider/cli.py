@@ -12,8 +12,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -131,6 +132,21 @@ async def serve(settings: Settings, environ: Mapping[str, str], ready: asyncio.E
         await runner.cleanup()
 
 
+def run_loop(main: Coroutine[Any, Any, None], choice: str) -> None:
+    """Run on uvloop when chosen, or with ``auto`` when it is installed; else on asyncio."""
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise ConfigError("server.event_loop: uvloop is not installed (pip install uvloop)") from None
+        else:
+            log.info("event loop: uvloop")
+            uvloop.run(main)
+            return
+    asyncio.run(main)
+
+
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
     root = settings.fixture_root
     if args.kind == "demo":
@@ -185,7 +201,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return _generate(args, settings)
         if args.command == "check-fixtures":
             return _check(settings)
-        asyncio.run(serve(settings, _effective_environ(args, env)))
+        run_loop(serve(settings, _effective_environ(args, env)), settings.event_loop)
     except ConfigError as exc:
         print(f"content-provider: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -27,6 +27,7 @@ BUNDLED_FIXTURES = PROJECT_DIR / "fixtures" / "images"
 DEFAULT_CONFIG_NAME = "config.yaml"
 
 BARE_ID_MODES = ("card", "auth", "off")
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "Ed25519")
 IMAGE_KEYS = ("front", "back", "auth")
 # Organisation and user names that may appear as folder names. Content ids are
@@ -73,6 +74,7 @@ class Settings:
     base_path: str = ""
     max_body_bytes: int = 16 * 1024
     max_content_id_length: int = 256
+    event_loop: str = "auto"
     fixture_root: Path = BUNDLED_FIXTURES
     strict: bool = False
     check_at_startup: bool = True
@@ -163,6 +165,11 @@ def parse_settings(
         raise ConfigError(f"server.base_path: must start with '/', got {base_path!r}")
     max_body = server.integer("max_body_bytes", 16 * 1024, 64, 16 * 1024 * 1024)
     max_id = server.integer("max_content_id_length", 256, 8, 8192)
+    event_loop = _env(environ, "EVENT_LOOP", server.choice("event_loop", "auto", EVENT_LOOPS)) or "auto"
+    if event_loop not in EVENT_LOOPS:
+        raise ConfigError(
+            f"{ENV_PREFIX}EVENT_LOOP: expected one of {', '.join(EVENT_LOOPS)}, got {event_loop!r}"
+        )
     server.finish()
 
     fixtures = top.section("fixtures")
@@ -246,6 +253,7 @@ def parse_settings(
         base_path=base_path,
         max_body_bytes=max_body,
         max_content_id_length=max_id,
+        event_loop=event_loop,
         fixture_root=root,
         strict=strict,
         check_at_startup=check,

@@ -80,6 +80,12 @@ async def test_serve_answers_logs_and_stops_cleanly_on_sigterm(server: Server) -
     assert "Traceback" not in rest
 
 
+async def test_serve_runs_on_uvloop_when_installed(server: Server) -> None:
+    uvloop = pytest.importorskip("uvloop", reason="the fast extra is not installed")
+    assert uvloop is not None
+    assert any("event loop: uvloop" in line for line in server.log)
+
+
 async def test_sigint_stops_cleanly(server: Server) -> None:
     server.process.send_signal(signal.SIGINT)
     assert await asyncio.wait_for(server.process.wait(), 15) == 0

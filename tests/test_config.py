@@ -94,6 +94,10 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ({"CONTENT_PROVIDER_PORT": "x"}, "CONTENT_PROVIDER_PORT: expected an integer"),
         ({"CONTENT_PROVIDER_PORT": "-1"}, "CONTENT_PROVIDER_PORT: must be between"),
         ({"CONTENT_PROVIDER_JWS_ALG": "none"}, "CONTENT_PROVIDER_JWS_ALG: expected one of"),
+        (
+            {"CONTENT_PROVIDER_EVENT_LOOP": "trio"},
+            "CONTENT_PROVIDER_EVENT_LOOP: expected one of auto, asyncio, uvloop",
+        ),
     ],
 )
 def test_bad_environment_names_the_variable(env: dict[str, str], message: str) -> None:
