@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
-from pathlib import Path
 
 from aiohttp import web
 
-from .config import ConfigError, Settings, load_settings
+from .admin import add_admin_routes, admin_guard
+from .app_reload import config_watch_ctx
+from .config import Settings
 from .errors import json_errors
 from .faults import FaultEngine
+from .journal import JOURNAL, Journal
 from .keys import CONFIG_ENV, FAULTS, SETTINGS, SIGNER, STORE
 from .routes import add_routes
 from .signing import load_or_create_signer
@@ -24,7 +24,6 @@ log = logging.getLogger("content_provider")
 
 # Room for admin uploads later; /getcontent applies its own, much smaller limit.
 CLIENT_MAX_SIZE = 32 * 1024 * 1024
-CONFIG_POLL_SECONDS = 1.0
 
 
 async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -57,67 +56,15 @@ async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-async def config_watch_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Reload fault rules when the config file changes; a bad edit keeps the last good config."""
-    settings = app[SETTINGS]
-    task = None
-    if settings.source is not None:
-        environ: dict[str, str] = app[CONFIG_ENV]
-        task = asyncio.create_task(_watch_config(app, settings.source, environ))
-    yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-def _mtime(path: Path) -> int | None:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return None
-
-
-async def _watch_config(app: web.Application, source: Path, environ: Mapping[str, str]) -> None:
-    seen = await asyncio.to_thread(_mtime, source)
-    while True:
-        await asyncio.sleep(CONFIG_POLL_SECONDS)
-        current = await asyncio.to_thread(_mtime, source)
-        if current == seen:
-            continue
-        seen = current
-        await reload_config(app, source, environ)
-
-
-async def reload_config(app: web.Application, source: Path, environ: Mapping[str, str]) -> bool:
-    """Read the config again and put its fault rules in force. False when it is not valid."""
-    try:
-        fresh = await asyncio.to_thread(load_settings, source, environ)
-    except ConfigError as exc:
-        log.error("config not reloaded, keeping the last good one: %s", exc)
-        return False
-    engine = app[FAULTS]
-    if fresh.faults != engine.settings:
-        engine.reconfigure(fresh.faults)
-        log.info("config reloaded: %d fault rule(s) in force, counters restarted", len(fresh.faults.rules))
-    running = app[SETTINGS]
-    changed = [
-        f.name
-        for f in dataclasses.fields(Settings)
-        if f.name not in ("faults", "source") and getattr(fresh, f.name) != getattr(running, f.name)
-    ]
-    if changed:
-        log.warning("config changes to %s take effect after a restart", ", ".join(changed))
-    return True
-
-
 def create_app(settings: Settings, environ: Mapping[str, str] | None = None) -> web.Application:
     """The application for ``settings``; ``environ`` is used again when the config is reloaded."""
-    app = web.Application(middlewares=[json_errors], client_max_size=CLIENT_MAX_SIZE)
+    app = web.Application(middlewares=[json_errors, admin_guard], client_max_size=CLIENT_MAX_SIZE)
     app[SETTINGS] = settings
     app[CONFIG_ENV] = dict(os.environ if environ is None else environ)
     app[FAULTS] = FaultEngine(settings.faults)
+    app[JOURNAL] = Journal(settings.journal_size)
     app.cleanup_ctx.append(fixtures_ctx)
     app.cleanup_ctx.append(config_watch_ctx)
     add_routes(app, settings.base_path)
+    add_admin_routes(app, settings.base_path)
     return app

@@ -93,6 +93,9 @@ class Settings:
     access_log: bool = True
     log_level: str = "INFO"
     faults: FaultSettings = field(default_factory=FaultSettings)
+    admin_enabled: bool = True
+    admin_token: str | None = None
+    journal_size: int = 1000
     source: Path | None = None
 
     @property
@@ -241,6 +244,14 @@ def parse_settings(
 
     faults = parse_fault_settings(top.section("faults"))
 
+    admin = top.section("admin")
+    admin_enabled = admin.boolean("enabled", True)
+    admin_token = _env(environ, "ADMIN_TOKEN", admin.string("token", None))
+    journal_size = admin.integer("journal_size", 1000, 1, 1_000_000)
+    admin.finish()
+    if admin_token is not None and len(admin_token) < 16:
+        raise ConfigError("admin.token: use at least 16 characters (e.g. `openssl rand -hex 16`)")
+
     logging_ = top.section("logging")
     access_log = logging_.boolean("access_log", True)
     level = logging_.choice("level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -272,6 +283,9 @@ def parse_settings(
         access_log=access_log,
         log_level=level,
         faults=faults,
+        admin_enabled=admin_enabled,
+        admin_token=admin_token,
+        journal_size=journal_size,
         source=source,
     )
 

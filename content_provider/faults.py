@@ -123,6 +123,7 @@ class Rule:
     outcome: Outcome | None = None
     sequence: tuple[Outcome, ...] = ()
     rate_limit: tuple[int, float] | None = None
+    spec: Any = field(default=None, compare=False)  # as written, for the admin API to show
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,22 @@ class FaultEngine:
         self._rules = rules
         self._states = {rule.name: self._new_state(rule.name) for rule in rules}
         self._directive_states.clear()
+
+    def add(self, rule: Rule) -> None:
+        """Put one more rule in force, last; other rules keep their counters."""
+        if any(r.name == rule.name for r in self._rules):
+            raise ConfigError(f"rule.name: a rule named {rule.name!r} is already in force")
+        self._rules = (*self._rules, rule)
+        self._states[rule.name] = self._new_state(rule.name)
+
+    def remove(self, name: str) -> bool:
+        """Take a rule out of force; False when there is none of that name."""
+        kept = tuple(r for r in self._rules if r.name != name)
+        if len(kept) == len(self._rules):
+            return False
+        self._rules = kept
+        self._states.pop(name, None)
+        return True
 
     def reconfigure(self, settings: FaultSettings) -> None:
         """New fault settings from a reloaded config; counters start again."""
@@ -416,8 +433,20 @@ def parse_rule(data: Any, key: str, cap: float, index: int) -> Rule:
         raise ConfigError(
             f"{key}: the rule does nothing; give delay, bandwidth, outcome, sequence or rate_limit"
         )
+    spec = {"name": name, **{k: v for k, v in data.items() if k != "name"}}
     return Rule(
-        name, match, probability, first, every, delay, delay_at, bandwidth, outcome, sequence, rate_limit
+        name,
+        match,
+        probability,
+        first,
+        every,
+        delay,
+        delay_at,
+        bandwidth,
+        outcome,
+        sequence,
+        rate_limit,
+        spec,
     )
 
 

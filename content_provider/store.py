@@ -116,6 +116,7 @@ class _Memo:
 class _Org:
     name: str
     members: frozenset[str]
+    patterns: tuple[str, ...]
     matchers: tuple[Callable[[str], bool], ...]
     images: UserImages
     folder: Path
@@ -199,7 +200,7 @@ class _OrgIndex:
                 matchers.append(_matcher(pattern))
             except re.error:
                 continue  # reported by _folder_members; config patterns are checked at load
-        return _Org(name, frozenset(members), tuple(matchers), images, self.root / ORGS_DIR / name)
+        return _Org(name, frozenset(members), patterns, tuple(matchers), images, self.root / ORGS_DIR / name)
 
     def _folder_members(
         self, name: str, problems: list[FixtureProblem]
@@ -447,6 +448,22 @@ class FixtureStore:
 
     def _resolution(self, level: str, owner: str, found: list[tuple[str, str, int, int, int]]) -> Resolution:
         return Resolution(level, owner, tuple((key, Path(real)) for key, real, *_ in found), tuple(found))
+
+    def invalidate(self) -> None:
+        """Look at the disk again on the next request (after an upload or a delete)."""
+        self._memo.clear()
+        self._orgs_checked_at = -1e18
+
+    def refresh_organisations(self) -> None:
+        """Re-read organisation folders and members now; blocking."""
+        self._orgs.refresh()
+
+    def organisations(self) -> tuple[_Org, ...]:
+        return self._orgs.orgs
+
+    def relative(self, path: Path) -> Path:
+        """``path`` relative to the fixture folder, for messages (never an absolute path)."""
+        return self._relative(Path(os.path.realpath(path)))
 
     def _relative(self, path: Path) -> Path:
         try:

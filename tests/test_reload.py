@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from content_provider import app as app_module
+from content_provider import app_reload as app_module
 from content_provider.app import create_app
 from content_provider.config import load_settings
 
@@ -113,6 +113,6 @@ async def test_reload_says_which_changes_need_a_restart(
     client = await start(path)
     path.write_text(path.read_text() + "server:\n  port: 9999\n")
     with caplog.at_level(logging.WARNING, logger="content_provider"):
-        assert await app_module.reload_config(client.app, path, {})
+        assert await app_module.reload_config(client.app, path) is None
     assert "config changes to port" in caplog.text
     assert "take effect after a restart" in caplog.text

@@ -1,0 +1,332 @@
+"""The admin API under ``/__admin/``: arrange faults and fixtures, read the journal.
+
+Access: with ``admin.token`` set, every call needs ``Authorization: Bearer <token>``;
+without one, only callers on loopback are served. Hermod's basic-auth credentials
+never open it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from .app_reload import reload_config
+from .config import SAFE_NAME
+from .contract import parse_content_id
+from .errors import ApiError
+from .faults import parse_rule, parse_rules
+from .fsutil import atomic_write
+from .imagecheck import jpeg_problem
+from .journal import JOURNAL
+from .keys import FAULTS, SETTINGS, STORE
+from .schema import ConfigError
+from .store import DEFAULT_DIR, ORGS_DIR, USERS_DIR
+
+PREFIX = "/__admin"
+MAX_UPLOAD = 20 * 1024 * 1024
+SIDES = ("front", "back", "auth")
+KINDS = {"users": USERS_DIR, "orgs": ORGS_DIR}
+
+
+def _is_loopback(request: web.Request) -> bool:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    if not peer:
+        return False
+    try:
+        return ipaddress.ip_address(str(peer[0]).split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@web.middleware
+async def admin_guard(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Only the admin routes are guarded; everything else passes straight through."""
+    settings = request.app[SETTINGS]
+    admin = settings.base_path + PREFIX
+    if request.path == admin or request.path.startswith(admin + "/"):
+        if not settings.admin_enabled:
+            raise ApiError(404, "not_found", "the admin API is off (admin.enabled: false)")
+        token = settings.admin_token
+        if token is not None:
+            scheme, _, given = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+                raise ApiError(
+                    401,
+                    "unauthorized",
+                    "the admin API needs Authorization: Bearer <admin.token>",
+                    {"WWW-Authenticate": 'Bearer realm="content-provider admin"'},
+                )
+        elif not _is_loopback(request):
+            raise ApiError(403, "forbidden", "without admin.token the admin API answers only on loopback")
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read())
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "malformed_body", f"the body is not valid JSON: {exc}") from None
+
+
+def _rule_error(exc: ConfigError) -> ApiError:
+    return ApiError(400, "invalid_rule", str(exc))
+
+
+def _rules_json(request: web.Request) -> dict[str, Any]:
+    return {"rules": [rule.spec for rule in request.app[FAULTS].rules]}
+
+
+# --------------------------------------------------------------------------- rules
+
+
+async def list_rules(request: web.Request) -> web.Response:
+    return web.json_response(_rules_json(request))
+
+
+async def add_rule(request: web.Request) -> web.Response:
+    """Add one rule, last in order. Its name must be new."""
+    engine = request.app[FAULTS]
+    data = await _json_body(request)
+    if isinstance(data, dict) and "name" not in data:
+        data = {**data, "name": f"rule-{len(engine.rules) + 1}"}
+    try:
+        rule = parse_rule(data, "rule", engine.settings.max_delay_seconds, len(engine.rules))
+        engine.add(rule)
+    except ConfigError as exc:
+        if "already in force" in str(exc):
+            raise ApiError(409, "rule_exists", str(exc)) from None
+        raise _rule_error(exc) from None
+    return web.json_response(rule.spec, status=201)
+
+
+async def replace_rules(request: web.Request) -> web.Response:
+    """Replace every rule: ``{"rules": [...]}``. Counters start again."""
+    engine = request.app[FAULTS]
+    data = await _json_body(request)
+    if not isinstance(data, dict) or "rules" not in data:
+        raise ApiError(400, "invalid_rule", 'the body must be {"rules": [...]}')
+    try:
+        rules = parse_rules(data["rules"], "rules", engine.settings.max_delay_seconds)
+    except ConfigError as exc:
+        raise _rule_error(exc) from None
+    engine.replace(rules)
+    return web.json_response(_rules_json(request))
+
+
+async def delete_rule(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if not request.app[FAULTS].remove(name):
+        raise ApiError(404, "no_such_rule", f"no rule named {name!r} is in force")
+    return web.json_response(_rules_json(request))
+
+
+async def delete_rules(request: web.Request) -> web.Response:
+    request.app[FAULTS].replace(())
+    return web.json_response(_rules_json(request))
+
+
+async def reset(request: web.Request) -> web.Response:
+    """Back to the configured state: the config's rules, an empty journal."""
+    engine = request.app[FAULTS]
+    engine.replace(engine.settings.rules)
+    request.app[JOURNAL].clear()
+    request.app[STORE].invalidate()
+    return web.json_response({"reset": True, **_rules_json(request)})
+
+
+async def reload(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    if settings.source is None:
+        raise ApiError(409, "no_config_file", "the server was started without a config file")
+    error = await reload_config(request.app, settings.source)
+    if error is not None:
+        raise ApiError(400, "invalid_config", error)
+    return web.json_response({"reloaded": True, **_rules_json(request)})
+
+
+# --------------------------------------------------------------------------- journal
+
+
+def _limit(request: web.Request) -> int | None:
+    raw = request.query.get("limit")
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ApiError(400, "invalid_query", f"limit: expected a positive integer, got {raw!r}")
+    return int(raw)
+
+
+async def list_requests(request: web.Request) -> web.Response:
+    """Newest first; ``?contentId=`` to filter, ``?limit=`` to cut."""
+    entries = request.app[JOURNAL].entries(request.query.get("contentId"), _limit(request))
+    return web.json_response({"requests": [e.as_json() for e in entries]})
+
+
+async def count_requests(request: web.Request) -> web.Response:
+    content_id = request.query.get("contentId")
+    return web.json_response({"contentId": content_id, "count": request.app[JOURNAL].count(content_id)})
+
+
+async def clear_requests(request: web.Request) -> web.Response:
+    request.app[JOURNAL].clear()
+    return web.json_response({"requests": []})
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def _names(folder: Path) -> list[str]:
+    try:
+        return sorted(e.name for e in os.scandir(folder) if e.is_dir() and SAFE_NAME.match(e.name))
+    except FileNotFoundError:
+        return []
+
+
+def _sides(folder: Path) -> list[str]:
+    return [side for side in SIDES if any((folder / f"{side}{ext}").is_file() for ext in (".jpg", ".jpeg"))]
+
+
+def _inventory(request: web.Request) -> dict[str, Any]:
+    store = request.app[STORE]
+    root = store.root
+    users = [{"name": n, "images": _sides(root / USERS_DIR / n)} for n in _names(root / USERS_DIR)]
+    store.refresh_organisations()
+    orgs = [
+        {
+            "name": org.name,
+            "images": _sides(org.folder),
+            "members": sorted(org.members),
+            "patterns": list(org.patterns),
+        }
+        for org in store.organisations()
+    ]
+    problems = [{"path": str(p), "reason": r} for p, r in sorted(store.problems.items())]
+    return {
+        "root": str(root),
+        "users": users,
+        "organisations": orgs,
+        "default": _sides(root / DEFAULT_DIR) if request.app[SETTINGS].default_enabled else [],
+        "problems": problems,
+    }
+
+
+async def fixtures(request: web.Request) -> web.Response:
+    """Users, organisations and the default, with the images each has."""
+    return web.json_response(await asyncio.to_thread(_inventory, request))
+
+
+async def resolve(request: web.Request) -> web.Response:
+    """``?contentId=``: which images would answer it, and why."""
+    raw = request.query.get("contentId")
+    if not raw:
+        raise ApiError(400, "invalid_query", "contentId: required")
+    content_id = parse_content_id(raw, request.app[SETTINGS].bare_ids)
+    if content_id is None:
+        raise ApiError(404, "unknown_content_id", "bare content ids are off (fixtures.bare_ids: off)")
+    store = request.app[STORE]
+    resolution = await asyncio.to_thread(store.resolve, content_id.use_case, content_id.subject)
+    if resolution is None:
+        raise ApiError(404, "unknown_content_id", f"no {content_id.use_case.name.lower()} image resolves")
+    return web.json_response(
+        {
+            "contentId": raw,
+            "useCase": content_id.use_case.value,
+            "subject": content_id.subject,
+            "level": resolution.level,
+            "owner": resolution.owner,
+            "files": {key: str(store.relative(path)) for key, path in resolution.files},
+        }
+    )
+
+
+def _target(request: web.Request) -> Path:
+    """The fixture file an upload or delete names, checked field by field."""
+    kind = request.match_info["kind"]
+    side = request.match_info["side"]
+    if side not in SIDES:
+        raise ApiError(400, "invalid_fixture", f"side: expected one of {', '.join(SIDES)}, got {side!r}")
+    root = request.app[STORE].root
+    if kind == "default":
+        return root / DEFAULT_DIR / f"{side}.jpg"
+    if kind not in KINDS:
+        raise ApiError(400, "invalid_fixture", f"kind: expected users, orgs or default, got {kind!r}")
+    name = request.match_info["name"]
+    if not SAFE_NAME.match(name):
+        raise ApiError(
+            400, "invalid_fixture", f"name: {name!r} is not a folder name (letters, digits, . _ @ + = -)"
+        )
+    return root / KINDS[kind] / name / f"{side}.jpg"
+
+
+def _write(target: Path, data: bytes) -> None:
+    for stale in (target.with_suffix(".jpeg"),):
+        if stale.exists():
+            stale.unlink()  # one image per side: the upload replaces a .jpeg twin too
+    atomic_write(target, data)
+
+
+async def upload(request: web.Request) -> web.Response:
+    """PUT the JPEG bytes as the body. Checked as at start-up, then written atomically."""
+    target = _target(request)
+    data = await request.read()
+    if len(data) > MAX_UPLOAD:
+        raise ApiError(413, "body_too_large", f"an image may be {MAX_UPLOAD} bytes at most")
+    settings = request.app[SETTINGS]
+    card = request.match_info["side"] != "auth"
+    reason = await asyncio.to_thread(jpeg_problem, data, card=card, tolerance=settings.aspect_tolerance)
+    if reason is not None:
+        raise ApiError(400, "invalid_image", f"body: {reason}")
+    existed = target.exists()
+    await asyncio.to_thread(_write, target, data)
+    store = request.app[STORE]
+    store.invalidate()
+    return web.json_response(
+        {"path": str(store.relative(target)), "bytes": len(data)}, status=200 if existed else 201
+    )
+
+
+async def delete_image(request: web.Request) -> web.Response:
+    target = _target(request)
+    removed = False
+    for candidate in (target, target.with_suffix(".jpeg")):
+        try:
+            await asyncio.to_thread(candidate.unlink)
+            removed = True
+        except FileNotFoundError:
+            continue
+    if not removed:
+        raise ApiError(404, "no_such_image", f"{request.app[STORE].relative(target)} does not exist")
+    request.app[STORE].invalidate()
+    return web.json_response({"deleted": str(request.app[STORE].relative(target))})
+
+
+def add_admin_routes(app: web.Application, base_path: str) -> None:
+    base = base_path + PREFIX
+    app.router.add_routes(
+        [
+            web.get(f"{base}/rules", list_rules),
+            web.post(f"{base}/rules", add_rule),
+            web.put(f"{base}/rules", replace_rules),
+            web.delete(f"{base}/rules", delete_rules),
+            web.delete(f"{base}/rules/{{name}}", delete_rule),
+            web.post(f"{base}/reset", reset),
+            web.post(f"{base}/reload", reload),
+            web.get(f"{base}/requests", list_requests),
+            web.get(f"{base}/requests/count", count_requests),
+            web.delete(f"{base}/requests", clear_requests),
+            web.get(f"{base}/fixtures", fixtures),
+            web.get(f"{base}/fixtures/resolve", resolve),
+            web.put(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", upload),
+            web.delete(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", delete_image),
+            web.put(f"{base}/fixtures/{{kind:default}}/{{side}}", upload),
+            web.delete(f"{base}/fixtures/{{kind:default}}/{{side}}", delete_image),
+        ]
+    )
