@@ -1,0 +1,343 @@
+"""The admin API over real HTTP: every operation, its bad inputs, and who may call it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from PIL import Image
+
+from content_provider.admin import admin_guard
+from content_provider.config import Settings
+from content_provider.errors import ApiError
+from content_provider.generate import auth_jpeg, card_jpeg
+from content_provider.keys import SETTINGS
+
+from .helpers import DOC_CARD, MakeClient, get_content
+
+TOKEN = "0123456789abcdef-admin"
+
+
+async def add(client: Any, **spec: Any) -> Any:
+    return await client.post("/__admin/rules", json=spec)
+
+
+# --------------------------------------------------------------------------- rules
+
+
+async def test_add_list_and_delete_rules(make_client: MakeClient) -> None:
+    client = await make_client()
+    assert await (await client.get("/__admin/rules")).json() == {"rules": []}
+    response = await add(client, name="down", match={"id": DOC_CARD}, outcome=503)
+    assert response.status == 201
+    assert await response.json() == {"name": "down", "match": {"id": DOC_CARD}, "outcome": 503}
+    assert (await get_content(client, DOC_CARD)).status == 503
+    assert (await get_content(client, "PROV:bob")).status == 200
+    unnamed = await (await add(client, delay="10ms")).json()
+    assert unnamed["name"] == "rule-2"
+    listed = await (await client.get("/__admin/rules")).json()
+    assert [r["name"] for r in listed["rules"]] == ["down", "rule-2"]
+    assert (await client.delete("/__admin/rules/down")).status == 200
+    assert (await get_content(client, DOC_CARD)).status == 200
+    missing = await client.delete("/__admin/rules/down")
+    assert missing.status == 404
+    assert (await missing.json())["error"] == "no_such_rule"
+    assert await (await client.delete("/__admin/rules")).json() == {"rules": []}
+
+
+async def test_adding_a_rule_keeps_the_others_counting(make_client: MakeClient) -> None:
+    client = await make_client()
+    await add(client, name="twice", first=2, outcome=503)
+    assert (await get_content(client, DOC_CARD)).status == 503
+    await add(client, name="slow", delay="1ms")
+    codes = [(await get_content(client, DOC_CARD)).status for _ in range(3)]
+    assert codes == [503, 200, 200]
+
+
+async def test_replace_rules(make_client: MakeClient) -> None:
+    client = await make_client()
+    await add(client, name="old", outcome=500)
+    response = await client.put("/__admin/rules", json={"rules": [{"name": "new", "outcome": 418}]})
+    assert [r["name"] for r in (await response.json())["rules"]] == ["new"]
+    assert (await get_content(client, DOC_CARD)).status == 418
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "status", "code", "message"),
+    [
+        ("post", {"outcome": "explode"}, 400, "invalid_rule", "rule.outcome: unknown outcome 'explode'"),
+        ("post", {"name": "x"}, 400, "invalid_rule", "rule: the rule does nothing"),
+        ("post", {"outcome": 503, "colour": "red"}, 400, "invalid_rule", "rule.colour: unknown key"),
+        ("post", [1, 2], 400, "invalid_rule", "rule: expected a mapping"),
+        ("post", b"{nope", 400, "malformed_body", "not valid JSON"),
+        ("put", {"rule": []}, 400, "invalid_rule", '{"rules": [...]}'),
+        ("put", {"rules": [{"delay": "soon"}]}, 400, "invalid_rule", "rules[0].delay: expected a duration"),
+    ],
+)
+async def test_bad_rules_get_a_4xx_naming_the_field(
+    make_client: MakeClient, method: str, body: Any, status: int, code: str, message: str
+) -> None:
+    client = await make_client()
+    kwargs = {"data": body} if isinstance(body, bytes) else {"json": body}
+    response = await getattr(client, method)("/__admin/rules", **kwargs)
+    assert response.status == status
+    payload = await response.json()
+    assert payload["error"] == code
+    assert message in payload["message"]
+
+
+async def test_duplicate_rule_name_is_a_conflict(make_client: MakeClient) -> None:
+    client = await make_client()
+    await add(client, name="a", outcome=503)
+    response = await add(client, name="a", outcome=500)
+    assert response.status == 409
+    assert (await response.json())["error"] == "rule_exists"
+
+
+async def test_reset_restores_the_configured_rules_and_empties_the_journal(
+    make_client: MakeClient, settings: Settings
+) -> None:
+    from content_provider.faults import parse_fault_settings
+    from content_provider.schema import Reader
+
+    configured = parse_fault_settings(
+        Reader({"rules": [{"name": "cfg", "every": 1000, "outcome": 500}]}, "f")
+    )
+    client = await make_client(faults=configured)
+    await add(client, name="extra", outcome=503)
+    await get_content(client, DOC_CARD)
+    response = await client.post("/__admin/reset")
+    assert [r["name"] for r in (await response.json())["rules"]] == ["cfg"]
+    assert (await (await client.get("/__admin/requests/count")).json())["count"] == 0
+    assert (await get_content(client, DOC_CARD)).status == 200
+
+
+async def test_reload_without_a_config_file_is_a_conflict(make_client: MakeClient) -> None:
+    client = await make_client()
+    response = await client.post("/__admin/reload")
+    assert response.status == 409
+    assert (await response.json())["error"] == "no_config_file"
+
+
+# --------------------------------------------------------------------------- journal
+
+
+async def test_journal_records_what_was_asked_and_answered(make_client: MakeClient) -> None:
+    client = await make_client(username="hermod", password="s3cret-pass")
+    auth = {"Authorization": "Basic " + base64.b64encode(b"hermod:s3cret-pass").decode()}
+    await add(client, name="bob-down", match={"id": "PROV:bob"}, outcome=503)
+    await get_content(client, DOC_CARD, headers=auth)
+    await get_content(client, "PROV:bob", headers=auth)
+    await get_content(client, "PROV:bob")  # no credentials
+    entries = (await (await client.get("/__admin/requests")).json())["requests"]
+    assert [(e["contentId"], e["status"], e["user"]) for e in entries] == [
+        (None, 401, None),
+        ("PROV:bob", 503, "hermod"),
+        (DOC_CARD, 200, "hermod"),
+    ]
+    assert entries[1]["fault"] == "bob-down; outcome=status 503"
+    assert entries[2]["resolved"] == "user 67d21afb-e830-4fee-a691-00a997ffbe1a"
+    assert all(e["latencyMs"] >= 0 and e["time"].endswith("+00:00") for e in entries)
+    assert "s3cret-pass" not in str(entries)
+
+
+async def test_journal_filter_limit_count_and_clear(make_client: MakeClient) -> None:
+    client = await make_client()
+    for content_id in ("PROV:a", "PROV:b", "PROV:a", "PROV:a"):
+        await get_content(client, content_id)
+    only_a = await (
+        await client.get("/__admin/requests", params={"contentId": "PROV:a", "limit": "2"})
+    ).json()
+    assert [e["contentId"] for e in only_a["requests"]] == ["PROV:a", "PROV:a"]
+    count = await (await client.get("/__admin/requests/count", params={"contentId": "PROV:a"})).json()
+    assert count == {"contentId": "PROV:a", "count": 3}
+    bad = await client.get("/__admin/requests", params={"limit": "-1"})
+    assert bad.status == 400
+    assert "limit" in (await bad.json())["message"]
+    await client.delete("/__admin/requests")
+    assert (await (await client.get("/__admin/requests/count")).json())["count"] == 0
+
+
+async def test_journal_is_bounded(make_client: MakeClient) -> None:
+    client = await make_client(journal_size=3)
+    for i in range(5):
+        await get_content(client, f"PROV:{i}")
+    entries = (await (await client.get("/__admin/requests")).json())["requests"]
+    assert [e["contentId"] for e in entries] == ["PROV:4", "PROV:3", "PROV:2"]
+
+
+async def test_journal_records_broken_connections(make_client: MakeClient) -> None:
+    client = await make_client()
+    await add(client, name="rst", outcome="reset")
+    with pytest.raises(Exception):  # noqa: B017,PT011 - any client error: the connection is gone
+        await get_content(client, DOC_CARD)
+    await client.delete("/__admin/rules/rst")
+    entries = (await (await client.get("/__admin/requests")).json())["requests"]
+    assert entries[0]["status"] == "reset"
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+async def test_inventory_and_resolve(make_client: MakeClient) -> None:
+    client = await make_client()
+    inventory = await (await client.get("/__admin/fixtures")).json()
+    users = {u["name"]: u["images"] for u in inventory["users"]}
+    assert users["67d21afb-e830-4fee-a691-00a997ffbe1a"] == ["front", "back"]
+    orgs = {o["name"]: o for o in inventory["organisations"]}
+    assert orgs["acme"]["members"] == ["alice", "bob"]
+    assert orgs["acme"]["patterns"] == ["acme-*"]
+    assert inventory["default"] == ["front", "auth"]
+    resolved = await (
+        await client.get("/__admin/fixtures/resolve", params={"contentId": "AUTH:alice"})
+    ).json()
+    assert resolved == {
+        "contentId": "AUTH:alice",
+        "useCase": "AUTH",
+        "subject": "alice",
+        "level": "organisation",
+        "owner": "acme",
+        "files": {"auth": "orgs/acme/auth.jpg"},
+    }
+    missing = await client.get("/__admin/fixtures/resolve")
+    assert missing.status == 400
+
+
+async def test_upload_is_served_at_once_and_delete_removes_it(
+    make_client: MakeClient, fixture_root: Path
+) -> None:
+    client = await make_client(revalidate_seconds=3600)
+    assert (await get_content(client, "PROV:zoe")).headers["X-Content-Provider-Resolved"] == "default"
+    image = card_jpeg("Zoe")
+    created = await client.put("/__admin/fixtures/users/zoe/front", data=image)
+    assert created.status == 201
+    assert await created.json() == {"path": "users/zoe/front.jpg", "bytes": len(image)}
+    assert (fixture_root / "users/zoe/front.jpg").read_bytes() == image
+    served = await get_content(client, "PROV:zoe")
+    assert served.headers["X-Content-Provider-Resolved"] == "user zoe"
+    element = (await served.json())["data"][0]
+    assert base64.b64decode(element["data"]) == image
+    replaced = await client.put("/__admin/fixtures/users/zoe/front", data=card_jpeg("Zoe 2"))
+    assert replaced.status == 200
+    assert (await client.put("/__admin/fixtures/orgs/acme/auth", data=auth_jpeg("acme 2"))).status == 200
+    assert (await client.put("/__admin/fixtures/default/back", data=card_jpeg("back"))).status == 201
+    deleted = await client.delete("/__admin/fixtures/users/zoe/front")
+    assert deleted.status == 200
+    assert (await get_content(client, "PROV:zoe")).headers["X-Content-Provider-Resolved"] == "default"
+    assert (await client.delete("/__admin/fixtures/users/zoe/front")).status == 404
+
+
+def png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (1200, 757)).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "code", "message"),
+    [
+        ("/__admin/fixtures/users/zoe/front", png(), "invalid_image", "body: not a JPEG"),
+        (
+            "/__admin/fixtures/users/zoe/front",
+            auth_jpeg("square"),
+            "invalid_image",
+            "body: aspect ratio 640x640",
+        ),
+        ("/__admin/fixtures/users/zoe/front", b"", "invalid_image", "body: empty file"),
+        ("/__admin/fixtures/users/zoe/side", card_jpeg("x"), "invalid_fixture", "side: expected one of"),
+        ("/__admin/fixtures/people/zoe/front", card_jpeg("x"), "invalid_fixture", "kind: expected users"),
+        (
+            "/__admin/fixtures/users/..zoe/front",
+            card_jpeg("x"),
+            "invalid_fixture",
+            "name: '..zoe' is not a folder",
+        ),
+    ],
+)
+async def test_bad_uploads_name_the_field_and_write_nothing(
+    make_client: MakeClient, fixture_root: Path, path: str, body: bytes, code: str, message: str
+) -> None:
+    client = await make_client()
+    before = sorted(p for p in fixture_root.parent.rglob("*"))
+    response = await client.put(path, data=body)
+    assert response.status == 400
+    payload = await response.json()
+    assert payload["error"] == code
+    assert message in payload["message"]
+    assert sorted(p for p in fixture_root.parent.rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    "path", ["/__admin/fixtures/users/%2E%2E/front", "/__admin/fixtures/users/../../front"]
+)
+async def test_dot_dot_in_an_upload_path_writes_nothing(
+    make_client: MakeClient, fixture_root: Path, path: str
+) -> None:
+    client = await make_client()
+    before = sorted(p for p in fixture_root.parent.rglob("*"))
+    response = await client.put(path, data=card_jpeg("x"))
+    assert response.status in (400, 404)
+    assert sorted(p for p in fixture_root.parent.rglob("*")) == before
+
+
+async def test_auth_images_may_have_any_shape(make_client: MakeClient) -> None:
+    client = await make_client()
+    assert (await client.put("/__admin/fixtures/users/zoe/auth", data=auth_jpeg("zoe"))).status == 201
+
+
+async def test_concurrent_uploads_to_one_image_end_whole(make_client: MakeClient, fixture_root: Path) -> None:
+    client = await make_client()
+    images = [card_jpeg(f"version {i}") for i in range(12)]
+    responses = await asyncio.gather(
+        *(client.put("/__admin/fixtures/users/race/front", data=image) for image in images)
+    )
+    assert {r.status for r in responses} <= {200, 201}
+    assert (fixture_root / "users/race/front.jpg").read_bytes() in images
+    assert [p.name for p in (fixture_root / "users/race").iterdir()] == ["front.jpg"]  # no temporary left
+
+
+# --------------------------------------------------------------------------- access
+
+
+async def test_token_is_required_when_configured(make_client: MakeClient) -> None:
+    client = await make_client(admin_token=TOKEN, username="hermod", password="s3cret-pass")
+    assert (await client.get("/__admin/rules")).status == 401
+    wrong = await client.get("/__admin/rules", headers={"Authorization": "Bearer not-the-token"})
+    assert wrong.status == 401
+    assert wrong.headers["WWW-Authenticate"].startswith("Bearer")
+    basic = "Basic " + base64.b64encode(b"hermod:s3cret-pass").decode()
+    assert (await client.get("/__admin/rules", headers={"Authorization": basic})).status == 401
+    assert (await client.get("/__admin/rules", headers={"Authorization": f"Bearer {TOKEN}"})).status == 200
+
+
+async def test_admin_can_be_switched_off(make_client: MakeClient) -> None:
+    client = await make_client(admin_enabled=False)
+    response = await client.get("/__admin/rules")
+    assert response.status == 404
+    assert (await get_content(client, DOC_CARD)).status == 200
+
+
+@pytest.mark.parametrize(("peer", "allowed"), [("127.0.0.1", True), ("::1", True), ("10.1.2.3", False)])
+async def test_without_a_token_only_loopback_is_served(peer: str, allowed: bool) -> None:
+    app = web.Application()
+    app[SETTINGS] = Settings()
+    transport = mock.Mock()
+    transport.get_extra_info.return_value = (peer, 40000)
+    request = make_mocked_request("GET", "/__admin/rules", app=app, transport=transport)
+
+    async def handler(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    if allowed:
+        assert (await admin_guard(request, handler)).status == 200
+    else:
+        with pytest.raises(ApiError) as caught:
+            await admin_guard(request, handler)
+        assert caught.value.status == 403
