@@ -15,6 +15,8 @@ from content_provider.config import BUNDLED_FIXTURES, Settings
 
 from .helpers import MakeClient
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="session")
 def signing_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

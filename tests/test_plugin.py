@@ -1,0 +1,93 @@
+"""The pytest plugin, used the way a consuming project would: from separate test files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def readme_plugin_example() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    [example] = [
+        b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL) if "content_provider)" in b
+    ]
+    return str(example)
+
+
+def test_readme_example_passes_as_a_consumer_runs_it(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_from_readme=readme_plugin_example())
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_each_test_starts_from_the_configured_state(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_isolation="""
+import json, urllib.request, urllib.error
+
+def status(url, content_id):
+    request = urllib.request.Request(url + "/getcontent", data=json.dumps({"contentId": content_id}).encode())
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, response.headers["X-Content-Provider-Resolved"]
+    except urllib.error.HTTPError as error:
+        return error.code, None
+
+def test_first(content_provider):
+    content_provider.add_rule(name="down", outcome=503)
+    content_provider.add_image("front", user="temp-user")
+    assert status(content_provider.url, "PROV:x") == (503, None)
+
+def test_second_sees_none_of_it(content_provider):
+    assert content_provider.rules() == []
+    assert content_provider.requests() == []
+    assert not (content_provider.fixture_root / "users" / "temp-user" / "front.jpg").exists()
+    assert status(content_provider.url, "PROV:temp-user") == (200, "default")
+
+def test_counts_fail_with_the_journal(content_provider):
+    status(content_provider.url, "PROV:y")
+    try:
+        content_provider.assert_request_count(2, content_id="PROV:y")
+    except AssertionError as error:
+        assert "expected 2 request(s) for 'PROV:y', got 1" in str(error)
+        assert "'PROV:y' -> 200" in str(error)
+    else:
+        raise AssertionError("should have failed")
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+
+
+def test_settings_can_be_overridden(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+import pytest
+
+@pytest.fixture(scope="session")
+def content_provider_settings():
+    return {"username": "hermod", "password": "s3cret", "default_enabled": False}
+"""
+    )
+    pytester.makepyfile(
+        test_auth="""
+import json, urllib.request, urllib.error
+
+def test_needs_credentials(content_provider):
+    request = urllib.request.Request(content_provider.url + "/getcontent", data=b'{"contentId": "PROV:bob"}')
+    try:
+        urllib.request.urlopen(request)
+    except urllib.error.HTTPError as error:
+        assert error.code == 401
+    else:
+        raise AssertionError("expected 401")
+    assert content_provider.request_count("PROV:bob") == 0  # a 401 is journaled before the id is read
+    assert content_provider.request_count() == 1
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
