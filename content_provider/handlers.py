@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from importlib import resources
 
 from aiohttp import web
 
@@ -155,5 +156,15 @@ async def index(request: web.Request) -> web.Response:
             "health": f"{base}/healthz",
             "jwks": f"{base}/.well-known/jwks.json",
             "signing_certificate": f"{base}/signing-cert.pem",
+            "openapi": f"{base}/openapi.json",
+            "admin": f"{base}/__admin/",
         }
     )
+
+
+OPENAPI = json.loads(resources.files(__package__).joinpath("openapi.json").read_text(encoding="utf-8"))
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of the operation and the admin API (kept in the repository)."""
+    return web.json_response(OPENAPI)

@@ -15,6 +15,7 @@ def add_routes(app: web.Application, base_path: str) -> None:
             web.get(f"{base_path}/healthz", handlers.healthz),
             web.get(f"{base_path}/.well-known/jwks.json", handlers.jwks),
             web.get(f"{base_path}/signing-cert.pem", handlers.signing_certificate),
+            web.get(f"{base_path}/openapi.json", handlers.openapi),
             web.get(f"{base_path}/", handlers.index),
         ]
     )
