@@ -24,7 +24,9 @@ async def config_watch_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     task = None
     if settings.source is not None:
-        task = asyncio.create_task(_watch_config(app, settings.source))
+        # The file as it was loaded is the baseline: read it before serving, not later.
+        seen = await asyncio.to_thread(_mtime, settings.source)
+        task = asyncio.create_task(_watch_config(app, settings.source, seen))
     yield
     if task is not None:
         task.cancel()
@@ -39,8 +41,7 @@ def _mtime(path: Path) -> int | None:
         return None
 
 
-async def _watch_config(app: web.Application, source: Path) -> None:
-    seen = await asyncio.to_thread(_mtime, source)
+async def _watch_config(app: web.Application, source: Path, seen: int | None) -> None:
     while True:
         await asyncio.sleep(CONFIG_POLL_SECONDS)
         current = await asyncio.to_thread(_mtime, source)
