@@ -16,17 +16,14 @@ from content_provider.client import AdminError, AsyncAdminClient
 from content_provider.generate import card_jpeg
 
 from .helpers import DOC_CARD
-from .test_cli import Server, start, write_config
+from .test_cli import Server, serving, write_config
 
 
 @pytest.fixture
 async def server(tmp_path: Path, fixture_root: Path, signing_dir: Path) -> AsyncIterator[Server]:
     config = write_config(tmp_path, fixture_root, signing_dir, "logging:\n  access_log: false\n")
-    running = await start(["serve", "--config", str(config), "--port", "0"], tmp_path)
-    yield running
-    if running.process.returncode is None:
-        running.process.kill()
-        await running.process.wait()
+    async with serving(config, tmp_path) as running:
+        yield running
 
 
 async def test_async_client_arranges_and_inspects(server: Server) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -53,14 +54,22 @@ async def start(args: list[str], cwd: Path, env: dict[str, str] | None = None) -
             return Server(process, match.group(1), log)
 
 
+@contextlib.asynccontextmanager
+async def serving(config: Path, cwd: Path) -> AsyncIterator[Server]:
+    """``content-provider serve`` as its own process on a free port; killed if still running."""
+    running = await start(["serve", "--config", str(config), "--port", "0"], cwd)
+    try:
+        yield running
+    finally:
+        if running.process.returncode is None:
+            running.process.kill()
+            await running.process.wait()
+
+
 @pytest.fixture
 async def server(tmp_path: Path, fixture_root: Path, signing_dir: Path) -> AsyncIterator[Server]:
-    config = write_config(tmp_path, fixture_root, signing_dir)
-    running = await start(["serve", "--config", str(config), "--port", "0"], tmp_path)
-    yield running
-    if running.process.returncode is None:
-        running.process.kill()
-        await running.process.wait()
+    async with serving(write_config(tmp_path, fixture_root, signing_dir), tmp_path) as running:
+        yield running
 
 
 async def test_serve_answers_logs_and_stops_cleanly_on_sigterm(server: Server) -> None:
