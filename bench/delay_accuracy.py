@@ -88,9 +88,7 @@ WRK_MAX = re.compile(r"Latency\s+\S+\s+\S+\s+([0-9.]+)(us|ms|s)")
 UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
 
 
-async def wrk_load(
-    url: str, concurrency: int, seconds: float, cpu: str | None, folder: Path
-) -> dict[str, float]:
+async def wrk_load(url: str, concurrency: int, seconds: float, cpu: str | None, folder: Path) -> dict[str, float]:
     """Latency percentiles from wrk (C, so the load generator adds little of its own)."""
     script = folder / "post.lua"
     script.write_text(WRK_SCRIPT, encoding="utf-8")

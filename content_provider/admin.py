@@ -260,9 +260,7 @@ def _target(request: web.Request) -> Path:
         raise ApiError(400, "invalid_fixture", f"kind: expected users, orgs or default, got {kind!r}")
     name = request.match_info["name"]
     if not SAFE_NAME.match(name):
-        raise ApiError(
-            400, "invalid_fixture", f"name: {name!r} is not a folder name (letters, digits, . _ @ + = -)"
-        )
+        raise ApiError(400, "invalid_fixture", f"name: {name!r} is not a folder name (letters, digits, . _ @ + = -)")
     return root / KINDS[kind] / name / f"{side}.jpg"
 
 
@@ -288,9 +286,7 @@ async def upload(request: web.Request) -> web.Response:
     await asyncio.to_thread(_write, target, data)
     store = request.app[STORE]
     store.invalidate()
-    return web.json_response(
-        {"path": str(store.relative(target)), "bytes": len(data)}, status=200 if existed else 201
-    )
+    return web.json_response({"path": str(store.relative(target)), "bytes": len(data)}, status=200 if existed else 201)
 
 
 async def delete_image(request: web.Request) -> web.Response:

@@ -29,9 +29,7 @@ CLIENT_MAX_SIZE = 32 * 1024 * 1024
 async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
     """Load the signing key and the fixture store; check every fixture once at start-up."""
     settings = app[SETTINGS]
-    signer = await asyncio.to_thread(
-        load_or_create_signer, settings.algorithm, settings.key_file, settings.cert_file
-    )
+    signer = await asyncio.to_thread(load_or_create_signer, settings.algorithm, settings.key_file, settings.cert_file)
     log.info(
         "back sides signed %s, kid %s, with the development key %s (JWKS at %s/.well-known/jwks.json)",
         signer.algorithm,
@@ -47,8 +45,7 @@ async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
         if problems and settings.strict:
             raise FixtureError(
                 "fixture_invalid",
-                f"{len(problems)} fixture problem(s) and fixtures.strict is on: "
-                + "; ".join(str(p) for p in problems),
+                f"{len(problems)} fixture problem(s) and fixtures.strict is on: " + "; ".join(str(p) for p in problems),
                 tuple(problems),
             )
     app[SIGNER] = signer

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ from . import __version__
 from .accesslog import AccessLogger
 from .app import create_app
 from .config import ENV_PREFIX, SAFE_NAME, ConfigError, Settings, find_config, load_settings
+from .conformance import DEMO_IDS, check, format_junit, format_text, load_trust
 from .generate import write_demo, write_images, write_members
 from .signing import load_or_create_signer
 from .store import ORGS_DIR, USERS_DIR, FixtureError, FixtureStore
@@ -54,6 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-fixtures", help="decode every fixture and report problems")
     with_config(check)
+
+    conformance = commands.add_parser("check", help="check a content provider against the contract")
+    conformance.add_argument("url", help="the provider's content-provider-url (POST URL/getcontent is called)")
+    conformance.add_argument("--user", help="basic-auth user name, as Hermod would send")
+    conformance.add_argument("--password", help="basic-auth password (or $CONTENT_PROVIDER_CHECK_PASSWORD)")
+    conformance.add_argument(
+        "--content-id", action="append", dest="content_ids", metavar="ID", help="an id to check (repeat)"
+    )
+    conformance.add_argument("--trust", help="JWKS (JSON) or PEM certificate that must verify the back side")
+    conformance.add_argument("--format", choices=("text", "json", "junit"), default="text")
+    conformance.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
+    conformance.add_argument("--max-image-bytes", type=int, default=2 * 1024 * 1024)
 
     generate = commands.add_parser("generate", help="make fixture images with Pillow")
     kinds = generate.add_subparsers(dest="kind", required=True, metavar="KIND")
@@ -153,14 +167,10 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
         written = write_demo(root)
     elif args.kind == "user":
         folder = root / USERS_DIR / args.subject
-        written = write_images(
-            folder, args.label or args.subject, front=args.front, back=args.back, auth=args.auth
-        )
+        written = write_images(folder, args.label or args.subject, front=args.front, back=args.back, auth=args.auth)
     else:
         folder = root / ORGS_DIR / args.name
-        written = write_images(
-            folder, args.label or args.name, front=args.front, back=args.back, auth=args.auth
-        )
+        written = write_images(folder, args.label or args.name, front=args.front, back=args.back, auth=args.auth)
         if args.member:
             written.append(write_members(folder, args.member))
     for path in written:
@@ -179,9 +189,52 @@ def _check(settings: Settings) -> int:
     return EXIT_PROBLEMS if problems else EXIT_OK
 
 
+def _conformance(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    password = args.password or environ.get(ENV_PREFIX + "CHECK_PASSWORD")
+    if (args.user is None) != (password is None):
+        print("content-provider: give both --user and --password, or neither", file=sys.stderr)
+        return EXIT_CONFIG
+    trust = None
+    if args.trust:
+        try:
+            trust = load_trust(Path(args.trust))
+        except (OSError, ValueError) as exc:
+            print(f"content-provider: --trust {args.trust}: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+    tty = sys.stderr.isatty()
+
+    def progress(text: str) -> None:
+        if tty:
+            print(f"\r\033[K{text} ...", end="", file=sys.stderr, flush=True)
+
+    report = asyncio.run(
+        check(
+            args.url,
+            args.content_ids or DEMO_IDS,
+            user=args.user,
+            password=password,
+            trust=trust,
+            timeout=args.timeout,
+            max_image_bytes=args.max_image_bytes,
+            progress=progress,
+        )
+    )
+    if tty:
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    if args.format == "json":
+        print(json.dumps(report.as_json(), indent=2))
+    elif args.format == "junit":
+        print(format_junit(report), end="")
+    else:
+        print(format_text(report, colour=sys.stdout.isatty()))
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     env = os.environ if environ is None else environ
+    if args.command == "check":
+        return _conformance(args, env)
     try:
         settings = _settings(args, env)
     except ConfigError as exc:

@@ -117,9 +117,7 @@ def _fixture_path(key: str, value: str | None, root: Path) -> Path | None:
 
 
 def _images(reader: Reader, root: Path) -> UserImages:
-    return UserImages(
-        **{name: _fixture_path(reader.key(name), reader.string(name, None), root) for name in IMAGE_KEYS}
-    )
+    return UserImages(**{name: _fixture_path(reader.key(name), reader.string(name, None), root) for name in IMAGE_KEYS})
 
 
 def _env(environ: Mapping[str, str], name: str, fallback: str | None) -> str | None:
@@ -152,9 +150,7 @@ def find_config(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> 
     return local if local.is_file() else None
 
 
-def parse_settings(
-    data: Any, base_dir: Path, environ: Mapping[str, str], source: Path | None = None
-) -> Settings:
+def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source: Path | None = None) -> Settings:
     """Build settings from parsed YAML and the environment (environment wins)."""
     top = Reader(data, "")
     server = top.section("server")
@@ -170,9 +166,7 @@ def parse_settings(
     max_id = server.integer("max_content_id_length", 256, 8, 8192)
     event_loop = _env(environ, "EVENT_LOOP", server.choice("event_loop", "auto", EVENT_LOOPS)) or "auto"
     if event_loop not in EVENT_LOOPS:
-        raise ConfigError(
-            f"{ENV_PREFIX}EVENT_LOOP: expected one of {', '.join(EVENT_LOOPS)}, got {event_loop!r}"
-        )
+        raise ConfigError(f"{ENV_PREFIX}EVENT_LOOP: expected one of {', '.join(EVENT_LOOPS)}, got {event_loop!r}")
     server.finish()
 
     fixtures = top.section("fixtures")
@@ -199,9 +193,7 @@ def parse_settings(
     for name in list(orgs_raw.data):
         entry = orgs_raw.section(str(name))
         if not SAFE_NAME.match(str(name)):
-            raise ConfigError(
-                f"{entry.where}: organisation names are folder names: letters, digits, . _ @ + = -"
-            )
+            raise ConfigError(f"{entry.where}: organisation names are folder names: letters, digits, . _ @ + = -")
         organisations.append(
             Organisation(
                 name=str(name),

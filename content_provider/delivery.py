@@ -56,10 +56,7 @@ def _status_response(outcome: Outcome, rule: str) -> web.Response:
         return web.Response(status=status, headers=headers)
     if outcome.body == "html":
         title = f"{status} {escape(reason)}"
-        page = (
-            f"<html><head><title>{title}</title></head>"
-            f"<body><h1>{title}</h1><p>{escape(message)}</p></body></html>"
-        )
+        page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1><p>{escape(message)}</p></body></html>"
         return web.Response(status=status, text=page, content_type="text/html", headers=headers)
     return web.json_response(error_body("injected_fault", message), status=status, headers=headers)
 
@@ -120,9 +117,7 @@ async def _write_body(
     await response.write_eof()
 
 
-async def _partial(
-    request: web.Request, body: bytes, content_type: str, headers: dict[str, str]
-) -> web.Response:
+async def _partial(request: web.Request, body: bytes, content_type: str, headers: dict[str, str]) -> web.Response:
     response = web.StreamResponse(headers=headers)
     response.content_type = content_type
     response.content_length = len(body)
@@ -172,9 +167,7 @@ async def deliver(
             body = found.body
             if kind == "payload":
                 signer = request.app[SIGNER]
-                context = PayloadContext(
-                    json.loads(body)["data"], signer.sign, signer.sign_as, signer.header()
-                )
+                context = PayloadContext(json.loads(body)["data"], signer.sign, signer.sign_as, signer.header())
                 body, content_type = await asyncio.to_thread(PAYLOAD_MODES[mode].make, context)
     mid_delay = plan.delay if plan.delay_at == "body" else 0.0
     if ready is None and found is not None and mode != "partial" and not plan.bandwidth and not mid_delay:

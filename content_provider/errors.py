@@ -18,9 +18,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class ApiError(Exception):
     """Raised by handlers; rendered by :func:`json_errors` as ``{"error", "message"}``."""
 
-    def __init__(
-        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -31,9 +29,7 @@ class ApiError(Exception):
         return json_error(self.status, self.code, self.message, self.headers)
 
 
-def json_error(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-) -> web.Response:
+def json_error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
     return web.json_response(error_body(code, message), status=status, headers=headers)
 
 

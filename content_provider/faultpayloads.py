@@ -178,10 +178,7 @@ def _make_modes() -> dict[str, PayloadMode]:
         return [dict(e) for e in ctx.elements]
 
     def misspelt(ctx: PayloadContext) -> bytes:
-        renamed = [
-            {"contentEncoding" if k == "content_encoding" else k: v for k, v in e.items()}
-            for e in ctx.elements
-        ]
+        renamed = [{"contentEncoding" if k == "content_encoding" else k: v for k, v in e.items()} for e in ctx.elements]
         return _json(renamed)
 
     def missing(ctx: PayloadContext) -> bytes:
@@ -252,12 +249,8 @@ def _make_modes() -> dict[str, PayloadMode]:
         "truncated_jpeg": PayloadMode(
             "the JPEG cut in half (no end marker)", "a truncated image", _image_mode(truncated_jpeg)
         ),
-        "png_as_jpeg": PayloadMode(
-            "a PNG labelled image/jpeg", "a PNG where a JPEG is due", _image_mode(png_of)
-        ),
-        "wrong_aspect": PayloadMode(
-            "a 900x900 JPEG", "a card that is not 1200:757", _image_mode(wrong_aspect)
-        ),
+        "png_as_jpeg": PayloadMode("a PNG labelled image/jpeg", "a PNG where a JPEG is due", _image_mode(png_of)),
+        "wrong_aspect": PayloadMode("a 900x900 JPEG", "a card that is not 1200:757", _image_mode(wrong_aspect)),
         "oversized_image": PayloadMode(
             f"a {OVERSIZED[0]}x{OVERSIZED[1]} JPEG (about 91 megapixels)",
             "an image over decoders' pixel limits",

@@ -211,9 +211,7 @@ class FaultEngine:
     def _new_state(self, name: str) -> _RuleState:
         return _RuleState(random.Random(f"{self.settings.seed}:{name}"))
 
-    def plan(
-        self, content_id: ContentId, client: str, directive: Rule | None = None, raw_id: str = ""
-    ) -> Plan:
+    def plan(self, content_id: ContentId, client: str, directive: Rule | None = None, raw_id: str = "") -> Plan:
         """Count this request against every rule and say which faults it gets.
 
         A directive from the content id comes first, with its own counters per full
@@ -271,9 +269,7 @@ class FaultEngine:
             seen.popleft()
         if len(seen) >= requests:
             wait = max(1, math.ceil(seen[0] + window - now))
-            return Outcome(
-                "status", 429, retry_after=wait, message=f"rate limit: {requests} requests per {window:g}s"
-            )
+            return Outcome("status", 429, retry_after=wait, message=f"rate limit: {requests} requests per {window:g}s")
         seen.append(now)
         return None
 
@@ -316,9 +312,7 @@ def parse_delay(value: Any, key: str, cap: float) -> Delay:
             p99 = parse_duration(inner.raw("p99"), f"{inner.where}.p99")
             inner.finish()
             if not 0 < median < p99:
-                raise ConfigError(
-                    f"{inner.where}: need 0 < median < p99, got median {median:g}s, p99 {p99:g}s"
-                )
+                raise ConfigError(f"{inner.where}: need 0 < median < p99, got median {median:g}s, p99 {p99:g}s")
             delay = Delay("lognormal", median, p99)
         elif "fixed" in value:
             delay = Delay("fixed", parse_duration(reader.raw("fixed"), f"{key}.fixed"))
@@ -414,9 +408,7 @@ def parse_rule(data: Any, key: str, cap: float, index: int) -> Rule:
     if sequence_value is not None:
         if not isinstance(sequence_value, list) or not sequence_value:
             raise ConfigError(f"{reader.key('sequence')}: expected a non-empty list of outcomes")
-        sequence = tuple(
-            parse_outcome(v, f"{reader.key('sequence')}[{i}]") for i, v in enumerate(sequence_value)
-        )
+        sequence = tuple(parse_outcome(v, f"{reader.key('sequence')}[{i}]") for i, v in enumerate(sequence_value))
     limit_reader = reader.section("rate_limit")
     rate_limit = None
     if limit_reader.data:
@@ -430,9 +422,7 @@ def parse_rule(data: Any, key: str, cap: float, index: int) -> Rule:
     if outcome is not None and sequence:
         raise ConfigError(f"{key}: give outcome or sequence, not both")
     if outcome is None and not sequence and delay is None and bandwidth is None and rate_limit is None:
-        raise ConfigError(
-            f"{key}: the rule does nothing; give delay, bandwidth, outcome, sequence or rate_limit"
-        )
+        raise ConfigError(f"{key}: the rule does nothing; give delay, bandwidth, outcome, sequence or rate_limit")
     spec = {"name": name, **{k: v for k, v in data.items() if k != "name"}}
     return Rule(
         name,
@@ -492,9 +482,7 @@ def split_directives(raw: str, cap: float) -> tuple[str, Rule | None]:
         name, eq, value = part.partition("=")
         name = name.strip()
         if not eq or name not in DIRECTIVE_KEYS:
-            raise ConfigError(
-                f"directive {part!r}: expected one of {', '.join(f'{k}=...' for k in DIRECTIVE_KEYS)}"
-            )
+            raise ConfigError(f"directive {part!r}: expected one of {', '.join(f'{k}=...' for k in DIRECTIVE_KEYS)}")
         values[name] = value.strip()
     data: dict[str, Any] = {"name": "directive", "match": {"id": base}}
     if "fault" in values:

@@ -63,9 +63,7 @@ def card_jpeg(label: str, side: str = "front", size: tuple[int, int] = CARD_SIZE
         draw.text((int(80 * scale), int(70 * scale)), label, fill="white", font=_font(int(56 * scale)))
     else:
         draw.rectangle((0, int(90 * scale), width, int(200 * scale)), fill=(20, 20, 20))
-        draw.text(
-            (int(80 * scale), int(260 * scale)), f"{label} - back", fill="white", font=_font(int(48 * scale))
-        )
+        draw.text((int(80 * scale), int(260 * scale)), f"{label} - back", fill="white", font=_font(int(48 * scale)))
     draw.text(
         (int(80 * scale), height - band + int(40 * scale)),
         "content-provider mock - not a real card",

@@ -55,9 +55,7 @@ def content_id_from(body: bytes, max_length: int) -> str:
     if not value.strip():
         raise ApiError(400, "invalid_content_id", '"contentId" is empty')
     if len(value) > max_length:
-        raise ApiError(
-            400, "invalid_content_id", f'"contentId" is {len(value)} characters; the limit is {max_length}'
-        )
+        raise ApiError(400, "invalid_content_id", f'"contentId" is {len(value)} characters; the limit is {max_length}')
     return value
 
 
@@ -72,9 +70,7 @@ async def _answer(request: web.Request, content_id: ContentId) -> Answer | None:
 
 
 def _unknown(content_id: ContentId) -> ApiError:
-    return ApiError(
-        404, "unknown_content_id", f"no {content_id.use_case.name.lower()} image for this content id"
-    )
+    return ApiError(404, "unknown_content_id", f"no {content_id.use_case.name.lower()} image for this content id")
 
 
 async def get_content(request: web.Request) -> web.StreamResponse:
@@ -84,9 +80,7 @@ async def get_content(request: web.Request) -> web.StreamResponse:
     user = None
     if settings.username is not None and settings.password is not None:
         user = request[AUTH_USER] = require_basic_auth(request, settings.username, settings.password)
-    raw = content_id_from(
-        await read_limited(request, settings.max_body_bytes), settings.max_content_id_length
-    )
+    raw = content_id_from(await read_limited(request, settings.max_body_bytes), settings.max_content_id_length)
     request[CONTENT_ID] = raw
     faults = request.app[FAULTS]
     lookup, directive = raw, None

@@ -173,9 +173,7 @@ class Signer:
 
 
 def _jose_key(key: PrivateKey) -> JoseKey:
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     family = _family_of(key)
     if family == "RSA":
         return RSAKey.import_key(pem)

@@ -191,9 +191,7 @@ class _OrgIndex:
             self.orgs = tuple(orgs)
             self.problems = problems
 
-    def _make(
-        self, name: str, members: tuple[str, ...], patterns: tuple[str, ...], images: UserImages
-    ) -> _Org:
+    def _make(self, name: str, members: tuple[str, ...], patterns: tuple[str, ...], images: UserImages) -> _Org:
         matchers = []
         for pattern in patterns:
             try:
@@ -202,9 +200,7 @@ class _OrgIndex:
                 continue  # reported by _folder_members; config patterns are checked at load
         return _Org(name, frozenset(members), patterns, tuple(matchers), images, self.root / ORGS_DIR / name)
 
-    def _folder_members(
-        self, name: str, problems: list[FixtureProblem]
-    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def _folder_members(self, name: str, problems: list[FixtureProblem]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         path = self.root / ORGS_DIR / name / MEMBERS_FILE
         try:
             with path.open("rb") as handle:
@@ -271,9 +267,7 @@ class FixtureStore:
         try:
             resolution = await self._once(self._resolving, memo_key, lambda: self._resolve(memo_key))
         except OSError as exc:
-            raise FixtureError(
-                "fixture_unreadable", f"cannot read the fixture folder: {exc.strerror}"
-            ) from None
+            raise FixtureError("fixture_unreadable", f"cannot read the fixture folder: {exc.strerror}") from None
         self._remember(memo_key, _Memo(resolution, now))
         if resolution is None:
             return None
@@ -288,9 +282,7 @@ class FixtureStore:
         return Answer(cached.body, resolution, cached.problems)
 
     @staticmethod
-    async def _once(
-        pending: dict[Any, asyncio.Future[Any]], key: Any, work: Callable[[], Awaitable[Any]]
-    ) -> Any:
+    async def _once(pending: dict[Any, asyncio.Future[Any]], key: Any, work: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``work`` once for concurrent callers with the same key; all get its result.
 
         Without this, a burst of requests for a cold id would each read, decode and sign
@@ -348,9 +340,7 @@ class FixtureStore:
         problems = []
         elements = []
         for key, path, data in contents:
-            reason = jpeg_problem(
-                data, card=use_case is UseCase.CARD, tolerance=self.settings.aspect_tolerance
-            )
+            reason = jpeg_problem(data, card=use_case is UseCase.CARD, tolerance=self.settings.aspect_tolerance)
             if reason is not None:
                 problem = FixtureProblem(self._relative(path), reason)
                 problems.append(problem)
@@ -430,9 +420,7 @@ class FixtureStore:
                     return []  # no primary image here: this level does not answer
         return found
 
-    def _configured_files(
-        self, images: UserImages, keys: tuple[str, ...]
-    ) -> list[tuple[str, str, int, int, int]]:
+    def _configured_files(self, images: UserImages, keys: tuple[str, ...]) -> list[tuple[str, str, int, int, int]]:
         found = []
         for key in keys:
             path = getattr(images, key)

@@ -107,9 +107,7 @@ async def test_reset_restores_the_configured_rules_and_empties_the_journal(
     from content_provider.faults import parse_fault_settings
     from content_provider.schema import Reader
 
-    configured = parse_fault_settings(
-        Reader({"rules": [{"name": "cfg", "every": 1000, "outcome": 500}]}, "f")
-    )
+    configured = parse_fault_settings(Reader({"rules": [{"name": "cfg", "every": 1000, "outcome": 500}]}, "f"))
     client = await make_client(faults=configured)
     await add(client, name="extra", outcome=503)
     await get_content(client, DOC_CARD)
@@ -152,9 +150,7 @@ async def test_journal_filter_limit_count_and_clear(make_client: MakeClient) -> 
     client = await make_client()
     for content_id in ("PROV:a", "PROV:b", "PROV:a", "PROV:a"):
         await get_content(client, content_id)
-    only_a = await (
-        await client.get("/__admin/requests", params={"contentId": "PROV:a", "limit": "2"})
-    ).json()
+    only_a = await (await client.get("/__admin/requests", params={"contentId": "PROV:a", "limit": "2"})).json()
     assert [e["contentId"] for e in only_a["requests"]] == ["PROV:a", "PROV:a"]
     count = await (await client.get("/__admin/requests/count", params={"contentId": "PROV:a"})).json()
     assert count == {"contentId": "PROV:a", "count": 3}
@@ -195,9 +191,7 @@ async def test_inventory_and_resolve(make_client: MakeClient) -> None:
     assert orgs["acme"]["members"] == ["alice", "bob"]
     assert orgs["acme"]["patterns"] == ["acme-*"]
     assert inventory["default"] == ["front", "auth"]
-    resolved = await (
-        await client.get("/__admin/fixtures/resolve", params={"contentId": "AUTH:alice"})
-    ).json()
+    resolved = await (await client.get("/__admin/fixtures/resolve", params={"contentId": "AUTH:alice"})).json()
     assert resolved == {
         "contentId": "AUTH:alice",
         "useCase": "AUTH",
@@ -210,9 +204,7 @@ async def test_inventory_and_resolve(make_client: MakeClient) -> None:
     assert missing.status == 400
 
 
-async def test_upload_is_served_at_once_and_delete_removes_it(
-    make_client: MakeClient, fixture_root: Path
-) -> None:
+async def test_upload_is_served_at_once_and_delete_removes_it(make_client: MakeClient, fixture_root: Path) -> None:
     client = await make_client(revalidate_seconds=3600)
     assert (await get_content(client, "PROV:zoe")).headers["X-Content-Provider-Resolved"] == "default"
     image = card_jpeg("Zoe")
@@ -274,12 +266,8 @@ async def test_bad_uploads_name_the_field_and_write_nothing(
     assert sorted(p for p in fixture_root.parent.rglob("*")) == before
 
 
-@pytest.mark.parametrize(
-    "path", ["/__admin/fixtures/users/%2E%2E/front", "/__admin/fixtures/users/../../front"]
-)
-async def test_dot_dot_in_an_upload_path_writes_nothing(
-    make_client: MakeClient, fixture_root: Path, path: str
-) -> None:
+@pytest.mark.parametrize("path", ["/__admin/fixtures/users/%2E%2E/front", "/__admin/fixtures/users/../../front"])
+async def test_dot_dot_in_an_upload_path_writes_nothing(make_client: MakeClient, fixture_root: Path, path: str) -> None:
     client = await make_client()
     before = sorted(p for p in fixture_root.parent.rglob("*"))
     response = await client.put(path, data=card_jpeg("x"))

@@ -32,9 +32,7 @@ async def test_no_credentials_configured_means_open(make_client: MakeClient) -> 
         "",
     ],
 )
-async def test_missing_or_wrong_credentials_get_401(
-    make_client: MakeClient, authorization: str | None
-) -> None:
+async def test_missing_or_wrong_credentials_get_401(make_client: MakeClient, authorization: str | None) -> None:
     client = await make_client(username="hermod", password="s3cret")
     headers = {} if authorization is None else {"Authorization": authorization}
     response = await get_content(client, DOC_CARD, headers=headers)
@@ -71,6 +69,4 @@ def test_credentials_from_the_environment_win(fixture_root: Path) -> None:
 
 def test_half_configured_credentials_are_an_error(fixture_root: Path) -> None:
     with pytest.raises(ConfigError, match="set both username and password"):
-        parse_settings(
-            {"fixtures": {"root": str(fixture_root)}}, Path.cwd(), {"CONTENT_PROVIDER_USERNAME": "u"}
-        )
+        parse_settings({"fixtures": {"root": str(fixture_root)}}, Path.cwd(), {"CONTENT_PROVIDER_USERNAME": "u"})

@@ -152,10 +152,7 @@ def test_generate_user_and_org_then_check(
         "back.jpg",
         "front.jpg",
     ]
-    assert (
-        main(["generate", "org", "initech", "--member", "peter", "--member", "ini-*", "--config", config], {})
-        == 0
-    )
+    assert main(["generate", "org", "initech", "--member", "peter", "--member", "ini-*", "--config", config], {}) == 0
     assert (fixture_root / "orgs" / "initech" / "members.txt").read_text().splitlines()[1:] == [
         "peter",
         "ini-*",

@@ -66,9 +66,7 @@ async def test_doc_auth_id_has_one_auth_image(make_client: MakeClient) -> None:
 
 
 @pytest.mark.parametrize("content_id", CARD_IDS + AUTH_IDS)
-async def test_every_served_image_is_a_jpeg_of_the_right_shape(
-    make_client: MakeClient, content_id: str
-) -> None:
+async def test_every_served_image_is_a_jpeg_of_the_right_shape(make_client: MakeClient, content_id: str) -> None:
     client = await make_client()
     response = await get_content(client, content_id)
     assert response.status == 200, await response.text()

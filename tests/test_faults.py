@@ -195,9 +195,7 @@ def jws_header(compact: str) -> dict[str, Any]:
     return dict(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))))
 
 
-def fails(
-    function: Any, *args: Any, error: type[BaseException] | tuple[type[BaseException], ...] = Exception
-) -> bool:
+def fails(function: Any, *args: Any, error: type[BaseException] | tuple[type[BaseException], ...] = Exception) -> bool:
     try:
         function(*args)
     except error:
@@ -252,23 +250,17 @@ PAYLOAD_CHECKS: dict[str, Any] = {
     "misspelt_member": lambda b, ct, jwks: all(
         "contentEncoding" in e and "content_encoding" not in e for e in elements_of(b)
     ),
-    "extra_elements": lambda b, ct, jwks: (
-        [e["key"] for e in elements_of(b)] == ["front", "back", "unexpected"]
-    ),
+    "extra_elements": lambda b, ct, jwks: [e["key"] for e in elements_of(b)] == ["front", "back", "unexpected"],
     "invalid_base64": lambda b, ct, jwks: fails(strict_b64, elements_of(b)[0]["data"], error=binascii.Error),
     "base64url": lambda b, ct, jwks: (
         fails(strict_b64, elements_of(b)[0]["data"], error=binascii.Error)
         and decodes(base64.urlsafe_b64decode(elements_of(b)[0]["data"])).format == "JPEG"
     ),
-    "broken_padding": lambda b, ct, jwks: fails(
-        base64.b64decode, elements_of(b)[0]["data"], error=binascii.Error
-    ),
+    "broken_padding": lambda b, ct, jwks: fails(base64.b64decode, elements_of(b)[0]["data"], error=binascii.Error),
     "damaged_jpeg": lambda b, ct, jwks: (
         Image.open(io.BytesIO(first_image(b))).format == "JPEG" and fails(decodes, first_image(b))
     ),
-    "truncated_jpeg": lambda b, ct, jwks: (
-        not first_image(b).endswith(b"\xff\xd9") and fails(decodes, first_image(b))
-    ),
+    "truncated_jpeg": lambda b, ct, jwks: not first_image(b).endswith(b"\xff\xd9") and fails(decodes, first_image(b)),
     "png_as_jpeg": lambda b, ct, jwks: (
         elements_of(b)[0]["content_type"] == "image/jpeg" and decodes(first_image(b)).format == "PNG"
     ),
@@ -308,9 +300,7 @@ def test_every_payload_mode_has_a_check() -> None:
 
 @pytest.mark.parametrize("mode", sorted(PAYLOAD_MODES))
 async def test_payload_mode_is_what_the_client_sees(make_client: MakeClient, mode: str) -> None:
-    client = await make_client(
-        faults=faults(rules=[{"name": mode, "match": {"id": "PROV:bob"}, "outcome": mode}])
-    )
+    client = await make_client(faults=faults(rules=[{"name": mode, "match": {"id": "PROV:bob"}, "outcome": mode}]))
     jwks = await (await client.get("/.well-known/jwks.json")).json()
     response = await get_content(client, "PROV:bob")
     assert response.status == 200
@@ -432,9 +422,7 @@ async def test_the_log_line_names_the_rule_and_the_delay(
     with caplog.at_level(logging.INFO):
         await get_content(client, DOC_CARD)
         await asyncio.sleep(0.05)
-    assert any("fault='slow; delay=50ms@headers; applied=" in r.getMessage() for r in caplog.records), (
-        caplog.text
-    )
+    assert any("fault='slow; delay=50ms@headers; applied=" in r.getMessage() for r in caplog.records), caplog.text
 
 
 # --------------------------------------------------------------------------- directives in the content id
@@ -461,9 +449,7 @@ async def test_directives_pick_the_fault_per_id(make_client: MakeClient) -> None
         await get_content(client, "PROV:bob;fault=reset")
 
 
-@pytest.mark.parametrize(
-    "bad", ["PROV:bob;fault=nope", "PROV:bob;colour=red", "PROV:bob;delay=soon", "PROV:b;x"]
-)
+@pytest.mark.parametrize("bad", ["PROV:bob;fault=nope", "PROV:bob;colour=red", "PROV:bob;delay=soon", "PROV:b;x"])
 async def test_bad_directive_is_a_400(make_client: MakeClient, bad: str) -> None:
     client = await make_client(faults=faults(content_id_directives=True))
     response = await get_content(client, bad)

@@ -92,9 +92,7 @@ async def test_strict_refuses_to_start(settings: Settings, fixture_root: Path) -
         await runner.cleanup()
 
 
-async def test_strict_answers_500_for_a_fixture_broken_after_start(
-    make_client: MakeClient, fixture_root: Path
-) -> None:
+async def test_strict_answers_500_for_a_fixture_broken_after_start(make_client: MakeClient, fixture_root: Path) -> None:
     client = await make_client(strict=True)
     (fixture_root / "default" / "auth.jpg").write_bytes(png_bytes((300, 300)))
     response = await get_content(client, "AUTH:stranger")
@@ -104,9 +102,7 @@ async def test_strict_answers_500_for_a_fixture_broken_after_start(
     assert "default/auth.jpg: not a JPEG" in body["message"]
 
 
-async def test_a_folder_in_place_of_an_image_counts_as_missing(
-    make_client: MakeClient, fixture_root: Path
-) -> None:
+async def test_a_folder_in_place_of_an_image_counts_as_missing(make_client: MakeClient, fixture_root: Path) -> None:
     client = await make_client()
     target = fixture_root / "default" / "front.jpg"
     target.unlink()
@@ -115,9 +111,7 @@ async def test_a_folder_in_place_of_an_image_counts_as_missing(
     assert response.status == 404
 
 
-async def test_read_error_is_a_clear_500_not_a_crash(
-    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_read_error_is_a_clear_500_not_a_crash(make_client: MakeClient, monkeypatch: pytest.MonkeyPatch) -> None:
     client = await make_client()
 
     def refuse(*args: object, **kwargs: object) -> None:

@@ -12,9 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def readme_plugin_example() -> str:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    [example] = [
-        b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL) if "content_provider)" in b
-    ]
+    [example] = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL) if "content_provider)" in b]
     return str(example)
 
 

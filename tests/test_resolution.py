@@ -47,9 +47,7 @@ async def test_default_off_gives_404(make_client: MakeClient) -> None:
 async def test_config_members_patterns_and_user_mapping(make_client: MakeClient, fixture_root: Path) -> None:
     orgs = (
         Organisation("globex", members=("erin",), patterns=("GLX-*", "re:[0-9]{4}-glx")),
-        Organisation(
-            "initech", members=("bob",), images=UserImages(front=fixture_root / "default/front.jpg")
-        ),
+        Organisation("initech", members=("bob",), images=UserImages(front=fixture_root / "default/front.jpg")),
     )
     users = {"employee/0001": UserImages(front=fixture_root / "orgs/acme/front.jpg")}
     client = await make_client(organisations=orgs, users=users)
@@ -69,9 +67,7 @@ async def test_exact_member_beats_an_earlier_pattern(make_client: MakeClient) ->
     assert (await resolved(client, "PROV:anyone"))[1] == "organisation globex"
 
 
-async def test_user_folder_dropped_in_is_served_without_restart(
-    make_client: MakeClient, fixture_root: Path
-) -> None:
+async def test_user_folder_dropped_in_is_served_without_restart(make_client: MakeClient, fixture_root: Path) -> None:
     client = await make_client()
     assert (await resolved(client, "PROV:newcomer"))[1] == "default"
     folder = fixture_root / "users" / "newcomer"

@@ -28,12 +28,8 @@ async def fetch_back(client: object) -> str:
 
 
 @pytest.mark.parametrize("algorithm", ["RS256", "PS256", "ES256", "ES384", "Ed25519"])
-async def test_back_verifies_with_published_jwks(
-    make_client: MakeClient, tmp_path: Path, algorithm: str
-) -> None:
-    client = await make_client(
-        algorithm=algorithm, key_file=tmp_path / "key.pem", cert_file=tmp_path / "cert.pem"
-    )
+async def test_back_verifies_with_published_jwks(make_client: MakeClient, tmp_path: Path, algorithm: str) -> None:
+    client = await make_client(algorithm=algorithm, key_file=tmp_path / "key.pem", cert_file=tmp_path / "cert.pem")
     compact = await fetch_back(client)
     jwks = await (await client.get("/.well-known/jwks.json")).json()
     header, payload = verify_back(compact, jwks, [algorithm])
@@ -71,9 +67,7 @@ def test_key_is_made_once_and_reused(tmp_path: Path) -> None:
 
 def test_key_of_the_wrong_type_is_a_clear_error(tmp_path: Path) -> None:
     load_or_create_signer("ES256", tmp_path / "k.pem", tmp_path / "c.pem")
-    with pytest.raises(
-        ConfigError, match=r"signing.key_file: .* holds a P-256 key but signing.algorithm RS256"
-    ):
+    with pytest.raises(ConfigError, match=r"signing.key_file: .* holds a P-256 key but signing.algorithm RS256"):
         load_or_create_signer("RS256", tmp_path / "k.pem", tmp_path / "c.pem")
 
 

@@ -80,9 +80,7 @@ async def test_symlink_out_of_the_fixture_folder_is_refused(
     assert (await get_content(client, "PROV:stranger")).status == 404
 
 
-async def test_symlink_inside_the_fixture_folder_is_followed(
-    make_client: MakeClient, fixture_root: Path
-) -> None:
+async def test_symlink_inside_the_fixture_folder_is_followed(make_client: MakeClient, fixture_root: Path) -> None:
     os.symlink(fixture_root / "orgs" / "acme", fixture_root / "users" / "alias")
     client = await make_client()
     response = await get_content(client, "PROV:alias")
