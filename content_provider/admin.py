@@ -111,8 +111,8 @@ async def replace_rules(request: web.Request) -> web.Response:
     """Replace every rule: ``{"rules": [...]}``. Counters start again."""
     engine = request.app[FAULTS]
     data = await _json_body(request)
-    if not isinstance(data, dict) or "rules" not in data:
-        raise ApiError(400, "invalid_rule", 'the body must be {"rules": [...]}')
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+        raise ApiError(400, "invalid_rule", 'the body must be {"rules": [...]} (an empty list removes them all)')
     try:
         rules = parse_rules(data["rules"], "rules", engine.settings.max_delay_seconds)
     except ConfigError as exc:

@@ -383,7 +383,10 @@ def _positive_int(reader: Reader, name: str) -> int | None:
 
 def parse_rule(data: Any, key: str, cap: float, index: int) -> Rule:
     reader = Reader(data, key)
-    name = reader.string("name", None) or f"rule-{index + 1}"
+    name = reader.string("name", None)
+    if name is not None and not name.strip():
+        raise ConfigError(f"{reader.key('name')}: may not be empty")
+    name = name or f"rule-{index + 1}"
     match_reader = reader.section("match")
     use_case_text = match_reader.choice("use_case", "any", ("any", "PROV", "AUTH"))
     single = match_reader.string("id", None)
