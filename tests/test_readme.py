@@ -70,3 +70,11 @@ def test_every_outcome_is_in_the_readme_table() -> None:
     documented = {config for _, config in table}
     assert set(PAYLOAD_MODES) <= documented
     assert set(CONNECTION_MODES) | {"hang", "ok"} <= documented
+
+
+def test_every_conformance_rule_is_in_the_readme() -> None:
+    from content_provider.conformance import RULES
+
+    for rule in RULES.values():
+        kind = "required" if rule.required else "recommended"
+        assert f"| {rule.id} | {kind} | {rule.title} |" in README
