@@ -24,6 +24,7 @@ from .accesslog import AccessLogger
 from .app import create_app
 from .config import ENV_PREFIX, SAFE_NAME, ConfigError, Settings, find_config, load_settings
 from .conformance import DEMO_IDS, check, format_junit, format_text, load_trust
+from .devtls import make_dev_tls, server_context
 from .generate import write_demo, write_images, write_members
 from .signing import load_or_create_signer
 from .store import ORGS_DIR, USERS_DIR, FixtureError, FixtureStore
@@ -53,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080; 0 picks a free one)")
     serve.add_argument("--strict", action="store_true", default=None, help="a bad fixture is fatal")
+    serve.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
+    serve.add_argument("--tls-key", help="the certificate's PEM private key")
+
+    tls = commands.add_parser("dev-tls", help="make a local development CA and an HTTPS server certificate")
+    tls.add_argument("--dir", default=".dev-tls", help="where to write them (default .dev-tls)")
+    tls.add_argument("--host", action="append", default=[], help="a host name or IP for the certificate (repeat)")
 
     check = commands.add_parser("check-fixtures", help="decode every fixture and report problems")
     with_config(check)
@@ -96,6 +103,9 @@ def _effective_environ(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         env[ENV_PREFIX + "HOST"] = args.host
     if getattr(args, "port", None) is not None:
         env[ENV_PREFIX + "PORT"] = str(args.port)
+    for flag, name in (("tls_cert", "TLS_CERT"), ("tls_key", "TLS_KEY")):
+        if getattr(args, flag, None):
+            env[ENV_PREFIX + name] = str(Path(getattr(args, flag)).resolve())
     return env
 
 
@@ -125,14 +135,16 @@ async def serve(settings: Settings, environ: Mapping[str, str], ready: asyncio.E
         access_log=logging.getLogger("content_provider.access") if settings.access_log else None,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
     )
+    context = server_context(settings.tls_cert, settings.tls_key) if settings.tls_cert and settings.tls_key else None
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=context)
         await site.start()
         for address in runner.addresses:
             host, port = address[0], address[1]
             shown = f"[{host}]" if ":" in host else host
-            log.info("serving POST http://%s:%d%s/getcontent", shown, port, settings.base_path)
+            scheme = "https" if context else "http"
+            log.info("serving POST %s://%s:%d%s/getcontent", scheme, shown, port, settings.base_path)
         log.info("fixtures: %s", settings.fixture_root)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -230,9 +242,26 @@ def _conformance(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 
 
+def _dev_tls(args: argparse.Namespace) -> int:
+    files = make_dev_tls(Path(args.dir).resolve(), args.host)
+    print(f"CA certificate (trust this):  {files.ca_cert}")
+    print(f"CA key (keep private):        {files.ca_key}")
+    print(f"server certificate:           {files.server_cert}")
+    print(f"server key:                   {files.server_key}")
+    print(f"serve:  content-provider serve --tls-cert {files.server_cert} --tls-key {files.server_key}")
+    print(f"curl:   curl --cacert {files.ca_cert} https://localhost:8080/healthz")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     env = os.environ if environ is None else environ
+    if args.command == "dev-tls":
+        try:
+            return _dev_tls(args)
+        except (ConfigError, OSError, ValueError) as exc:
+            print(f"content-provider: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     if args.command == "check":
         return _conformance(args, env)
     try:

@@ -75,6 +75,8 @@ class Settings:
     max_body_bytes: int = 16 * 1024
     max_content_id_length: int = 256
     event_loop: str = "auto"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     fixture_root: Path = BUNDLED_FIXTURES
     strict: bool = False
     check_at_startup: bool = True
@@ -167,6 +169,10 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
     event_loop = _env(environ, "EVENT_LOOP", server.choice("event_loop", "auto", EVENT_LOOPS)) or "auto"
     if event_loop not in EVENT_LOOPS:
         raise ConfigError(f"{ENV_PREFIX}EVENT_LOOP: expected one of {', '.join(EVENT_LOOPS)}, got {event_loop!r}")
+    tls_cert_text = _env(environ, "TLS_CERT", server.string("tls_cert", None))
+    tls_key_text = _env(environ, "TLS_KEY", server.string("tls_key", None))
+    if (tls_cert_text is None) != (tls_key_text is None):
+        raise ConfigError("server.tls_cert and server.tls_key: set both (or --tls-cert and --tls-key), or neither")
     server.finish()
 
     fixtures = top.section("fixtures")
@@ -257,6 +263,8 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
         max_body_bytes=max_body,
         max_content_id_length=max_id,
         event_loop=event_loop,
+        tls_cert=(base_dir / tls_cert_text).resolve() if tls_cert_text else None,
+        tls_key=(base_dir / tls_key_text).resolve() if tls_key_text else None,
         fixture_root=root,
         strict=strict,
         check_at_startup=check,

@@ -19,7 +19,7 @@ from content_provider.imagecheck import image_size
 
 from .helpers import DOC_CARD
 
-SERVING = re.compile(r"serving POST (http://\S+)/getcontent")
+SERVING = re.compile(r"serving POST (https?://\S+)/getcontent")
 
 
 def write_config(tmp_path: Path, fixture_root: Path, signing_dir: Path, extra: str = "") -> Path:
