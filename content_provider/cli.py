@@ -26,6 +26,7 @@ from .config import ENV_PREFIX, SAFE_NAME, ConfigError, Settings, find_config, l
 from .conformance import DEMO_IDS, check, format_junit, format_text, load_trust
 from .devtls import make_dev_tls, server_context
 from .generate import write_demo, write_images, write_members
+from .listener import listen
 from .signing import load_or_create_signer
 from .store import ORGS_DIR, USERS_DIR, FixtureError, FixtureStore
 
@@ -134,14 +135,15 @@ async def serve(settings: Settings, environ: Mapping[str, str], ready: asyncio.E
         access_log_class=AccessLogger,
         access_log=logging.getLogger("content_provider.access") if settings.access_log else None,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
+        keepalive_timeout=settings.idle_timeout,
     )
     context = server_context(settings.tls_cert, settings.tls_key) if settings.tls_cert and settings.tls_key else None
     await runner.setup()
+    listener = None
     try:
-        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=context)
-        await site.start()
-        for address in runner.addresses:
-            host, port = address[0], address[1]
+        listener = await listen(runner, settings.host, settings.port, context, settings.max_connections)
+        for sock in listener.sockets:
+            host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
             scheme = "https" if context else "http"
             log.info("serving POST %s://%s:%d%s/getcontent", scheme, shown, port, settings.base_path)
@@ -153,8 +155,10 @@ async def serve(settings: Settings, environ: Mapping[str, str], ready: asyncio.E
         if ready is not None:
             ready.set()
         await stop.wait()
-        log.info("shutting down")
+        log.info("shutting down: no new connections; in-flight requests get %g s", SHUTDOWN_TIMEOUT)
     finally:
+        if listener is not None:
+            listener.close()
         await runner.cleanup()
 
 

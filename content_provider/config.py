@@ -75,6 +75,9 @@ class Settings:
     max_body_bytes: int = 16 * 1024
     max_content_id_length: int = 256
     event_loop: str = "auto"
+    idle_timeout: float = 30.0
+    body_timeout: float = 10.0
+    max_connections: int = 1000
     tls_cert: Path | None = None
     tls_key: Path | None = None
     fixture_root: Path = BUNDLED_FIXTURES
@@ -169,6 +172,9 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
     event_loop = _env(environ, "EVENT_LOOP", server.choice("event_loop", "auto", EVENT_LOOPS)) or "auto"
     if event_loop not in EVENT_LOOPS:
         raise ConfigError(f"{ENV_PREFIX}EVENT_LOOP: expected one of {', '.join(EVENT_LOOPS)}, got {event_loop!r}")
+    idle_timeout = server.number("idle_timeout", 30.0, 0.5, 3600.0)
+    body_timeout = server.number("body_timeout", 10.0, 0.1, 3600.0)
+    max_connections = server.integer("max_connections", 1000, 1, 1_000_000)
     tls_cert_text = _env(environ, "TLS_CERT", server.string("tls_cert", None))
     tls_key_text = _env(environ, "TLS_KEY", server.string("tls_key", None))
     if (tls_cert_text is None) != (tls_key_text is None):
@@ -263,6 +269,9 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
         max_body_bytes=max_body,
         max_content_id_length=max_id,
         event_loop=event_loop,
+        idle_timeout=idle_timeout,
+        body_timeout=body_timeout,
+        max_connections=max_connections,
         tls_cert=(base_dir / tls_cert_text).resolve() if tls_cert_text else None,
         tls_key=(base_dir / tls_key_text).resolve() if tls_key_text else None,
         fixture_root=root,

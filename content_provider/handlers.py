@@ -21,20 +21,27 @@ from .store import Answer, FixtureError
 JSON = "application/json"
 
 
-async def read_limited(request: web.Request, limit: int) -> bytes:
-    """The whole body, or a 413 as soon as it is known to exceed ``limit`` bytes."""
+async def read_limited(request: web.Request, limit: int, seconds: float) -> bytes:
+    """The whole body, or a 413 as soon as it is known to exceed ``limit`` bytes, or a 408
+    when it has not all arrived within ``seconds`` (a slow client must not hold a handler)."""
     too_large = ApiError(413, "body_too_large", f"the request body exceeds {limit} bytes")
     length = request.content_length
-    if length is not None:
-        if length > limit:
-            raise too_large
-        return await request.read()  # the common case, and the cheapest
-    body = bytearray()
-    async for chunk in request.content.iter_any():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)
+    if length is not None and length > limit:
+        raise too_large
+    try:
+        async with asyncio.timeout(seconds):
+            if length is not None:
+                return await request.read()  # the common case, and the cheapest
+            body = bytearray()
+            async for chunk in request.content.iter_any():
+                body += chunk
+                if len(body) > limit:
+                    raise too_large
+            return bytes(body)
+    except TimeoutError:
+        raise ApiError(
+            408, "body_timeout", f"the request body did not arrive within {seconds:g} s", {"Connection": "close"}
+        ) from None
 
 
 def content_id_from(body: bytes, max_length: int) -> str:
@@ -80,7 +87,8 @@ async def get_content(request: web.Request) -> web.StreamResponse:
     user = None
     if settings.username is not None and settings.password is not None:
         user = request[AUTH_USER] = require_basic_auth(request, settings.username, settings.password)
-    raw = content_id_from(await read_limited(request, settings.max_body_bytes), settings.max_content_id_length)
+    body = await read_limited(request, settings.max_body_bytes, settings.body_timeout)
+    raw = content_id_from(body, settings.max_content_id_length)
     request[CONTENT_ID] = raw
     faults = request.app[FAULTS]
     lookup, directive = raw, None

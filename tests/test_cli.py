@@ -31,10 +31,25 @@ def write_config(tmp_path: Path, fixture_root: Path, signing_dir: Path, extra: s
 
 
 class Server:
+    """A running ``serve`` process. Its log is read all the time (into ``log``): a full pipe
+    would block the server on its next log line."""
+
     def __init__(self, process: asyncio.subprocess.Process, url: str, log: list[str]) -> None:
         self.process = process
         self.url = url
         self.log = log
+        assert process.stderr is not None
+        self._drain = asyncio.ensure_future(self._read(process.stderr))
+
+    async def _read(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            self.log.append(line.decode())
+
+    async def full_log(self) -> str:
+        """Everything the process wrote, once it has exited."""
+        await self.process.wait()
+        await self._drain
+        return "".join(self.log)
 
 
 async def start(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Server:
@@ -63,7 +78,7 @@ async def serving(config: Path, cwd: Path) -> AsyncIterator[Server]:
     finally:
         if running.process.returncode is None:
             running.process.kill()
-            await running.process.wait()
+        await running.full_log()
 
 
 @pytest.fixture
@@ -81,8 +96,7 @@ async def test_serve_answers_logs_and_stops_cleanly_on_sigterm(server: Server) -
             assert (await response.json())["status"] == "ok"
     server.process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(server.process.wait(), 15) == 0
-    assert server.process.stderr is not None
-    rest = (await server.process.stderr.read()).decode()
+    rest = await server.full_log()
     access = [line for line in rest.splitlines() if "content_provider.access" in line]
     assert any(f"POST /getcontent 200 id='{DOC_CARD}'" in line and "ms" in line for line in access), rest
     assert "shutting down" in rest
