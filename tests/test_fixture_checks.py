@@ -127,3 +127,24 @@ async def test_read_error_is_a_clear_500_not_a_crash(make_client: MakeClient, mo
     }
     monkeypatch.undo()
     assert (await get_content(client, "PROV:stranger")).status == 200
+
+
+async def test_an_unreadable_fixture_folder_is_a_clear_500_per_request(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await make_client()
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("content_provider.store.os.stat", refuse)
+    for _ in range(2):
+        response = await get_content(client, "PROV:stranger")
+        assert response.status == 500
+        assert await response.json() == {
+            "error": "fixture_unreadable",
+            "message": "cannot read the fixture folder: Permission denied",
+        }
+    monkeypatch.undo()
+    assert (await get_content(client, "PROV:stranger")).status == 200
+    assert (await client.get("/healthz")).status == 200
