@@ -31,30 +31,9 @@ import time
 from pathlib import Path
 
 import aiohttp
+from procutil import ROOT, start_server
 
-ROOT = Path(__file__).resolve().parent.parent
-SERVING = re.compile(rb"serving POST (http://\S+)/getcontent")
 CONTENT_ID = "PROV:67d21afb-e830-4fee-a691-00a997ffbe1a"
-
-
-async def start_server(command: list[str], cpu: str | None) -> tuple[asyncio.subprocess.Process, str]:
-    if cpu is not None and shutil.which("taskset"):
-        command = ["taskset", "-c", cpu, *command]
-    process = await asyncio.create_subprocess_exec(*command, cwd=ROOT, stderr=asyncio.subprocess.PIPE)
-    assert process.stderr is not None
-    while True:
-        line = await asyncio.wait_for(process.stderr.readline(), 30)
-        if not line:
-            raise SystemExit("the server exited before serving")
-        match = SERVING.search(line)
-        if match:
-            asyncio.get_running_loop().create_task(_drain(process.stderr))
-            return process, match.group(1).decode()
-
-
-async def _drain(stream: asyncio.StreamReader) -> None:
-    while await stream.readline():
-        pass
 
 
 async def load(url: str, concurrency: int, requests: int) -> list[float]:

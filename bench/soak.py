@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import base64
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -35,10 +34,11 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from procutil import start_server  # noqa: E402
+
 from content_provider.config import BUNDLED_FIXTURES  # noqa: E402
 from content_provider.generate import card_jpeg  # noqa: E402
 
-SERVING = re.compile(rb"serving POST (http://\S+)/getcontent")
 CARD = "PROV:67d21afb-e830-4fee-a691-00a997ffbe1a"
 AUTH = "AUTH:4018e11f-1209-45f5-ade7-e59004e10745"
 TOGGLED = "PROV:bob"
@@ -71,22 +71,9 @@ async def start(folder: Path) -> tuple[asyncio.subprocess.Process, str]:
         "cache:\n  revalidate_seconds: 0.2\nlogging:\n  access_log: false\n",
         encoding="utf-8",
     )
-    command = [sys.executable, "-m", "content_provider", "serve", "--config", str(config), "--port", "0"]
-    process = await asyncio.create_subprocess_exec(*command, cwd=ROOT, stderr=asyncio.subprocess.PIPE)
-    assert process.stderr is not None
-    while True:
-        line = await asyncio.wait_for(process.stderr.readline(), 30)
-        if not line:
-            raise SystemExit("the server exited before serving")
-        match = SERVING.search(line)
-        if match:
-            asyncio.get_running_loop().create_task(_drain(process.stderr))
-            return process, match.group(1).decode()
-
-
-async def _drain(stream: asyncio.StreamReader) -> None:
-    while await stream.readline():
-        pass
+    return await start_server(
+        [sys.executable, "-m", "content_provider", "serve", "--config", str(config), "--port", "0"]
+    )
 
 
 async def normal(session: aiohttp.ClientSession, url: str, deadline: float, tally: Tally) -> None:
