@@ -147,7 +147,7 @@ async def main() -> None:
     parser.add_argument(
         "--event-loop",
         choices=("auto", "asyncio", "uvloop"),
-        default="auto",
+        default="asyncio",
         help="for the mock and the bare app alike (auto: uvloop when installed)",
     )
     parser.add_argument("--requests", type=int, default=3000, help="with --loader python")

@@ -74,7 +74,7 @@ class Settings:
     base_path: str = ""
     max_body_bytes: int = 16 * 1024
     max_content_id_length: int = 256
-    event_loop: str = "auto"
+    event_loop: str = "asyncio"
     idle_timeout: float = 30.0
     body_timeout: float = 10.0
     max_connections: int = 1000
@@ -169,7 +169,7 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
         raise ConfigError(f"server.base_path: must start with '/', got {base_path!r}")
     max_body = server.integer("max_body_bytes", 16 * 1024, 64, 16 * 1024 * 1024)
     max_id = server.integer("max_content_id_length", 256, 8, 8192)
-    event_loop = _env(environ, "EVENT_LOOP", server.choice("event_loop", "auto", EVENT_LOOPS)) or "auto"
+    event_loop = _env(environ, "EVENT_LOOP", server.choice("event_loop", "asyncio", EVENT_LOOPS)) or "asyncio"
     if event_loop not in EVENT_LOOPS:
         raise ConfigError(f"{ENV_PREFIX}EVENT_LOOP: expected one of {', '.join(EVENT_LOOPS)}, got {event_loop!r}")
     idle_timeout = server.number("idle_timeout", 30.0, 0.5, 3600.0)

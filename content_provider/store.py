@@ -246,6 +246,7 @@ class FixtureStore:
         self._memo: OrderedDict[tuple[UseCase, str], _Memo] = OrderedDict()
         self._resolving: dict[Any, asyncio.Future[Any]] = {}
         self._building: dict[Any, asyncio.Future[Any]] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
         self._orgs = _OrgIndex(self.root, settings.organisations)
         self._orgs_checked_at = -1e18
         self.problems: dict[Path, str] = {}
@@ -257,11 +258,17 @@ class FixtureStore:
         memo_key = (content_id.use_case, content_id.subject)
         now = time.monotonic()
         memo = self._memo.get(memo_key)
-        if memo is not None and now - memo.checked_at < self.settings.revalidate_seconds:
-            if memo.resolution is None:
-                return None
-            cached = self.answers.get(memo.resolution.fingerprint)
-            if cached is not None:
+        revalidate = self.settings.revalidate_seconds
+        # With revalidate_seconds > 0 a hot id never waits for the disk: a due check runs in the
+        # background and the answer in hand is served meanwhile (stale-while-revalidate).
+        if memo is not None and revalidate > 0:
+            cached = self.answers.get(memo.resolution.fingerprint) if memo.resolution is not None else None
+            if memo.resolution is None or cached is not None:
+                if now - memo.checked_at >= revalidate:
+                    memo.checked_at = now  # one background check at a time
+                    self._background(self._refresh(memo_key))
+                if cached is None or memo.resolution is None:
+                    return None
                 self.stats.hits += 1
                 return Answer(cached.body, memo.resolution, cached.problems)
         try:
@@ -294,6 +301,26 @@ class FixtureStore:
             pending[key] = future
             future.add_done_callback(lambda _: pending.pop(key, None))
         return await asyncio.shield(future)
+
+    def _background(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _refresh(self, memo_key: tuple[UseCase, str]) -> None:
+        """Look at the disk again for one id, off the request path; prepare a changed answer."""
+        try:
+            resolution = await self._once(self._resolving, memo_key, lambda: self._resolve(memo_key))
+        except OSError as exc:
+            log.error("cannot read the fixture folder: %s", exc)
+            return
+        self._remember(memo_key, _Memo(resolution, time.monotonic()))
+        if resolution is not None and self.answers.get(resolution.fingerprint) is None:
+            try:
+                await self._once(self._building, resolution.fingerprint, lambda: self._prepare(memo_key[0], resolution))
+            except FixtureError as exc:
+                log.error("%s", exc)
+                self._memo.pop(memo_key, None)  # the next request takes the slow path and reports it
 
     async def _resolve(self, memo_key: tuple[UseCase, str]) -> Resolution | None:
         self.stats.revalidations += 1

@@ -83,3 +83,20 @@ async def test_a_burst_for_a_cold_id_builds_once(make_client: MakeClient) -> Non
     assert store.stats.builds == 1
     assert store.stats.file_reads == 2
     assert store.stats.revalidations == 1
+
+
+async def test_a_due_check_runs_in_the_background_and_the_change_follows(
+    make_client: MakeClient, fixture_root: Path
+) -> None:
+    client = await make_client(revalidate_seconds=0.05)
+    first = await (await get_content(client, DOC_CARD)).read()
+    (fixture_root / "users" / DOC_CARD[5:] / "front.jpg").write_bytes(card_jpeg("changed in the background"))
+    await asyncio.sleep(0.1)
+    stale = await (await get_content(client, DOC_CARD)).read()
+    assert stale == first  # served at once from memory; the check was started behind it
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if await (await get_content(client, DOC_CARD)).read() != first:
+            break
+    else:
+        raise AssertionError("the changed image was never served")

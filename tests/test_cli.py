@@ -103,10 +103,20 @@ async def test_serve_answers_logs_and_stops_cleanly_on_sigterm(server: Server) -
     assert "Traceback" not in rest
 
 
-async def test_serve_runs_on_uvloop_when_installed(server: Server) -> None:
-    uvloop = pytest.importorskip("uvloop", reason="the fast extra is not installed")
-    assert uvloop is not None
-    assert any("event loop: uvloop" in line for line in server.log)
+async def test_serve_runs_on_uvloop_when_asked(tmp_path: Path, fixture_root: Path, signing_dir: Path) -> None:
+    pytest.importorskip("uvloop", reason="the fast extra is not installed")
+    config = write_config(tmp_path, fixture_root, signing_dir, "server:\n  event_loop: uvloop\n")
+    async with serving(config, tmp_path) as server:
+        assert any("event loop: uvloop" in line for line in server.log)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{server.url}/getcontent", json={"contentId": DOC_CARD}) as response,
+        ):
+            assert response.status == 200
+
+
+async def test_serve_runs_on_asyncio_by_default(server: Server) -> None:
+    assert not any("event loop: uvloop" in line for line in server.log)
 
 
 async def test_sigint_stops_cleanly(server: Server) -> None:
