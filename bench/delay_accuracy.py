@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -31,7 +30,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from procutil import ROOT, start_server
+from procutil import ROOT, start_server, wrk_load
 
 CONTENT_ID = "PROV:67d21afb-e830-4fee-a691-00a997ffbe1a"
 
@@ -55,43 +54,6 @@ async def load(url: str, concurrency: int, requests: int) -> list[float]:
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return latencies
-
-
-WRK_SCRIPT = f"""
-wrk.method = "POST"
-wrk.body = '{{"contentId": "{CONTENT_ID}"}}'
-wrk.headers["Content-Type"] = "application/json"
-"""
-WRK_LINE = re.compile(r"^\s+(50|90|99)(?:\.0+)?%\s+([0-9.]+)(us|ms|s)\s*$", re.MULTILINE)
-WRK_MAX = re.compile(r"Latency\s+\S+\s+\S+\s+([0-9.]+)(us|ms|s)")
-UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
-
-
-async def wrk_load(url: str, concurrency: int, seconds: float, cpu: str | None, folder: Path) -> dict[str, float]:
-    """Latency percentiles from wrk (C, so the load generator adds little of its own)."""
-    script = folder / "post.lua"
-    script.write_text(WRK_SCRIPT, encoding="utf-8")
-    command = [
-        "wrk",
-        "-t1",
-        f"-c{concurrency}",
-        f"-d{seconds:g}s",
-        "--latency",
-        "-s",
-        str(script),
-        f"{url}/getcontent",
-    ]
-    if cpu is not None and shutil.which("taskset"):
-        command = ["taskset", "-c", cpu, *command]
-    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
-    out, _ = await process.communicate()
-    text = out.decode()
-    figures = {f"p{q}": float(v) * UNITS[u] for q, v, u in WRK_LINE.findall(text)}
-    top = WRK_MAX.search(text)
-    if len(figures) != 3 or top is None or "Non-2xx" in text:
-        raise SystemExit(f"could not read wrk's output:\n{text}")
-    figures["max"] = float(top.group(1)) * UNITS[top.group(2)]
-    return figures
 
 
 def quantiles(values: list[float]) -> dict[str, float]:
@@ -127,8 +89,8 @@ async def measure(command: list[str], args: argparse.Namespace, folder: Path) ->
         await load(url, args.concurrency, args.concurrency * 2)  # fill the cache
         if args.loader == "wrk":
             # Warm up at full load first: the interpreter specialises hot code as it runs.
-            await wrk_load(url, args.concurrency, args.warmup, args.client_cpu or None, folder)
-            return await wrk_load(url, args.concurrency, args.seconds, args.client_cpu or None, folder)
+            await wrk_load(url, args.concurrency, args.warmup, args.client_cpu or None, folder, CONTENT_ID)
+            return await wrk_load(url, args.concurrency, args.seconds, args.client_cpu or None, folder, CONTENT_ID)
         return quantiles(await load(url, args.concurrency, args.requests))
     finally:
         process.terminate()

@@ -30,3 +30,37 @@ async def start_server(command: list[str], cpu: str | None = None) -> tuple[asyn
 async def _drain(stream: asyncio.StreamReader) -> None:
     while await stream.readline():
         pass
+
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '{{"contentId": "{content_id}"}}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+WRK_LINE = re.compile(r"^\s+(50|90|99)(?:\.0+)?%\s+([0-9.]+)(us|ms|s)\s*$", re.MULTILINE)
+WRK_MAX = re.compile(r"Latency\s+\S+\s+\S+\s+([0-9.]+)(us|ms|s)")
+WRK_RATE = re.compile(r"Requests/sec:\s+([0-9.]+)")
+UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+async def wrk_load(
+    url: str, concurrency: int, seconds: float, cpu: str | None, folder: Path, content_id: str
+) -> dict[str, float]:
+    """Requests/s and latency percentiles (seconds) from wrk, which adds little of its own."""
+    script = folder / "post.lua"
+    script.write_text(WRK_SCRIPT.format(content_id=content_id), encoding="utf-8")
+    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--latency", "-s", str(script)]
+    command.append(f"{url}/getcontent")
+    if cpu is not None and shutil.which("taskset"):
+        command = ["taskset", "-c", cpu, *command]
+    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+    out, _ = await process.communicate()
+    text = out.decode()
+    figures = {f"p{q}": float(v) * UNITS[u] for q, v, u in WRK_LINE.findall(text)}
+    top = WRK_MAX.search(text)
+    rate = WRK_RATE.search(text)
+    if len(figures) != 3 or top is None or rate is None or "Non-2xx" in text:
+        raise SystemExit(f"could not read wrk's output:\n{text}")
+    figures["max"] = float(top.group(1)) * UNITS[top.group(2)]
+    figures["rps"] = float(rate.group(1))
+    return figures
