@@ -12,6 +12,7 @@ import hmac
 import ipaddress
 import json
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from .schema import ConfigError
 from .store import DEFAULT_DIR, ORGS_DIR, USERS_DIR
 
 PREFIX = "/__admin"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_UPLOAD = 20 * 1024 * 1024
 SIDES = ("front", "back", "auth")
 KINDS = {"users": USERS_DIR, "orgs": ORGS_DIR}
@@ -45,28 +47,33 @@ def _is_loopback(request: web.Request) -> bool:
         return False
 
 
-@web.middleware
-async def admin_guard(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Only the admin routes are guarded; everything else passes straight through."""
+async def admin_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Let the call through to ``handler`` only for who may use the admin API."""
     settings = request.app[SETTINGS]
-    admin = settings.base_path + PREFIX
-    if request.path == admin or request.path.startswith(admin + "/"):
-        if not settings.admin_enabled:
-            raise ApiError(404, "not_found", "the admin API is off (admin.enabled: false)")
-        token = settings.admin_token
-        if token is not None:
-            scheme, _, given = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-                raise ApiError(
-                    401,
-                    "unauthorized",
-                    "the admin API needs Authorization: Bearer <admin.token>",
-                    {"WWW-Authenticate": 'Bearer realm="content-provider admin"'},
-                )
-        elif not _is_loopback(request):
-            raise ApiError(403, "forbidden", "without admin.token the admin API answers only on loopback")
-    response: web.StreamResponse = await handler(request)
-    return response
+    if not settings.admin_enabled:
+        raise ApiError(404, "not_found", "the admin API is off (admin.enabled: false)")
+    token = settings.admin_token
+    if token is not None:
+        scheme, _, given = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            raise ApiError(
+                401,
+                "unauthorized",
+                "the admin API needs Authorization: Bearer <admin.token>",
+                {"WWW-Authenticate": 'Bearer realm="content-provider admin"'},
+            )
+    elif not _is_loopback(request):
+        raise ApiError(403, "forbidden", "without admin.token the admin API answers only on loopback")
+    return await handler(request)
+
+
+def guarded(handler: Handler) -> Handler:
+    """The admin routes' handlers, behind :func:`admin_guard` (the content provider's are not)."""
+
+    async def guard(request: web.Request) -> web.StreamResponse:
+        return await admin_guard(request, handler)
+
+    return guard
 
 
 async def _json_body(request: web.Request) -> Any:
@@ -306,23 +313,22 @@ async def delete_image(request: web.Request) -> web.Response:
 
 def add_admin_routes(app: web.Application, base_path: str) -> None:
     base = base_path + PREFIX
-    app.router.add_routes(
-        [
-            web.get(f"{base}/rules", list_rules),
-            web.post(f"{base}/rules", add_rule),
-            web.put(f"{base}/rules", replace_rules),
-            web.delete(f"{base}/rules", delete_rules),
-            web.delete(f"{base}/rules/{{name}}", delete_rule),
-            web.post(f"{base}/reset", reset),
-            web.post(f"{base}/reload", reload),
-            web.get(f"{base}/requests", list_requests),
-            web.get(f"{base}/requests/count", count_requests),
-            web.delete(f"{base}/requests", clear_requests),
-            web.get(f"{base}/fixtures", fixtures),
-            web.get(f"{base}/fixtures/resolve", resolve),
-            web.put(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", upload),
-            web.delete(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", delete_image),
-            web.put(f"{base}/fixtures/{{kind:default}}/{{side}}", upload),
-            web.delete(f"{base}/fixtures/{{kind:default}}/{{side}}", delete_image),
-        ]
-    )
+    routes = [
+        web.get(f"{base}/rules", list_rules),
+        web.post(f"{base}/rules", add_rule),
+        web.put(f"{base}/rules", replace_rules),
+        web.delete(f"{base}/rules", delete_rules),
+        web.delete(f"{base}/rules/{{name}}", delete_rule),
+        web.post(f"{base}/reset", reset),
+        web.post(f"{base}/reload", reload),
+        web.get(f"{base}/requests", list_requests),
+        web.get(f"{base}/requests/count", count_requests),
+        web.delete(f"{base}/requests", clear_requests),
+        web.get(f"{base}/fixtures", fixtures),
+        web.get(f"{base}/fixtures/resolve", resolve),
+        web.put(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", upload),
+        web.delete(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", delete_image),
+        web.put(f"{base}/fixtures/{{kind:default}}/{{side}}", upload),
+        web.delete(f"{base}/fixtures/{{kind:default}}/{{side}}", delete_image),
+    ]
+    app.router.add_routes([web.route(r.method, r.path, guarded(r.handler), **r.kwargs) for r in routes])

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
 
-from .admin import add_admin_routes, admin_guard
+from .admin import add_admin_routes
 from .app_reload import config_watch_ctx
 from .config import Settings
 from .errors import json_errors
@@ -55,7 +55,7 @@ async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings, environ: Mapping[str, str] | None = None) -> web.Application:
     """The application for ``settings``; ``environ`` is used again when the config is reloaded."""
-    app = web.Application(middlewares=[json_errors, admin_guard], client_max_size=CLIENT_MAX_SIZE)
+    app = web.Application(middlewares=[json_errors], client_max_size=CLIENT_MAX_SIZE)
     app[SETTINGS] = settings
     app[CONFIG_ENV] = dict(os.environ if environ is None else environ)
     app[FAULTS] = FaultEngine(settings.faults)

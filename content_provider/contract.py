@@ -26,6 +26,9 @@ class UseCase(enum.Enum):
     AUTH = "AUTH"  # authentication image
 
 
+_PREFIXES = {use_case.value: use_case for use_case in UseCase}
+
+
 @dataclass(frozen=True)
 class ContentId:
     """A parsed content id: ``PROV:<subject>``, ``AUTH:<subject>`` or a bare subject."""
@@ -44,10 +47,9 @@ def parse_content_id(raw: str, bare_ids: str) -> ContentId | None:
     """
     head, sep, rest = raw.partition(":")
     if sep:
-        upper = head.upper()
-        for use_case in UseCase:
-            if upper == use_case.value:
-                return ContentId(raw, use_case, rest, True)
+        use_case = _PREFIXES.get(head.upper())
+        if use_case is not None:
+            return ContentId(raw, use_case, rest, True)
     if bare_ids == "off":
         return None
     return ContentId(raw, UseCase.AUTH if bare_ids == "auth" else UseCase.CARD, raw, False)

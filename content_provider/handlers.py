@@ -28,10 +28,12 @@ async def read_limited(request: web.Request, limit: int, seconds: float) -> byte
     length = request.content_length
     if length is not None and length > limit:
         raise too_large
+    if length is not None and request.content.is_eof():
+        return await request.read()  # the whole body is here already: the common case, and the cheapest
     try:
         async with asyncio.timeout(seconds):
             if length is not None:
-                return await request.read()  # the common case, and the cheapest
+                return await request.read()
             body = bytearray()
             async for chunk in request.content.iter_any():
                 body += chunk

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -19,7 +20,7 @@ DEFAULT_CAPACITY = 1000
 
 @dataclass(frozen=True)
 class Entry:
-    time: str  # ISO 8601, UTC
+    time: float  # seconds since the epoch; shown as ISO 8601 UTC
     contentId: str | None
     user: str | None  # the basic-auth user name, never the password
     status: int | str  # an HTTP status, or reset / close / partial / garbage / hang
@@ -28,7 +29,10 @@ class Entry:
     latencyMs: float
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        shown = asdict(self)
+        moment = datetime.datetime.fromtimestamp(self.time, datetime.UTC)
+        shown["time"] = moment.isoformat(timespec="milliseconds")
+        return shown
 
 
 class Journal:
@@ -77,7 +81,7 @@ def journaled(handler: Handler) -> Handler:
             broken = request.get(CONNECTION_FAULT)
             request.app[JOURNAL].record(
                 Entry(
-                    time=datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
+                    time=time.time(),  # formatted only when someone reads the journal
                     contentId=request.get(CONTENT_ID),
                     user=request.get(AUTH_USER),
                     status=broken if broken else status,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import functools
 import logging
 import os
 import re
@@ -73,10 +74,14 @@ class Resolution:
     files: tuple[tuple[str, Path], ...]
     fingerprint: Fingerprint
 
-    def describe(self) -> str:
+    @functools.cached_property
+    def described(self) -> str:
         """For the log and the ``X-Content-Provider-Resolved`` header (kept header-safe)."""
         text = self.level if self.level == "default" else f"{self.level} {self.owner}"
         return quote(text, safe=" /:@+=-._~")
+
+    def describe(self) -> str:
+        return self.described
 
 
 @dataclass(frozen=True)
