@@ -18,7 +18,7 @@ from .keys import AUTH_USER, CONNECTION_FAULT, CONTENT_ID, FAULT, RESOLVED
 DEFAULT_CAPACITY = 1000
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: frozen dataclasses are slow to make, and one is made per request
 class Entry:
     time: float  # seconds since the epoch; shown as ISO 8601 UTC
     contentId: str | None
