@@ -20,6 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .fsutil import atomic_write
 from .schema import ConfigError
+from .signing import key_usage
 
 CA_DAYS = 3650
 SERVER_DAYS = 397  # what browsers and many TLS stacks accept for a leaf
@@ -75,17 +76,7 @@ def _load_or_make_ca(files: DevTLSFiles) -> tuple[x509.Certificate, ec.EllipticC
         .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            key_usage(key_cert_sign=True),
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
