@@ -272,10 +272,8 @@ def _target(request: web.Request) -> Path:
 
 
 def _write(target: Path, data: bytes) -> None:
-    for stale in (target.with_suffix(".jpeg"),):
-        if stale.exists():
-            stale.unlink()  # one image per side: the upload replaces a .jpeg twin too
     atomic_write(target, data)
+    target.with_suffix(".jpeg").unlink(missing_ok=True)  # one image per side: a .jpeg twin goes
 
 
 async def upload(request: web.Request) -> web.Response:

@@ -127,7 +127,7 @@ def _configure_logging(level: str) -> None:
     )
 
 
-async def serve(settings: Settings, environ: Mapping[str, str], ready: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
     """Run until SIGINT or SIGTERM, then let in-flight requests finish (bounded)."""
     app = create_app(settings, environ)
     runner = web.AppRunner(
@@ -152,8 +152,6 @@ async def serve(settings: Settings, environ: Mapping[str, str], ready: asyncio.E
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        if ready is not None:
-            ready.set()
         await stop.wait()
         log.info("shutting down: no new connections; in-flight requests get %g s", SHUTDOWN_TIMEOUT)
     finally:

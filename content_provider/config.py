@@ -103,10 +103,6 @@ class Settings:
     journal_size: int = 1000
     source: Path | None = None
 
-    @property
-    def auth_required(self) -> bool:
-        return self.username is not None
-
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 

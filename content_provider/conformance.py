@@ -8,7 +8,6 @@ the report fail.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import datetime
@@ -111,6 +110,12 @@ class Options:
     timeout: float = 10.0
     max_image_bytes: int = MAX_IMAGE_BYTES
     aspect_tolerance: float = 0.01
+
+    def auth_headers(self, password_suffix: str = "") -> dict[str, str]:
+        """Basic authentication as Hermod sends it, or nothing when no credentials are given."""
+        if self.user is None or self.password is None:
+            return {}
+        return basic(self.user, self.password + password_suffix)
 
 
 class _Ids:
@@ -320,7 +325,7 @@ async def _check_id(
     session: aiohttp.ClientSession, url: str, content_id: str, options: Options, report: Report
 ) -> None:
     ids = _Ids(report, content_id)
-    auth = basic(options.user, options.password) if options.user is not None and options.password is not None else {}
+    auth = options.auth_headers()
     body = json.dumps({"contentId": content_id}).encode()
     try:
         status, headers, data, elapsed = await _post(session, url, body, auth, options.timeout)
@@ -338,29 +343,18 @@ async def _check_id(
     _check_answer(ids, content_id, headers, data, options)
 
 
-async def _check_provider(session: aiohttp.ClientSession, url: str, options: Options, report: Report) -> None:
+async def _check_provider(
+    session: aiohttp.ClientSession, url: str, content_id: str, options: Options, report: Report
+) -> None:
+    """Rules about the provider as a whole; ``content_id`` is one it should answer."""
     ids = _Ids(report, None)
-    credentials = options.user is not None and options.password is not None
-    first = DEMO_IDS[0]
-    if credentials:
-        assert options.user is not None
-        assert options.password is not None
+    auth = options.auth_headers()
+    if auth:
+        body = json.dumps({"contentId": content_id}).encode()
         try:
-            bare = await _post(session, url, json.dumps({"contentId": first}).encode(), {}, options.timeout)
-            wrong = await _post(
-                session,
-                url,
-                json.dumps({"contentId": first}).encode(),
-                basic(options.user, options.password + "-wrong"),
-                options.timeout,
-            )
-            good = await _post(
-                session,
-                url,
-                json.dumps({"contentId": first}).encode(),
-                basic(options.user, options.password),
-                options.timeout,
-            )
+            bare = await _post(session, url, body, {}, options.timeout)
+            wrong = await _post(session, url, body, options.auth_headers(password_suffix="-wrong"), options.timeout)
+            good = await _post(session, url, body, auth, options.timeout)
             challenge = bare[1].get("WWW-Authenticate", "")
             ok = bare[0] == 401 and wrong[0] == 401 and good[0] == 200 and challenge.lower().startswith("basic")
             ids.add(
@@ -373,9 +367,6 @@ async def _check_provider(session: aiohttp.ClientSession, url: str, options: Opt
             ids.add("CP15", False, "basic authentication", f"{type(exc).__name__}: {exc}")
     else:
         ids.add("CP15", None, "no --user/--password given")
-    auth = (
-        basic(options.user, options.password) if credentials and options.user and options.password is not None else {}
-    )
     probes: list[tuple[str, bytes, Callable[[int], bool], str]] = [
         (
             "CP16",
@@ -415,7 +406,7 @@ async def check(
             await _check_id(session, report.url, content_id, options, report)
         if progress:
             progress("checking authentication and bad requests")
-        await _check_provider(session, report.url, options, report)
+        await _check_provider(session, report.url, content_ids[0] if content_ids else DEMO_IDS[0], options, report)
     order = {content_id: index for index, content_id in enumerate(content_ids)}
     report.results.sort(key=lambda r: (order.get(r.content_id or "", len(order)), r.rule))
     return report
@@ -486,8 +477,3 @@ def format_junit(report: Report) -> str:
         f'failures="{failures}" skipped="{skipped}">'
     )
     return "\n".join(['<?xml version="1.0" encoding="UTF-8"?>', header, *cases, "</testsuite>"]) + "\n"
-
-
-def run(url: str, **kwargs: Any) -> Report:
-    """Blocking wrapper for scripts."""
-    return asyncio.run(check(url, **kwargs))

@@ -180,7 +180,7 @@ async def deliver(
     text = _mark(request, plan, applied)
     headers = {"X-Content-Provider-Fault": text} if header else {}
     if found is not None:
-        headers["X-Content-Provider-Resolved"] = found.resolution.describe()
+        headers["X-Content-Provider-Resolved"] = found.resolution.label
 
     if kind == "hang":
         return await _hang(request, max_delay)

@@ -83,9 +83,6 @@ class Outcome:
         return self.kind
 
 
-OK = Outcome("ok")
-
-
 @dataclass(frozen=True)
 class Match:
     """Which content ids a rule applies to. Empty means every id."""
@@ -246,7 +243,7 @@ class FaultEngine:
             outcome = rule.sequence[step] if step < len(rule.sequence) else None
         if rule.rate_limit is not None:
             outcome = self._rate_limited(rule.rate_limit, state, client) or outcome
-        if outcome is OK or (outcome is not None and outcome.kind == "ok"):
+        if outcome is not None and outcome.kind == "ok":
             outcome = None
         delay = rule.delay.sample(state.rng, self.settings.max_delay_seconds) if rule.delay else 0.0
         if outcome is None and not delay and rule.bandwidth is None:

@@ -74,7 +74,7 @@ async def _answer(request: web.Request, content_id: ContentId) -> Answer | None:
     except FixtureError as exc:
         raise ApiError(500, exc.code, str(exc)) from None
     if answer is not None:
-        request[RESOLVED] = answer.resolution.describe()
+        request[RESOLVED] = answer.resolution.label
     return answer
 
 

@@ -75,13 +75,10 @@ class Resolution:
     fingerprint: Fingerprint
 
     @functools.cached_property
-    def described(self) -> str:
-        """For the log and the ``X-Content-Provider-Resolved`` header (kept header-safe)."""
+    def label(self) -> str:
+        """For the log and the ``X-Content-Provider-Resolved`` header (kept header-safe); made once."""
         text = self.level if self.level == "default" else f"{self.level} {self.owner}"
         return quote(text, safe=" /:@+=-._~")
-
-    def describe(self) -> str:
-        return self.described
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from PIL import Image
+
+from content_provider.faults import FaultSettings, parse_fault_settings
+from content_provider.schema import Reader
 
 DOC_CARD = "PROV:67d21afb-e830-4fee-a691-00a997ffbe1a"
 DOC_AUTH = "AUTH:4018e11f-1209-45f5-ade7-e59004e10745"
@@ -15,3 +20,15 @@ MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 async def get_content(client: TestClient[Any, Any], content_id: Any, **kwargs: Any) -> Any:
     return await client.post("/getcontent", json={"contentId": content_id}, **kwargs)
+
+
+def faults(**data: Any) -> FaultSettings:
+    """Fault settings written as they would be under ``faults:`` in config.yaml."""
+    return parse_fault_settings(Reader(data, "faults"))
+
+
+def png_bytes(size: tuple[int, int] = (1200, 757)) -> bytes:
+    """A PNG of the card's shape: right size, wrong format."""
+    out = io.BytesIO()
+    Image.new("RGB", size, "red").save(out, "PNG")
+    return out.getvalue()

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import io
 import json
+import shutil
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,9 @@ from PIL import Image
 from content_provider.cli import main
 from content_provider.conformance import RULES, check
 from content_provider.faultpayloads import PAYLOAD_MODES
-from content_provider.faults import CONNECTION_MODES, parse_fault_settings
-from content_provider.generate import card_jpeg
-from content_provider.schema import Reader
+from content_provider.faults import CONNECTION_MODES
 
-from .helpers import DOC_AUTH, DOC_CARD, MakeClient
+from .helpers import DOC_AUTH, DOC_CARD, MakeClient, faults
 
 BREAKS: dict[str, str] = {
     "malformed_json": "CP02",
@@ -59,10 +58,6 @@ BREAKS: dict[str, str] = {
 
 def test_every_mode_is_in_the_table() -> None:
     assert set(PAYLOAD_MODES) | set(CONNECTION_MODES) | {"hang"} <= set(BREAKS)
-
-
-def faults(**data: Any) -> Any:
-    return parse_fault_settings(Reader(data, "faults"))
 
 
 async def test_the_mock_passes_on_its_demo_ids(make_client: MakeClient) -> None:
@@ -213,5 +208,11 @@ def test_cli_needs_both_credentials(capsys: pytest.CaptureFixture[str]) -> None:
     assert "both --user and --password" in capsys.readouterr().err
 
 
-def test_card_fixture_is_what_the_checker_expects() -> None:
-    assert Image.open(io.BytesIO(card_jpeg("x"))).size == (1200, 757)
+async def test_authentication_is_checked_with_the_ids_given(make_client: MakeClient, fixture_root: Path) -> None:
+    """CP15 asks for an id the provider has, not the demo id a real provider may lack."""
+    shutil.rmtree(fixture_root / "users" / DOC_CARD.removeprefix("PROV:"))
+    client = await make_client(username="hermod", password="s3cret", default_enabled=False)
+    url = str(client.make_url("")).rstrip("/")
+    report = await check(url, ["PROV:bob"], user="hermod", password="s3cret")
+    assert "CP15" not in report.failed()
+    assert report.ok

@@ -23,15 +23,11 @@ from PIL import Image, ImageOps
 
 from content_provider.contract import UseCase, parse_content_id
 from content_provider.faultpayloads import PAYLOAD_MODES
-from content_provider.faults import FaultEngine, FaultSettings, parse_fault_settings, split_directives
-from content_provider.schema import ConfigError, Reader
+from content_provider.faults import FaultEngine, split_directives
+from content_provider.schema import ConfigError
 from content_provider.signing import verify_back
 
-from .helpers import DOC_CARD, MakeClient, get_content
-
-
-def faults(**data: Any) -> FaultSettings:
-    return parse_fault_settings(Reader(data, "faults"))
+from .helpers import DOC_CARD, MakeClient, faults, get_content
 
 
 async def statuses(client: Any, content_id: str, times: int) -> list[int]:

@@ -16,13 +16,7 @@ from content_provider.generate import card_jpeg
 from content_provider.imagecheck import jpeg_problem
 from content_provider.store import FixtureError
 
-from .helpers import MakeClient, get_content
-
-
-def png_bytes(size: tuple[int, int] = (1200, 757)) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, "red").save(out, "PNG")
-    return out.getvalue()
+from .helpers import MakeClient, get_content, png_bytes
 
 
 def jpeg_bytes(size: tuple[int, int]) -> bytes:
