@@ -27,6 +27,7 @@ from .fsutil import atomic_write
 from .imagecheck import jpeg_problem
 from .journal import JOURNAL
 from .keys import FAULTS, SETTINGS, STORE
+from .preview import preview
 from .schema import ConfigError
 from .store import DEFAULT_DIR, ORGS_DIR, USERS_DIR
 
@@ -324,6 +325,7 @@ def add_admin_routes(app: web.Application, base_path: str) -> None:
         web.delete(f"{base}/requests", clear_requests),
         web.get(f"{base}/fixtures", fixtures),
         web.get(f"{base}/fixtures/resolve", resolve),
+        web.get(f"{base}/preview", preview),
         web.put(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", upload),
         web.delete(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", delete_image),
         web.put(f"{base}/fixtures/{{kind:default}}/{{side}}", upload),

@@ -280,15 +280,19 @@ class FixtureStore:
         self._remember(memo_key, _Memo(resolution, now))
         if resolution is None:
             return None
-        cached = self.answers.get(resolution.fingerprint)
-        if cached is None:
-            use_case = content_id.use_case
-            cached = await self._once(
-                self._building, resolution.fingerprint, lambda: self._prepare(use_case, resolution)
-            )
-        else:
-            self.stats.hits += 1
+        cached = await self.prepared(content_id.use_case, resolution)
         return Answer(cached.body, resolution, cached.problems)
+
+    async def prepared(self, use_case: UseCase, resolution: Resolution) -> Prepared:
+        """The encoded answer for ``resolution``: from the cache, or built once for all who wait."""
+        cached = self.answers.get(resolution.fingerprint)
+        if cached is not None:
+            self.stats.hits += 1
+            return cached
+        prepared: Prepared = await self._once(
+            self._building, resolution.fingerprint, lambda: self._prepare(use_case, resolution)
+        )
+        return prepared
 
     @staticmethod
     async def _once(pending: dict[Any, asyncio.Future[Any]], key: Any, work: Callable[[], Awaitable[Any]]) -> Any:
@@ -387,24 +391,48 @@ class FixtureStore:
     def resolve(self, use_case: UseCase, subject: str) -> Resolution | None:
         """Which files answer ``subject`` for ``use_case``; blocking, call off the event loop."""
         keys = KEYS_FOR[use_case]
-        primary = keys[0]
-        configured = self.settings.users.get(subject)
-        if configured is not None and getattr(configured, primary) is not None:
-            found = self._configured_files(configured, keys)
-            if found:
-                return self._resolution("user", subject, found)
-        if SAFE_NAME.match(subject):
-            found = self._folder_files(self.root / USERS_DIR / subject, keys)
-            if found:
-                return self._resolution("user", subject, found)
+        found = self._user_files(subject, keys)
+        if found:
+            return self._resolution("user", subject, found)
         self._refresh_orgs()
         for org in self._orgs.candidates(subject):
-            if getattr(org.images, primary) is not None:
-                found = self._configured_files(org.images, keys)
-            else:
-                found = self._folder_files(org.folder, keys)
+            found = self._org_files(org, keys)
             if found:
                 return self._resolution("organisation", org.name, found)
+        return self._default_resolution(keys)
+
+    def resolve_owner(self, use_case: UseCase, level: str, owner: str) -> Resolution | None:
+        """The files a user, an organisation or the default answers with, whoever asks; blocking.
+
+        For the web page's previews, which show each owner's card without a member id.
+        """
+        keys = KEYS_FOR[use_case]
+        if level == "user":
+            found = self._user_files(owner, keys)
+            return self._resolution("user", owner, found) if found else None
+        if level == "organisation":
+            self._refresh_orgs()
+            for org in self._orgs.orgs:
+                if org.name == owner:
+                    found = self._org_files(org, keys)
+                    return self._resolution("organisation", org.name, found) if found else None
+            return None
+        return self._default_resolution(keys) if level == "default" else None
+
+    def _user_files(self, subject: str, keys: tuple[str, ...]) -> list[tuple[str, str, int, int, int]]:
+        configured = self.settings.users.get(subject)
+        if configured is not None and getattr(configured, keys[0]) is not None:
+            found = self._configured_files(configured, keys)
+            if found:
+                return found
+        return self._folder_files(self.root / USERS_DIR / subject, keys) if SAFE_NAME.match(subject) else []
+
+    def _org_files(self, org: _Org, keys: tuple[str, ...]) -> list[tuple[str, str, int, int, int]]:
+        if getattr(org.images, keys[0]) is not None:
+            return self._configured_files(org.images, keys)
+        return self._folder_files(org.folder, keys)
+
+    def _default_resolution(self, keys: tuple[str, ...]) -> Resolution | None:
         if self.settings.default_enabled:
             found = self._folder_files(self.root / DEFAULT_DIR, keys)
             if found:
