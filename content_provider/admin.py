@@ -205,7 +205,13 @@ def _sides(folder: Path) -> list[str]:
 def _inventory(request: web.Request) -> dict[str, Any]:
     store = request.app[STORE]
     root = store.root
-    users = [{"name": n, "images": _sides(root / USERS_DIR / n)} for n in _names(root / USERS_DIR)]
+    configured = request.app[SETTINGS].users
+    users = []
+    for name in sorted(set(_names(root / USERS_DIR)) | set(configured)):
+        images = set(_sides(root / USERS_DIR / name)) if SAFE_NAME.match(name) else set()
+        if name in configured:
+            images |= {side for side in SIDES if getattr(configured[name], side) is not None}
+        users.append({"name": name, "images": [side for side in SIDES if side in images]})
     store.refresh_organisations()
     orgs = [
         {

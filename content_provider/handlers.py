@@ -6,7 +6,7 @@ import asyncio
 import json
 from importlib import resources
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from . import __version__
 from .auth import require_basic_auth
@@ -149,8 +149,11 @@ async def signing_certificate(request: web.Request) -> web.Response:
 
 
 async def index(request: web.Request) -> web.Response:
-    """What this server is and where things are, for a human poking at it."""
-    base = request.app[SETTINGS].base_path
+    """What this server is and where things are, for a human poking at it; a browser gets the web page."""
+    settings = request.app[SETTINGS]
+    base = settings.base_path
+    if settings.admin_enabled and "text/html" in request.headers.get(hdrs.ACCEPT, ""):
+        raise web.HTTPFound(f"{base}/ui/")
     return web.json_response(
         {
             "service": "content-provider (mock)",
@@ -162,6 +165,7 @@ async def index(request: web.Request) -> web.Response:
             "signing_certificate": f"{base}/signing-cert.pem",
             "openapi": f"{base}/openapi.json",
             "admin": f"{base}/__admin/",
+            "web_page": f"{base}/ui/",
         }
     )
 
