@@ -18,6 +18,15 @@ from .helpers import MakeClient
 pytest_plugins = ["pytester"]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--ui-screenshot",
+        metavar="PATH",
+        default=None,
+        help="also save the web page's screenshot from the browser tests to PATH (the README's picture)",
+    )
+
+
 @pytest.fixture(scope="session")
 def signing_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One development key for the whole run: making RSA keys is slow."""

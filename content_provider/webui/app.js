@@ -291,7 +291,8 @@ async function loadRules(force) {
     if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: "4", class: "muted", text: "No rules: every answer is the real one." })));
     $("rules").tBodies[0].replaceChildren(...rows);
   } catch (failure) {
-    $("rule-error").textContent = failure.message;
+    state.rulesText = "";
+    $("rules").tBodies[0].replaceChildren(el("tr", {}, el("td", { colspan: "4", class: "muted", text: failure.message })));
   }
 }
 

@@ -1,0 +1,59 @@
+"""Finding and starting headless Chromium for the web page's end-to-end tests.
+
+Debian's ``chromium`` is used (``./dev test`` installs it when it can); Playwright drives
+it, pointed at the binary, so no browser is downloaded. Where none can be had the tests
+are skipped with a message that says what to install.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+# Chromium's own calls home are refused on closed networks, many at a time; keep it quiet.
+FLAGS = [
+    "--no-sandbox",  # CI runs as root
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str | None:
+    for candidate in (
+        os.environ.get("CONTENT_PROVIDER_CHROMIUM"),
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+        "/usr/bin/chromium",
+    ):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def launch() -> Iterator[Any]:
+    """A headless Chromium browser for the module, or a skip saying why there is none."""
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:
+        pytest.skip("browser tests need Playwright: pip install -e '.[test]' (./dev test does it)")
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip(
+            "browser tests need Chromium: apt-get install chromium (./dev test does it as root), "
+            "or set CONTENT_PROVIDER_CHROMIUM=/path/to/chromium"
+        )
+    with sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=executable, args=FLAGS)
+        except Error as exc:
+            pytest.skip(f"Chromium at {executable} did not start: {exc.message.splitlines()[0]}")
+        yield browser
+        browser.close()
