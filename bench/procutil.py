@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 import shutil
+import socket
 from pathlib import Path
+
+import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVING = re.compile(rb"serving POST (http://\S+)/getcontent")
@@ -64,3 +69,47 @@ async def wrk_load(
     figures["max"] = float(top.group(1)) * UNITS[top.group(2)]
     figures["rps"] = float(rate.group(1))
     return figures
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far; Linux."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def resident_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def start_listening(
+    command: list[str], url: str, cpu: str | None, seconds: float = 60.0
+) -> asyncio.subprocess.Process:
+    """Run ``command`` (pinned like :func:`start_server`) until a POST to ``url`` answers 200."""
+    if cpu is not None and shutil.which("taskset"):
+        command = ["taskset", "-c", cpu, *command]
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    deadline = asyncio.get_running_loop().time() + seconds
+    async with aiohttp.ClientSession() as session:
+        while True:
+            if process.returncode is not None:
+                raise SystemExit(f"{command[0]} exited with status {process.returncode} before serving")
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with session.post(url, data=b"{}") as response:
+                    if response.status == 200:
+                        return process
+            if asyncio.get_running_loop().time() > deadline:
+                process.kill()
+                raise SystemExit(f"{' '.join(command)} did not answer {url} within {seconds:g} s")
+            await asyncio.sleep(0.2)

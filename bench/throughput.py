@@ -1,9 +1,14 @@
 """Requests/s and latency of the mock next to a bare aiohttp app answering the same bytes.
 
-Both run pinned to CPU 0 on the same event loop, wrk on CPU 1, in one go, at several
-connection counts; the figure that counts is the mock's requests/s over the bare app's
-(absolute numbers vary run to run on shared machines). The last line is
-``ratio at 64 connections: R``. Run it with ``bench/run``.
+Every server runs pinned to CPU 0 (wrk on CPU 1), all started at once and loaded one at a
+time, in rounds: each round measures every server back to back at each connection count,
+so a slow patch of this shared machine hits all of them alike. The figure that counts is
+the mock's requests/s over the bare app's, taken per round and reported as the median
+(absolute numbers vary run to run). Where installed, nginx serving the same file and
+WireMock stubbed with the same answer are measured too, as the references users know.
+The server's CPU time per request and resident memory are printed beside, read from
+/proc: unlike requests/s they do not move when the machine lends the CPU elsewhere.
+The last line is ``ratio at 64 connections: R``. Run it with ``bench/run``.
 """
 
 from __future__ import annotations
@@ -11,75 +16,203 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-from procutil import ROOT, start_server, wrk_load
+from procutil import ROOT, cpu_seconds, free_port, resident_mb, start_listening, start_server, wrk_load
 
 CONTENT_ID = "PROV:67d21afb-e830-4fee-a691-00a997ffbe1a"  # front and back
 
 
-def mock_command(folder: Path, event_loop: str) -> list[str]:
+@dataclass
+class Server:
+    name: str
+    process: asyncio.subprocess.Process
+    url: str
+    runs: dict[int, list[dict[str, float]]] = field(default_factory=dict)
+    resident: float = 0.0
+
+
+async def start_mock(folder: Path, args: argparse.Namespace) -> Server:
     config = folder / "config.yaml"
     config.write_text(
         f"signing:\n  directory: {folder / 'signing'}\nlogging:\n  access_log: false\n"
-        f"server:\n  event_loop: {event_loop}\n",
+        f"server:\n  event_loop: {args.event_loop}\n",
         encoding="utf-8",
     )
-    return [sys.executable, "-m", "content_provider", "serve", "--config", str(config), "--port", "0"]
-
-
-async def measure(
-    command: list[str], args: argparse.Namespace, folder: Path
-) -> tuple[dict[int, dict[str, float]], bytes]:
+    command = [sys.executable, "-m", "content_provider", "serve", "--config", str(config), "--port", "0"]
     process, url = await start_server(command, args.server_cpu)
-    try:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(f"{url}/getcontent", json={"contentId": CONTENT_ID}) as response,
-        ):
-            body = await response.read()
-        results = {}
-        for connections in args.connections:
-            await wrk_load(url, connections, args.warmup, args.client_cpu, folder, CONTENT_ID)
-            results[connections] = await wrk_load(url, connections, args.seconds, args.client_cpu, folder, CONTENT_ID)
-        return results, body
-    finally:
-        process.terminate()
-        with contextlib.suppress(ProcessLookupError):
-            await process.wait()
+    return Server("mock", process, url)
+
+
+async def start_bare(folder: Path, args: argparse.Namespace) -> Server:
+    command = [sys.executable, str(ROOT / "bench" / "bare_app.py"), "--body", str(folder / "answer.json")]
+    process, url = await start_server([*command, "--event-loop", args.event_loop], args.server_cpu)
+    return Server("bare aiohttp", process, url)
+
+
+NGINX_CONF = """
+daemon off;
+master_process off;
+worker_processes 1;
+error_log {folder}/nginx-error.log;
+pid {folder}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {folder}/nginx-body;
+    proxy_temp_path {folder}/nginx-proxy;
+    fastcgi_temp_path {folder}/nginx-fastcgi;
+    uwsgi_temp_path {folder}/nginx-uwsgi;
+    scgi_temp_path {folder}/nginx-scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /getcontent {{
+            alias {folder}/answer.json;
+            default_type application/json;
+            # nginx serves files to GET only; a POST is redirected inside nginx as a GET
+            error_page 405 =200 $uri;
+        }}
+    }}
+}}
+"""
+
+
+async def start_nginx(folder: Path, args: argparse.Namespace) -> Server | None:
+    nginx = shutil.which("nginx", path="/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin")
+    if nginx is None:
+        return None
+    port = free_port()
+    conf = folder / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(folder=folder, port=port), encoding="utf-8")
+    url = f"http://127.0.0.1:{port}"
+    process = await start_listening([nginx, "-c", str(conf), "-p", str(folder)], f"{url}/getcontent", args.server_cpu)
+    return Server("nginx", process, url)
+
+
+def wiremock_jar() -> Path | None:
+    """The standalone jar of the npm package ``wiremock`` (npm install -g wiremock)."""
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("java") is None:
+        return None
+    root = subprocess.run([npm, "root", "-g"], capture_output=True, text=True, check=False).stdout.strip()
+    jars = sorted(Path(root, "wiremock", "build").glob("wiremock-standalone-*.jar")) if root else []
+    return jars[-1] if jars else None
+
+
+async def start_wiremock(folder: Path, args: argparse.Namespace) -> Server | None:
+    jar = wiremock_jar()
+    if jar is None:
+        return None
+    home = folder / "wiremock"
+    (home / "mappings").mkdir(parents=True)
+    (home / "__files").mkdir()
+    shutil.copy(folder / "answer.json", home / "__files" / "answer.json")
+    stub = {
+        "request": {"method": "POST", "url": "/getcontent"},
+        "response": {"status": 200, "bodyFileName": "answer.json", "headers": {"Content-Type": "application/json"}},
+    }
+    (home / "mappings" / "getcontent.json").write_text(json.dumps(stub), encoding="utf-8")
+    port = free_port()
+    command = ["java", "-jar", str(jar), "--port", str(port), "--bind-address", "127.0.0.1"]
+    command += ["--root-dir", str(home), "--disable-banner"]
+    url = f"http://127.0.0.1:{port}"
+    process = await start_listening(command, f"{url}/getcontent", args.server_cpu, seconds=120)
+    return Server("WireMock", process, url)
+
+
+async def measure(server: Server, connections: int, args: argparse.Namespace, folder: Path) -> dict[str, float]:
+    pid = server.process.pid
+    before = cpu_seconds(pid)
+    figures = await wrk_load(server.url, connections, args.seconds, args.client_cpu, folder, CONTENT_ID)
+    figures["cpu_us"] = (cpu_seconds(pid) - before) / (figures["rps"] * args.seconds) * 1e6
+    return figures
+
+
+def median(runs: list[dict[str, float]], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, nargs="+", default=[16, 64])
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3, help="measurements of each server at each count")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of one measurement")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--server-cpu", default="0")
     parser.add_argument("--client-cpu", default="1")
+    parser.add_argument("--no-references", action="store_true", help="skip nginx and WireMock even when installed")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk (bench/run does it)")
+    servers: list[Server] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        mock, body = await measure(mock_command(folder, args.event_loop), args, folder)
-        (folder / "answer.json").write_bytes(body)
-        bare_command = [sys.executable, str(ROOT / "bench" / "bare_app.py"), "--body", str(folder / "answer.json")]
-        bare, _ = await measure([*bare_command, "--event-loop", args.event_loop], args, folder)
-    print(f"answer: {len(body)} bytes ({CONTENT_ID}); event loop {args.event_loop}; wrk {args.seconds:g} s each")
-    print(f"{'server':<14}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
-    for name, figures in (("bare aiohttp", bare), ("mock", mock)):
-        for connections, f in figures.items():
-            print(f"{name:<14}{connections:>6}{f['rps']:>10.0f}{f['p50'] * 1000:>9.1f}{f['p99'] * 1000:>9.1f}")
+        try:
+            servers.append(await start_mock(folder, args))
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(f"{servers[0].url}/getcontent", json={"contentId": CONTENT_ID}) as response,
+            ):
+                body = await response.read()
+            (folder / "answer.json").write_bytes(body)
+            servers.insert(0, await start_bare(folder, args))
+            if not args.no_references:
+                for start in (start_nginx, start_wiremock):
+                    reference = await start(folder, args)
+                    if reference is not None:
+                        servers.append(reference)
+            for server in servers:  # the interpreter (or the JIT) settles under load first
+                for connections in args.connections:
+                    await wrk_load(server.url, connections, args.warmup, args.client_cpu, folder, CONTENT_ID)
+            for _ in range(args.rounds):
+                for connections in args.connections:
+                    for server in servers:
+                        server.runs.setdefault(connections, []).append(await measure(server, connections, args, folder))
+            for server in servers:
+                server.resident = resident_mb(server.process.pid)
+        finally:
+            for server in servers:
+                server.process.terminate()
+                with contextlib.suppress(ProcessLookupError):
+                    await server.process.wait()
+    report(servers, body, args)
+
+
+def report(servers: list[Server], body: bytes, args: argparse.Namespace) -> None:
+    names = ", ".join(s.name for s in servers)
+    print(f"answer: {len(body)} bytes ({CONTENT_ID}); event loop {args.event_loop}; servers: {names}")
+    print(f"{args.rounds} rounds x {args.seconds:g} s per server and connection count; medians of the rounds")
+    print(f"{'server':<14}{'conns':>6}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'CPU us/req':>11}{'RSS MB':>8}")
+    for server in servers:
+        for connections, runs in server.runs.items():
+            rps, p50, p99 = median(runs, "rps"), median(runs, "p50") * 1000, median(runs, "p99") * 1000
+            cpu = median(runs, "cpu_us")
+            print(
+                f"{server.name:<14}{connections:>6}{rps:>9.0f}{p50:>8.1f}{p99:>8.1f}{cpu:>11.0f}{server.resident:>8.0f}"
+            )
+    bare, mock = servers[0], servers[1]
+    ratios = {}
     for connections in args.connections:
-        ratio = mock[connections]["rps"] / bare[connections]["rps"]
-        p99 = mock[connections]["p99"] / bare[connections]["p99"]
-        print(f"mock / bare at {connections} connections: {ratio:.2f} of the requests/s, {p99:.2f}x the p99")
-    print(f"ratio at 64 connections: {mock[64]['rps'] / bare[64]['rps']:.2f}" if 64 in mock else "")
+        pairs = list(zip(mock.runs[connections], bare.runs[connections], strict=True))
+        ratios[connections] = statistics.median(m["rps"] / b["rps"] for m, b in pairs)
+        p99 = statistics.median(m["p99"] / b["p99"] for m, b in pairs)
+        cpu = statistics.median(b["cpu_us"] / m["cpu_us"] for m, b in pairs)
+        each = ", ".join(f"{m['rps'] / b['rps']:.2f}" for m, b in pairs)
+        print(
+            f"mock / bare at {connections} connections: {ratios[connections]:.2f} of the requests/s "
+            f"(rounds: {each}), {p99:.2f}x the p99, {cpu:.2f} by CPU time per request"
+        )
+    if 64 in ratios:
+        print(f"ratio at 64 connections: {ratios[64]:.2f}")
 
 
 if __name__ == "__main__":

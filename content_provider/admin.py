@@ -21,7 +21,7 @@ from aiohttp import hdrs, web
 from .app_reload import reload_config
 from .config import SAFE_NAME
 from .contract import parse_content_id
-from .errors import ApiError
+from .errors import ApiError, json_errors
 from .faults import parse_rule, parse_rules
 from .fsutil import atomic_write
 from .imagecheck import jpeg_problem
@@ -337,4 +337,4 @@ def add_admin_routes(app: web.Application, base_path: str) -> None:
         web.put(f"{base}/fixtures/{{kind:default}}/{{side}}", upload),
         web.delete(f"{base}/fixtures/{{kind:default}}/{{side}}", delete_image),
     ]
-    app.router.add_routes([web.route(r.method, r.path, guarded(r.handler), **r.kwargs) for r in routes])
+    app.router.add_routes([web.route(r.method, r.path, json_errors(guarded(r.handler)), **r.kwargs) for r in routes])

@@ -9,11 +9,10 @@ from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
 
-from .admin import add_admin_routes
 from .app_reload import config_watch_ctx
 from .config import Settings
-from .errors import json_errors
 from .faults import FaultEngine
+from .handlers import PARSED_BODIES, ParsedBodies
 from .journal import JOURNAL, Journal
 from .keys import CONFIG_ENV, FAULTS, SETTINGS, SIGNER, STORE
 from .routes import add_routes
@@ -55,13 +54,13 @@ async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings, environ: Mapping[str, str] | None = None) -> web.Application:
     """The application for ``settings``; ``environ`` is used again when the config is reloaded."""
-    app = web.Application(middlewares=[json_errors], client_max_size=CLIENT_MAX_SIZE)
+    app = web.Application(client_max_size=CLIENT_MAX_SIZE)  # no middleware: see errors.json_errors
     app[SETTINGS] = settings
     app[CONFIG_ENV] = dict(os.environ if environ is None else environ)
     app[FAULTS] = FaultEngine(settings.faults)
     app[JOURNAL] = Journal(settings.journal_size)
+    app[PARSED_BODIES] = ParsedBodies()
     app.cleanup_ctx.append(fixtures_ctx)
     app.cleanup_ctx.append(config_watch_ctx)
     add_routes(app, settings.base_path)
-    add_admin_routes(app, settings.base_path)
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ class ContentId:
     prefixed: bool
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function; a hot id is parsed once
 def parse_content_id(raw: str, bare_ids: str) -> ContentId | None:
     """Split the use-case prefix off; ``None`` when a bare id is not served (``bare_ids: off``).
 

@@ -20,7 +20,8 @@ from aiohttp import web
 from .contract import error_body
 from .faultpayloads import PAYLOAD_MODES, PayloadContext
 from .faults import Outcome, Plan
-from .keys import CONNECTION_FAULT, FAULT, SIGNER
+from .journal import EXCHANGE
+from .keys import SIGNER
 from .store import Answer
 
 TICK = 0.05  # a dribbled body is written every 50 ms
@@ -39,7 +40,7 @@ def _mark(request: web.Request, plan: Plan, applied: float) -> str:
     text = plan.describe()
     if plan.delay:
         text += f"; applied={applied * 1000:.1f}ms"
-    request[FAULT] = text
+    request[EXCHANGE].fault = text
     return text
 
 
@@ -62,7 +63,7 @@ def _status_response(outcome: Outcome, rule: str) -> web.Response:
 
 
 def _abort(request: web.Request, mode: str) -> web.Response:
-    request[CONNECTION_FAULT] = mode
+    request[EXCHANGE].broken = mode
     transport = request.transport
     if transport is not None:
         if mode == "reset":

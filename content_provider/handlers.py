@@ -14,20 +14,24 @@ from .contract import ContentId, parse_content_id
 from .delivery import deliver
 from .errors import ApiError
 from .faults import split_directives
-from .keys import AUTH_USER, CONTENT_ID, FAULTS, RESOLVED, SETTINGS, SIGNER, STORE
+from .journal import EXCHANGE
+from .keys import FAULTS, SETTINGS, SIGNER, STORE
 from .schema import ConfigError
 from .store import Answer, FixtureError
 
 JSON = "application/json"
 
 
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "body_too_large", f"the request body exceeds {limit} bytes")
+
+
 async def read_limited(request: web.Request, limit: int, seconds: float) -> bytes:
     """The whole body, or a 413 as soon as it is known to exceed ``limit`` bytes, or a 408
     when it has not all arrived within ``seconds`` (a slow client must not hold a handler)."""
-    too_large = ApiError(413, "body_too_large", f"the request body exceeds {limit} bytes")
     length = request.content_length
     if length is not None and length > limit:
-        raise too_large
+        raise _too_large(limit)
     if length is not None and request.content.is_eof():
         return await request.read()  # the whole body is here already: the common case, and the cheapest
     try:
@@ -38,7 +42,7 @@ async def read_limited(request: web.Request, limit: int, seconds: float) -> byte
             async for chunk in request.content.iter_any():
                 body += chunk
                 if len(body) > limit:
-                    raise too_large
+                    raise _too_large(limit)
             return bytes(body)
     except TimeoutError:
         raise ApiError(
@@ -68,13 +72,40 @@ def content_id_from(body: bytes, max_length: int) -> str:
     return value
 
 
+class ParsedBodies:
+    """The content id in each recently seen request body, so a hot id skips JSON parsing.
+
+    A pure function of the bytes, remembered for small bodies only and forgotten in bulk
+    when full, so it stays a few hundred kB whatever clients send.
+    """
+
+    MAX_BODY = 512
+    MAX_ENTRIES = 4096
+
+    def __init__(self) -> None:
+        self._seen: dict[bytes, str] = {}
+
+    def content_id(self, body: bytes, max_length: int) -> str:
+        raw = self._seen.get(body)
+        if raw is None:
+            raw = content_id_from(body, max_length)
+            if len(body) <= self.MAX_BODY:
+                if len(self._seen) >= self.MAX_ENTRIES:
+                    self._seen.clear()
+                self._seen[body] = raw
+        return raw
+
+
+PARSED_BODIES = web.AppKey("parsed_bodies", ParsedBodies)
+
+
 async def _answer(request: web.Request, content_id: ContentId) -> Answer | None:
     try:
         answer = await request.app[STORE].answer(content_id)
     except FixtureError as exc:
         raise ApiError(500, exc.code, str(exc)) from None
     if answer is not None:
-        request[RESOLVED] = answer.resolution.label
+        request[EXCHANGE].resolved = answer.resolution.label
     return answer
 
 
@@ -85,14 +116,15 @@ def _unknown(content_id: ContentId) -> ApiError:
 async def get_content(request: web.Request) -> web.StreamResponse:
     """``POST /getcontent {"contentId": ...}``: the images for a content id."""
     started = asyncio.get_running_loop().time()
-    settings = request.app[SETTINGS]
+    app = request.app
+    settings = app[SETTINGS]
+    entry = request[EXCHANGE]  # made by journaled(), which every /getcontent route has
     user = None
     if settings.username is not None and settings.password is not None:
-        user = request[AUTH_USER] = require_basic_auth(request, settings.username, settings.password)
+        user = entry.user = require_basic_auth(request, settings.username, settings.password)
     body = await read_limited(request, settings.max_body_bytes, settings.body_timeout)
-    raw = content_id_from(body, settings.max_content_id_length)
-    request[CONTENT_ID] = raw
-    faults = request.app[FAULTS]
+    raw = entry.contentId = app[PARSED_BODIES].content_id(body, settings.max_content_id_length)
+    faults = app[FAULTS]
     lookup, directive = raw, None
     if faults.settings.content_id_directives:
         try:
@@ -117,13 +149,17 @@ async def get_content(request: web.Request) -> web.StreamResponse:
                 seed=faults.settings.seed,
                 max_delay=faults.settings.max_delay_seconds,
             )
-    answer = await _answer(request, content_id)
+    try:
+        answer = await app[STORE].answer(content_id)
+    except FixtureError as exc:
+        raise ApiError(500, exc.code, str(exc)) from None
     if answer is None:
         raise _unknown(content_id)
+    entry.resolved = answer.resolution.label
     return web.Response(
         body=answer.body,
         content_type=JSON,
-        headers={"X-Content-Provider-Resolved": request[RESOLVED]},
+        headers={"X-Content-Provider-Resolved": answer.resolution.label},
     )
 
 

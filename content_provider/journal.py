@@ -7,32 +7,50 @@ import datetime
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from aiohttp import web
 
-from .errors import ApiError
-from .keys import AUTH_USER, CONNECTION_FAULT, CONTENT_ID, FAULT, RESOLVED
+from .errors import error_response
 
 DEFAULT_CAPACITY = 1000
 
 
-@dataclass(slots=True)  # not frozen: frozen dataclasses are slow to make, and one is made per request
 class Entry:
-    time: float  # seconds since the epoch; shown as ISO 8601 UTC
-    contentId: str | None
-    user: str | None  # the basic-auth user name, never the password
-    status: int | str  # an HTTP status, or reset / close / partial / garbage / hang
-    fault: str | None  # the rules that shaped the answer, as in the log line
-    resolved: str | None  # user ..., organisation ..., default
-    latencyMs: float
+    """One ``POST /getcontent``: filled in while it is handled, then kept in the journal.
+
+    Made once per request by :func:`journaled` and carried on the request under
+    :data:`EXCHANGE`, so the handler, fault delivery, the access log and the journal share
+    one object instead of looking up a request key per field. A plain slotted class: it is
+    made on the hot path, and nothing is formatted until someone reads the journal.
+    """
+
+    __slots__ = ("broken", "contentId", "fault", "resolved", "seconds", "status", "time", "user")
+
+    def __init__(self, time: float) -> None:
+        self.time = time  # seconds since the epoch; shown as ISO 8601 UTC
+        self.contentId: str | None = None
+        self.user: str | None = None  # the basic-auth user name, never the password
+        self.status: int | str = 500  # an HTTP status, or reset / close / partial / garbage / hang
+        self.fault: str | None = None  # the rules that shaped the answer, as in the log line
+        self.resolved: str | None = None  # user ..., organisation ..., default
+        self.seconds = 0.0  # from the handler's start to its answer
+        self.broken: str | None = None  # the connection fault, when no whole HTTP answer was sent
 
     def as_json(self) -> dict[str, Any]:
-        shown = asdict(self)
         moment = datetime.datetime.fromtimestamp(self.time, datetime.UTC)
-        shown["time"] = moment.isoformat(timespec="milliseconds")
-        return shown
+        return {
+            "time": moment.isoformat(timespec="milliseconds"),
+            "contentId": self.contentId,
+            "user": self.user,
+            "status": self.status,
+            "fault": self.fault,
+            "resolved": self.resolved,
+            "latencyMs": round(self.seconds * 1000, 2),
+        }
+
+
+EXCHANGE = web.RequestKey("exchange", Entry)
 
 
 class Journal:
@@ -62,33 +80,21 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def journaled(handler: Handler) -> Handler:
-    """Record every request the handler answers, however it ends."""
+    """Record every request the handler answers, however it ends; errors become JSON answers."""
 
     async def record(request: web.Request) -> web.StreamResponse:
-        start = asyncio.get_running_loop().time()
-        status: int | str = 500
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        entry = request[EXCHANGE] = Entry(time.time())  # the time is formatted only when someone reads it
+        response: web.StreamResponse | None = None
         try:
             response = await handler(request)
-            status = response.status
-            return response
-        except ApiError as exc:
-            status = exc.status
-            raise
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
-            broken = request.get(CONNECTION_FAULT)
-            request.app[JOURNAL].record(
-                Entry(
-                    time=time.time(),  # formatted only when someone reads the journal
-                    contentId=request.get(CONTENT_ID),
-                    user=request.get(AUTH_USER),
-                    status=broken if broken else status,
-                    fault=request.get(FAULT),
-                    resolved=request.get(RESOLVED),
-                    latencyMs=round((asyncio.get_running_loop().time() - start) * 1000, 2),
-                )
-            )
+        except Exception as exc:
+            response = error_response(request, exc)
+        finally:  # also when the client went away (CancelledError) during a delay or a hang
+            entry.status = entry.broken or (response.status if response is not None else 500)
+            entry.seconds = loop.time() - start
+            request.app[JOURNAL].record(entry)
+        return response
 
     return record

@@ -14,10 +14,3 @@ SIGNER = web.AppKey("signer", Signer)
 STORE = web.AppKey("store", FixtureStore)
 FAULTS = web.AppKey("faults", FaultEngine)
 CONFIG_ENV = web.AppKey("config_env", dict[str, str])
-
-# Filled in by the handler, read by the access log.
-CONTENT_ID = web.RequestKey("content_id", str)
-RESOLVED = web.RequestKey("resolved", str)
-AUTH_USER = web.RequestKey("auth_user", str)
-FAULT = web.RequestKey("fault", str)
-CONNECTION_FAULT = web.RequestKey("connection_fault", str)

@@ -75,6 +75,11 @@ class Resolution:
     fingerprint: Fingerprint
 
     @functools.cached_property
+    def cache_key(self) -> str:
+        """The fingerprint as one string: its hash is computed once, not on every cache lookup."""
+        return repr(self.fingerprint)
+
+    @functools.cached_property
     def label(self) -> str:
         """For the log and the ``X-Content-Provider-Resolved`` header (kept header-safe); made once."""
         text = self.level if self.level == "default" else f"{self.level} {self.owner}"
@@ -89,7 +94,7 @@ class Prepared:
     problems: tuple[FixtureProblem, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: one is made per request, and frozen ones are slow to make
 class Answer:
     """What to send for one content id, and why."""
 
@@ -264,7 +269,7 @@ class FixtureStore:
         # With revalidate_seconds > 0 a hot id never waits for the disk: a due check runs in the
         # background and the answer in hand is served meanwhile (stale-while-revalidate).
         if memo is not None and revalidate > 0:
-            cached = self.answers.get(memo.resolution.fingerprint) if memo.resolution is not None else None
+            cached = self.answers.get(memo.resolution.cache_key) if memo.resolution is not None else None
             if memo.resolution is None or cached is not None:
                 if now - memo.checked_at >= revalidate:
                     memo.checked_at = now  # one background check at a time
@@ -285,12 +290,12 @@ class FixtureStore:
 
     async def prepared(self, use_case: UseCase, resolution: Resolution) -> Prepared:
         """The encoded answer for ``resolution``: from the cache, or built once for all who wait."""
-        cached = self.answers.get(resolution.fingerprint)
+        cached = self.answers.get(resolution.cache_key)
         if cached is not None:
             self.stats.hits += 1
             return cached
         prepared: Prepared = await self._once(
-            self._building, resolution.fingerprint, lambda: self._prepare(use_case, resolution)
+            self._building, resolution.cache_key, lambda: self._prepare(use_case, resolution)
         )
         return prepared
 
@@ -321,9 +326,9 @@ class FixtureStore:
             log.error("cannot read the fixture folder: %s", exc)
             return
         self._remember(memo_key, _Memo(resolution, time.monotonic()))
-        if resolution is not None and self.answers.get(resolution.fingerprint) is None:
+        if resolution is not None and self.answers.get(resolution.cache_key) is None:
             try:
-                await self._once(self._building, resolution.fingerprint, lambda: self._prepare(memo_key[0], resolution))
+                await self._once(self._building, resolution.cache_key, lambda: self._prepare(memo_key[0], resolution))
             except FixtureError as exc:
                 log.error("%s", exc)
                 self._memo.pop(memo_key, None)  # the next request takes the slow path and reports it
@@ -334,7 +339,7 @@ class FixtureStore:
 
     async def _prepare(self, use_case: UseCase, resolution: Resolution) -> Prepared:
         prepared = await self._build(use_case, resolution)
-        self.answers.put(resolution.fingerprint, prepared, len(prepared.body))
+        self.answers.put(resolution.cache_key, prepared, len(prepared.body))
         return prepared
 
     def _remember(self, key: tuple[UseCase, str], memo: _Memo) -> None:
