@@ -30,6 +30,7 @@ from .keys import FAULTS, SETTINGS, STORE
 from .preview import preview
 from .schema import ConfigError
 from .store import DEFAULT_DIR, ORGS_DIR, USERS_DIR
+from .workers import ROLE, gathered, is_sibling_call, replay
 
 PREFIX = "/__admin"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -173,14 +174,19 @@ def _limit(request: web.Request) -> int | None:
 
 
 async def list_requests(request: web.Request) -> web.Response:
-    """Newest first; ``?contentId=`` to filter, ``?limit=`` to cut."""
-    entries = request.app[JOURNAL].entries(request.query.get("contentId"), _limit(request))
-    return web.json_response({"requests": [e.as_json() for e in entries]})
+    """Newest first; ``?contentId=`` to filter, ``?limit=`` to cut. With workers: all of theirs."""
+    limit = _limit(request)
+    entries = [e.as_json() for e in request.app[JOURNAL].entries(request.query.get("contentId"), limit)]
+    for answer in await gathered(request):
+        entries += answer["requests"]
+    entries.sort(key=lambda entry: str(entry["time"]), reverse=True)
+    return web.json_response({"requests": entries[:limit]})
 
 
 async def count_requests(request: web.Request) -> web.Response:
     content_id = request.query.get("contentId")
-    return web.json_response({"contentId": content_id, "count": request.app[JOURNAL].count(content_id)})
+    count = request.app[JOURNAL].count(content_id) + sum(answer["count"] for answer in await gathered(request))
+    return web.json_response({"contentId": content_id, "count": count})
 
 
 async def clear_requests(request: web.Request) -> web.Response:
@@ -283,9 +289,17 @@ def _write(target: Path, data: bytes) -> None:
     target.with_suffix(".jpeg").unlink(missing_ok=True)  # one image per side: a .jpeg twin goes
 
 
+def _sibling_saw(request: web.Request, target: Path) -> web.Response:
+    """A sibling worker wrote or deleted the file already: only look at the disk again."""
+    request.app[STORE].invalidate()
+    return web.json_response({"path": str(request.app[STORE].relative(target)), "invalidated": True})
+
+
 async def upload(request: web.Request) -> web.Response:
     """PUT the JPEG bytes as the body. Checked as at start-up, then written atomically."""
     target = _target(request)
+    if is_sibling_call(request):
+        return _sibling_saw(request, target)
     data = await request.read()
     if len(data) > MAX_UPLOAD:
         raise ApiError(413, "body_too_large", f"an image may be {MAX_UPLOAD} bytes at most")
@@ -303,6 +317,8 @@ async def upload(request: web.Request) -> web.Response:
 
 async def delete_image(request: web.Request) -> web.Response:
     target = _target(request)
+    if is_sibling_call(request):
+        return _sibling_saw(request, target)
     removed = False
     for candidate in (target, target.with_suffix(".jpeg")):
         try:
@@ -316,25 +332,38 @@ async def delete_image(request: web.Request) -> web.Response:
     return web.json_response({"deleted": str(request.app[STORE].relative(target))})
 
 
+def replayed(handler: Handler, *, with_body: bool = True) -> Handler:
+    """A change that, with several workers, is made on every one (see workers.py)."""
+
+    async def change(request: web.Request) -> web.StreamResponse:
+        body = await request.read() if with_body else b""  # read() is cached for the handler
+        response = await handler(request)
+        if response.status < 300 and ROLE in request.app:
+            await replay(request, body)
+        return response
+
+    return change
+
+
 def add_admin_routes(app: web.Application, base_path: str) -> None:
     base = base_path + PREFIX
     routes = [
         web.get(f"{base}/rules", list_rules),
-        web.post(f"{base}/rules", add_rule),
-        web.put(f"{base}/rules", replace_rules),
-        web.delete(f"{base}/rules", delete_rules),
-        web.delete(f"{base}/rules/{{name}}", delete_rule),
-        web.post(f"{base}/reset", reset),
-        web.post(f"{base}/reload", reload),
+        web.post(f"{base}/rules", replayed(add_rule)),
+        web.put(f"{base}/rules", replayed(replace_rules)),
+        web.delete(f"{base}/rules", replayed(delete_rules)),
+        web.delete(f"{base}/rules/{{name}}", replayed(delete_rule)),
+        web.post(f"{base}/reset", replayed(reset)),
+        web.post(f"{base}/reload", replayed(reload)),
         web.get(f"{base}/requests", list_requests),
         web.get(f"{base}/requests/count", count_requests),
-        web.delete(f"{base}/requests", clear_requests),
+        web.delete(f"{base}/requests", replayed(clear_requests)),
         web.get(f"{base}/fixtures", fixtures),
         web.get(f"{base}/fixtures/resolve", resolve),
         web.get(f"{base}/preview", preview),
-        web.put(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", upload),
-        web.delete(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", delete_image),
-        web.put(f"{base}/fixtures/{{kind:default}}/{{side}}", upload),
-        web.delete(f"{base}/fixtures/{{kind:default}}/{{side}}", delete_image),
+        web.put(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", replayed(upload, with_body=False)),
+        web.delete(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", replayed(delete_image)),
+        web.put(f"{base}/fixtures/{{kind:default}}/{{side}}", replayed(upload, with_body=False)),
+        web.delete(f"{base}/fixtures/{{kind:default}}/{{side}}", replayed(delete_image)),
     ]
     app.router.add_routes([web.route(r.method, r.path, json_errors(guarded(r.handler)), **r.kwargs) for r in routes])

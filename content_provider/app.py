@@ -18,11 +18,33 @@ from .keys import CONFIG_ENV, FAULTS, SETTINGS, SIGNER, STORE
 from .routes import add_routes
 from .signing import load_or_create_signer
 from .store import FixtureError, FixtureStore
+from .workers import ROLE, WorkerRole, sibling_session_ctx
 
 log = logging.getLogger("content_provider")
 
 # Room for admin uploads later; /getcontent applies its own, much smaller limit.
 CLIENT_MAX_SIZE = 32 * 1024 * 1024
+
+
+# With fixtures.check_at_startup: auto, a fixture folder with more user and organisation
+# folders than this is not decoded at start-up: each image is checked when first served.
+STARTUP_CHECK_FOLDERS = 500
+
+
+def _check_now(store: FixtureStore) -> bool:
+    """Whether to decode every fixture at start-up; blocking."""
+    check = store.settings.check_at_startup
+    if check != "auto":
+        return check
+    folders = store.count_folders(STARTUP_CHECK_FOLDERS + 1)
+    if folders <= STARTUP_CHECK_FOLDERS:
+        return True
+    log.info(
+        "more than %d user and organisation folders: images are checked when first served, not now "
+        "(fixtures.check_at_startup: true checks all at start-up; content-provider check-fixtures does it offline)",
+        STARTUP_CHECK_FOLDERS,
+    )
+    return False
 
 
 async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -37,7 +59,7 @@ async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.base_path,
     )
     store = FixtureStore(settings, signer)
-    if settings.check_at_startup:
+    if await asyncio.to_thread(_check_now, store):
         problems = await asyncio.to_thread(store.check_all)
         for problem in problems:
             log.warning("fixture problem: %s", problem)
@@ -56,11 +78,16 @@ def create_app(settings: Settings, environ: Mapping[str, str] | None = None) -> 
     """The application for ``settings``; ``environ`` is used again when the config is reloaded."""
     app = web.Application(client_max_size=CLIENT_MAX_SIZE)  # no middleware: see errors.json_errors
     app[SETTINGS] = settings
-    app[CONFIG_ENV] = dict(os.environ if environ is None else environ)
+    env = dict(os.environ if environ is None else environ)
+    app[CONFIG_ENV] = env
     app[FAULTS] = FaultEngine(settings.faults)
     app[JOURNAL] = Journal(settings.journal_size)
     app[PARSED_BODIES] = ParsedBodies()
     app.cleanup_ctx.append(fixtures_ctx)
+    role = WorkerRole.from_environ(env)
+    if role is not None:
+        app[ROLE] = role
+        app.cleanup_ctx.append(sibling_session_ctx)
     app.cleanup_ctx.append(config_watch_ctx)
     add_routes(app, settings.base_path)
     return app

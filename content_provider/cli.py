@@ -29,6 +29,7 @@ from .generate import write_demo, write_images, write_members
 from .listener import listen
 from .signing import load_or_create_signer
 from .store import ORGS_DIR, USERS_DIR, FixtureError, FixtureStore
+from .workers import WorkerRole, supervise
 
 log = logging.getLogger("content_provider")
 
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--strict", action="store_true", default=None, help="a bad fixture is fatal")
     serve.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
     serve.add_argument("--tls-key", help="the certificate's PEM private key")
+    serve.add_argument("--workers", type=int, help="processes serving the port (default 1; see README)")
 
     tls = commands.add_parser("dev-tls", help="make a local development CA and an HTTPS server certificate")
     tls.add_argument("--dir", default=".dev-tls", help="where to write them (default .dev-tls)")
@@ -104,6 +106,8 @@ def _effective_environ(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         env[ENV_PREFIX + "HOST"] = args.host
     if getattr(args, "port", None) is not None:
         env[ENV_PREFIX + "PORT"] = str(args.port)
+    if getattr(args, "workers", None) is not None:
+        env[ENV_PREFIX + "WORKERS"] = str(args.workers)
     for flag, name in (("tls_cert", "TLS_CERT"), ("tls_key", "TLS_KEY")):
         if getattr(args, flag, None):
             env[ENV_PREFIX + name] = str(Path(getattr(args, flag)).resolve())
@@ -118,10 +122,12 @@ def _settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     return settings
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(level: str, environ: Mapping[str, str]) -> None:
+    role = WorkerRole.from_environ(environ)
+    worker = f"worker {role.index} " if role is not None else ""
     logging.basicConfig(
         level=getattr(logging, level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s {worker}%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
         force=True,
     )
@@ -138,11 +144,17 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
         keepalive_timeout=settings.idle_timeout,
     )
     context = server_context(settings.tls_cert, settings.tls_key) if settings.tls_cert and settings.tls_key else None
+    role = WorkerRole.from_environ(environ)
     await runner.setup()
-    listener = None
+    listener = private = None
     try:
-        listener = await listen(runner, settings.host, settings.port, context, settings.max_connections)
-        for sock in listener.sockets:
+        listener = await listen(
+            runner, settings.host, settings.port, context, settings.max_connections, reuse_port=role is not None
+        )
+        if role is not None:  # the siblings' way in (see workers.py); the supervisor says where it serves
+            private = await listen(runner, "127.0.0.1", 0, None, settings.max_connections)
+            await asyncio.to_thread(role.announce, f"http://127.0.0.1:{private.sockets[0].getsockname()[1]}")
+        for sock in listener.sockets if role is None else ():
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
             scheme = "https" if context else "http"
@@ -155,8 +167,9 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
         await stop.wait()
         log.info("shutting down: no new connections; in-flight requests get %g s", SHUTDOWN_TIMEOUT)
     finally:
-        if listener is not None:
-            listener.close()
+        for server in (listener, private):
+            if server is not None:
+                server.close()
         await runner.cleanup()
 
 
@@ -271,7 +284,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except ConfigError as exc:
         print(f"content-provider: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, env)
     try:
         if args.command == "generate":
             if args.kind == "user" or args.kind == "org":
@@ -285,7 +298,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return _generate(args, settings)
         if args.command == "check-fixtures":
             return _check(settings)
-        run_loop(serve(settings, _effective_environ(args, env)), settings.event_loop)
+        served_env = _effective_environ(args, env)
+        if settings.workers > 1 and WorkerRole.from_environ(env) is None:
+            load_or_create_signer(settings.algorithm, settings.key_file, settings.cert_file)  # once, not N times
+            scheme = "https" if settings.tls_cert else "http"
+            command = list(sys.argv[1:] if argv is None else argv)
+            return supervise(command, env, settings.workers, settings.host, settings.port, scheme, settings.base_path)
+        run_loop(serve(settings, served_env), settings.event_loop)
     except ConfigError as exc:
         print(f"content-provider: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -78,11 +78,12 @@ class Settings:
     idle_timeout: float = 30.0
     body_timeout: float = 10.0
     max_connections: int = 1000
+    workers: int = 1  # processes serving the port (serve --workers); see workers.py
     tls_cert: Path | None = None
     tls_key: Path | None = None
     fixture_root: Path = BUNDLED_FIXTURES
     strict: bool = False
-    check_at_startup: bool = True
+    check_at_startup: bool | Literal["auto"] = "auto"  # auto: only when there are few fixture folders
     aspect_tolerance: float = 0.01
     bare_ids: str = "card"
     default_enabled: bool = True
@@ -138,6 +139,8 @@ def _env_int(environ: Mapping[str, str], name: str) -> int | None:
 
 # --------------------------------------------------------------------------- parsing
 
+MAX_WORKERS = 64
+
 
 def find_config(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> Path | None:
     """The config file to use: ``--config``, then ``$CONTENT_PROVIDER_CONFIG``, then ``./config.yaml``."""
@@ -171,6 +174,10 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
     idle_timeout = server.number("idle_timeout", 30.0, 0.5, 3600.0)
     body_timeout = server.number("body_timeout", 10.0, 0.1, 3600.0)
     max_connections = server.integer("max_connections", 1000, 1, 1_000_000)
+    workers = server.integer("workers", 1, 1, MAX_WORKERS)
+    env_workers = _env_int(environ, "WORKERS")
+    if env_workers is not None:
+        workers = bounded(ENV_PREFIX + "WORKERS", env_workers, 1, MAX_WORKERS)
     tls_cert_text = _env(environ, "TLS_CERT", server.string("tls_cert", None))
     tls_key_text = _env(environ, "TLS_KEY", server.string("tls_key", None))
     if (tls_cert_text is None) != (tls_key_text is None):
@@ -183,7 +190,10 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
     if not root.is_dir():
         raise ConfigError(f"fixtures.root: {str(root)!r} is not a folder")
     strict = fixtures.boolean("strict", False)
-    check = fixtures.boolean("check_at_startup", True)
+    check_value = fixtures.raw("check_at_startup")
+    if check_value is not None and not isinstance(check_value, bool) and check_value != "auto":
+        raise ConfigError(f"fixtures.check_at_startup: expected true, false or auto, got {check_value!r}")
+    check: bool | Literal["auto"] = "auto" if check_value is None else check_value
     tolerance = fixtures.number("aspect_tolerance", 0.01, 0.0, 0.5)
     bare = fixtures.choice("bare_ids", "card", BARE_ID_MODES)
     default_enabled = fixtures.boolean("default", True)
@@ -268,6 +278,7 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
         idle_timeout=idle_timeout,
         body_timeout=body_timeout,
         max_connections=max_connections,
+        workers=workers,
         tls_cert=(base_dir / tls_cert_text).resolve() if tls_cert_text else None,
         tls_key=(base_dir / tls_key_text).resolve() if tls_key_text else None,
         fixture_root=root,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from importlib import resources
+from typing import Any
 
 from aiohttp import hdrs, web
 
@@ -18,6 +19,7 @@ from .journal import EXCHANGE
 from .keys import FAULTS, SETTINGS, SIGNER, STORE
 from .schema import ConfigError
 from .store import Answer, FixtureError
+from .workers import ROLE
 
 JSON = "application/json"
 
@@ -165,13 +167,15 @@ async def get_content(request: web.Request) -> web.StreamResponse:
 
 async def healthz(request: web.Request) -> web.Response:
     store = request.app[STORE]
-    return web.json_response(
-        {
-            "status": "ok",
-            "version": __version__,
-            "fixture_problems": [{"path": str(p), "reason": r} for p, r in sorted(store.problems.items())],
-        }
-    )
+    health: dict[str, Any] = {
+        "status": "ok",
+        "version": __version__,
+        "fixture_problems": [{"path": str(p), "reason": r} for p, r in sorted(store.problems.items())],
+    }
+    role = request.app.get(ROLE)
+    if role is not None:
+        health["worker"] = role.index
+    return web.json_response(health)
 
 
 async def jwks(request: web.Request) -> web.Response:

@@ -49,9 +49,15 @@ class _Refuse(asyncio.Protocol):
 
 
 async def listen(
-    runner: web.AppRunner, host: str, port: int, context: ssl.SSLContext | None, max_connections: int
+    runner: web.AppRunner,
+    host: str,
+    port: int,
+    context: ssl.SSLContext | None,
+    max_connections: int,
+    reuse_port: bool = False,
 ) -> asyncio.Server:
-    """Start accepting for ``runner`` (after ``runner.setup()``)."""
+    """Start accepting for ``runner`` (after ``runner.setup()``); ``reuse_port`` to share the port
+    with sibling workers (SO_REUSEPORT: the kernel spreads new connections over them)."""
     handlers = runner.server
     assert handlers is not None, "runner.setup() first"
     refused = 0
@@ -68,4 +74,6 @@ async def listen(
         return handlers()
 
     loop = asyncio.get_running_loop()
-    return await loop.create_server(protocol, host, port, ssl=context, backlog=1024, reuse_address=True)
+    return await loop.create_server(
+        protocol, host, port, ssl=context, backlog=1024, reuse_address=True, reuse_port=reuse_port or None
+    )

@@ -49,7 +49,7 @@ DEFAULT_DIR = "default"
 MEMBERS_FILE = "members.txt"
 EXTENSIONS = (".jpg", ".jpeg")
 KEYS_FOR = {UseCase.CARD: ("front", "back"), UseCase.AUTH: ("auth",)}
-MEMO_ENTRIES = 200_000
+MEMO_ENTRIES = 50_000
 MEMBERS_FILE_LIMIT = 4 * 1024 * 1024
 
 # (key, real path, size, mtime_ns, inode) of each file in an answer
@@ -522,6 +522,20 @@ class FixtureStore:
             return Path(path)
 
     # ------------------------------------------------------------------ start-up check
+
+    def count_folders(self, limit: int) -> int:
+        """User and organisation folders, counted up to ``limit`` (listing names, reading no image)."""
+        count = 0
+        for top in (USERS_DIR, ORGS_DIR):
+            try:
+                with os.scandir(self.root / top) as entries:
+                    for _ in entries:
+                        count += 1
+                        if count >= limit:
+                            return count
+            except FileNotFoundError:
+                continue
+        return count
 
     def fixture_files(self) -> Iterator[tuple[Path, bool]]:
         """Every image file the store may serve, with whether it is a card side."""

@@ -1,0 +1,123 @@
+"""A large fixture set: start-up time and resident memory with 100,000 users.
+
+Generates ``--users`` user folders (default 100,000), each with a front.jpg hard-linked to
+one card-shaped JPEG (so the disk holds a couple of images, but every user is its own file to the
+mock and its own cache entry), starts the mock on it as a process, and prints:
+
+- the start-up time (process start to listening) and resident memory after start-up;
+- cold requests: ``--requests`` distinct users asked once each, p50/p99 latency, and the
+  store's file reads per request (one: the user's own front);
+- resident memory after them, next to the answer cache's limit (``cache.max_bytes``).
+
+Run it with ``./dev run python bench/large_fixtures.py`` (``--help`` for the knobs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from procutil import resident_mb, start_server
+
+from content_provider.generate import card_jpeg
+
+LINKS_PER_FILE = 50_000
+
+
+def generate(root: Path, users: int) -> float:
+    """``users`` user folders under ``root``; the seconds it took."""
+    started = time.perf_counter()
+    card = card_jpeg("Large fixture set")
+    source = root / "card.jpg"
+    top = root / "images" / "users"
+    top.mkdir(parents=True)
+    for n in range(users):
+        if n % LINKS_PER_FILE == 0:  # file systems cap the links to one file (ext4: 65,000)
+            source = root / f"card-{n}.jpg"
+            source.write_bytes(card)
+        folder = top / f"user-{n:06d}"
+        folder.mkdir()
+        os.link(source, folder / "front.jpg")
+    return time.perf_counter() - started
+
+
+async def cold_requests(url: str, ids: list[str], concurrency: int) -> list[float]:
+    latencies: list[float] = []
+    queue = list(ids)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            while queue:
+                content_id = queue.pop()
+                started = time.perf_counter()
+                async with session.post(f"{url}/getcontent", json={"contentId": content_id}) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise SystemExit(f"{content_id}: HTTP {response.status}")
+                latencies.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=20_000, help="distinct cold users to ask for")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--cache-mb", type=int, default=64, help="cache.max_bytes in MB (64 is the default)")
+    parser.add_argument("--server-cpu", default="0")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        made = generate(folder, args.users)
+        print(f"generated {args.users} users (hard links to one {len(card_jpeg('x')) // 1024} kB card) in {made:.1f} s")
+        config = folder / "config.yaml"
+        config.write_text(
+            f"fixtures:\n  root: {folder / 'images'}\ncache:\n  max_bytes: {args.cache_mb * 1024 * 1024}\n"
+            f"signing:\n  directory: {folder / 'signing'}\nlogging:\n  access_log: false\n",
+            encoding="utf-8",
+        )
+        command = [sys.executable, "-m", "content_provider", "serve", "--config", str(config), "--port", "0"]
+        (folder / "signing").mkdir()
+        # a first start makes the signing key, so the timed start measures start-up, not RSA key generation
+        process, _ = await start_server(command, args.server_cpu)
+        process.terminate()
+        await process.wait()
+        started = time.perf_counter()
+        process, url = await start_server(command, args.server_cpu)
+        try:
+            startup = time.perf_counter() - started
+            after_start = resident_mb(process.pid)
+            print(f"start-up: {startup:.2f} s to listening; resident {after_start:.0f} MB")
+            ids = [f"PROV:user-{n:06d}" for n in random.Random(7).sample(range(args.users), args.requests)]
+            started = time.perf_counter()
+            latencies = await cold_requests(url, ids, args.concurrency)
+            took = time.perf_counter() - started
+            cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+            after = resident_mb(process.pid)
+            async with aiohttp.ClientSession() as session, session.get(f"{url}/healthz") as response:
+                problems = len((await response.json())["fixture_problems"])
+            print(
+                f"{args.requests} cold ids ({args.concurrency} at a time): {args.requests / took:.0f} req/s, "
+                f"p50 {cuts[49] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms; fixture problems: {problems}"
+            )
+            print(f"resident after them: {after:.0f} MB (answer cache limit {args.cache_mb} MB)")
+        finally:
+            process.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                await process.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

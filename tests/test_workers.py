@@ -1,0 +1,124 @@
+"""``serve --workers 2``: both processes serve the port, and admin changes reach both.
+
+Each request here goes on a new connection, so the kernel spreads them over the workers;
+with 40 connections the chance that one worker got none is 2 in 2**40.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from content_provider.client import AsyncAdminClient
+from content_provider.config import ConfigError, parse_settings
+from content_provider.generate import card_jpeg
+
+from .helpers import DOC_CARD
+from .test_cli import Server, start, write_config
+
+FRESH = 40
+
+
+@pytest.fixture
+async def workers(tmp_path: Path, fixture_root: Path, signing_dir: Path) -> AsyncIterator[Server]:
+    config = write_config(tmp_path, fixture_root, signing_dir)
+    running = await start(["serve", "--config", str(config), "--port", "0", "--workers", "2"], tmp_path)
+    try:
+        yield running
+    finally:
+        if running.process.returncode is None:
+            running.process.kill()
+        await running.full_log()
+
+
+def gone(pid: int) -> bool:
+    """The process has exited and was reaped by its parent (the supervisor)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+async def fresh(url: str, method: str, path: str, **kwargs: Any) -> list[tuple[int, dict[str, str], Any]]:
+    """``FRESH`` requests, each on its own connection: (status, headers, JSON) each."""
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one() -> tuple[int, dict[str, str], Any]:
+            async with session.request(method, url + path, **kwargs) as response:
+                return response.status, dict(response.headers), await response.json(content_type=None)
+
+        return [await one() for _ in range(FRESH)]
+
+
+async def test_two_workers_share_the_port_and_every_admin_change(workers: Server) -> None:
+    url = workers.url
+    assert "with 2 workers" in "".join(workers.log)
+    seen = {answer["worker"] for _, _, answer in await fresh(url, "GET", "/healthz")}
+    assert seen == {0, 1}
+    async with AsyncAdminClient(url) as admin:
+        await admin.clear_requests()
+        # a rule added through one worker shapes the answers of both
+        await admin.add_rule(name="down", match={"id": DOC_CARD}, outcome=503)
+        answers = await fresh(url, "POST", "/getcontent", json={"contentId": DOC_CARD})
+        assert {status for status, _, _ in answers} == {503}
+        # the journal read through one worker holds what both answered
+        assert await admin.request_count(DOC_CARD) == FRESH
+        assert len(await admin.requests(DOC_CARD)) == FRESH
+        assert len(await admin.requests(DOC_CARD, limit=5)) == 5
+        # an upload through one worker is served by both at once (each had remembered "default")
+        before = await fresh(url, "POST", "/getcontent", json={"contentId": "PROV:zed"})
+        assert {headers["X-Content-Provider-Resolved"] for _, headers, _ in before} == {"default"}
+        await admin.put_image("front", card_jpeg("zed"), user="zed")
+        after = await fresh(url, "POST", "/getcontent", json={"contentId": "PROV:zed"})
+        assert {headers["X-Content-Provider-Resolved"] for _, headers, _ in after} == {"user zed"}
+        # reset through one worker: the rule is gone everywhere, and so is the journal
+        await admin.reset()
+        answers = await fresh(url, "POST", "/getcontent", json={"contentId": DOC_CARD})
+        assert {status for status, _, _ in answers} == {200}
+        assert await admin.request_count() == FRESH
+    workers.process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(workers.process.wait(), 30) == 0
+    log = await workers.full_log()
+    assert "stopping 2 workers" in log
+    pids = re.search(r"pids (\d+), (\d+)", log)
+    assert pids is not None
+    assert all(gone(int(pid)) for pid in pids.groups())
+
+
+async def test_a_worker_that_dies_stops_the_rest(workers: Server) -> None:
+    pids = re.search(r"pids (\d+), (\d+)", "".join(workers.log))
+    assert pids is not None
+    os.kill(int(pids.group(1)), signal.SIGKILL)
+    assert await asyncio.wait_for(workers.process.wait(), 30) == 1
+    log = await workers.full_log()
+    assert f"worker pid {pids.group(1)} exited" in log
+    assert gone(int(pids.group(2)))
+
+
+@pytest.mark.parametrize(
+    ("data", "env", "message"),
+    [
+        ({"server": {"workers": 0}}, {}, "server.workers"),
+        ({}, {"CONTENT_PROVIDER_WORKERS": "many"}, "CONTENT_PROVIDER_WORKERS"),
+        ({}, {"CONTENT_PROVIDER_WORKERS": "65"}, "CONTENT_PROVIDER_WORKERS"),
+    ],
+)
+def test_bad_worker_counts_name_the_setting(data: dict[str, Any], env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_settings(data, Path.cwd(), env)
+
+
+def test_workers_from_config_and_environment() -> None:
+    assert parse_settings({}, Path.cwd(), {}).workers == 1
+    assert parse_settings({"server": {"workers": 3}}, Path.cwd(), {}).workers == 3
+    assert parse_settings({"server": {"workers": 3}}, Path.cwd(), {"CONTENT_PROVIDER_WORKERS": "4"}).workers == 4
