@@ -61,10 +61,10 @@ def quantiles(values: list[float]) -> dict[str, float]:
     return {"p50": cuts[49], "p90": cuts[89], "p99": cuts[98], "max": max(values)}
 
 
-def mock_command(delay: float | None, folder: Path, event_loop: str) -> list[str]:
+def mock_command(delay: float | None, folder: Path, event_loop: str, workers: int = 1) -> list[str]:
     config = folder / f"config-{delay}.yaml"
     rules = f"faults:\n  rules:\n    - name: fixed\n      delay: {delay}\n" if delay else ""
-    quiet = f"logging:\n  access_log: false\nserver:\n  event_loop: {event_loop}\n"
+    quiet = f"logging:\n  access_log: false\nserver:\n  event_loop: {event_loop}\n  workers: {workers}\n"
     config.write_text(f"signing:\n  directory: {folder / 'signing'}\n{quiet}{rules}", encoding="utf-8")
     return [sys.executable, "-m", "content_provider", "serve", "--config", str(config), "--port", "0"]
 
@@ -112,6 +112,7 @@ async def main() -> None:
         default="asyncio",
         help="for the mock and the bare app alike (auto: uvloop when installed)",
     )
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers for the mock (the bare app has one)")
     parser.add_argument("--requests", type=int, default=3000, help="with --loader python")
     parser.add_argument("--seconds", type=float, default=10.0, help="with --loader wrk")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring (wrk)")
@@ -134,12 +135,12 @@ async def main() -> None:
         body.write_bytes(await answer_bytes(mock_command(None, folder, args.event_loop), args))
         bare = [sys.executable, str(ROOT / "bench" / "bare_app.py"), "--body", str(body)]
         bare += ["--event-loop", args.event_loop]
-        baseline = await measure(mock_command(None, folder, args.event_loop), args, folder)
-        delayed = await measure(mock_command(args.delay, folder, args.event_loop), args, folder)
+        baseline = await measure(mock_command(None, folder, args.event_loop, args.workers), args, folder)
+        delayed = await measure(mock_command(args.delay, folder, args.event_loop, args.workers), args, folder)
         bare_delayed = await measure([*bare, "--delay", str(args.delay)], args, folder)
     amount = f"{args.seconds:g} s" if args.loader == "wrk" else f"{args.requests} requests"
     print(f"{args.loader}: {amount} each, {args.concurrency} connections, loopback")
-    print(f"event loop: {args.event_loop}; times in ms")
+    print(f"event loop: {args.event_loop}; mock workers: {args.workers}; server CPUs {args.server_cpu}; times in ms")
     print(f"{'':<22}{'p50':>10}{'p90':>10}{'p99':>10}{'max':>10}")
     print(row("no fault (baseline)", baseline))
     print(row(f"delay {args.delay * 1000:g} ms", delayed))

@@ -49,7 +49,7 @@ DEFAULT_DIR = "default"
 MEMBERS_FILE = "members.txt"
 EXTENSIONS = (".jpg", ".jpeg")
 KEYS_FOR = {UseCase.CARD: ("front", "back"), UseCase.AUTH: ("auth",)}
-MEMO_ENTRIES = 50_000
+MEMO_ENTRIES = 20_000  # about 1.8 kB each; a forgotten id costs a few stat calls, not a rebuild
 MEMBERS_FILE_LIMIT = 4 * 1024 * 1024
 
 # (key, real path, size, mtime_ns, inode) of each file in an answer
