@@ -18,6 +18,7 @@ import pytest
 
 from content_provider.client import AdminClient
 from content_provider.config import Settings
+from content_provider.generate import card_jpeg
 from content_provider.pytest_plugin import ContentProviderServer, prepare_fixture_folder
 
 from .browser import launch
@@ -192,6 +193,23 @@ def test_resolving_an_id_on_the_page_says_which_level_answers(page: Any) -> None
     page.fill("#resolve-id", "PROV:nobody-at-all")
     page.click("#resolve-form button")
     page.locator("#resolved .why", has_text="default").wait_for()
+
+
+def test_a_problem_is_shown_beside_the_card(page: Any, server: ContentProviderServer) -> None:
+    front = server.settings.fixture_root / "users" / "alice" / "front.jpg"
+    original = front.read_bytes()
+    try:
+        front.write_bytes(card_jpeg("square", size=(600, 600)))  # not 1200:757
+        page.click("#reload-fixtures")
+        alice = owner(page, "user", "alice")
+        problem = alice.locator(".problems li", has_text="aspect ratio")
+        problem.wait_for()
+        assert problem.inner_text().startswith("users/alice/front.jpg: aspect ratio 600x600")
+        image = alice.locator('figure[data-key="front"] img')
+        image.wait_for()
+        assert image.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [600, 600]  # shown as it is
+    finally:
+        front.write_bytes(original)
 
 
 def test_content_ids_in_the_traffic_table_are_text_not_markup(page: Any, server: ContentProviderServer) -> None:
