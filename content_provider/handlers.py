@@ -22,6 +22,9 @@ from .store import Answer, FixtureError
 from .workers import ROLE
 
 JSON = "application/json"
+# What makes a content id "empty": the same set as the OpenAPI pattern, which JSON Schema tools agree on
+# (str.strip() alone would also take the \x1c-\x1f separators and Unicode spaces).
+ASCII_SPACE = " \t\n\r\x0b\x0c"
 
 
 def _too_large(limit: int) -> ApiError:
@@ -67,7 +70,7 @@ def content_id_from(body: bytes, max_length: int) -> str:
     value = payload["contentId"]
     if not isinstance(value, str):
         raise ApiError(400, "invalid_content_id", f'"contentId" must be a string, not {type(value).__name__}')
-    if not value.strip():
+    if not value.strip(ASCII_SPACE):
         raise ApiError(400, "invalid_content_id", '"contentId" is empty')
     if len(value) > max_length:
         raise ApiError(400, "invalid_content_id", f'"contentId" is {len(value)} characters; the limit is {max_length}')

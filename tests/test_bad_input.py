@@ -28,6 +28,10 @@ LONG_ID = "PROV:" + "x" * 300
         (b'{"contentId": ["PROV:x"]}', 400, "invalid_content_id"),
         (b'{"contentId": ""}', 400, "invalid_content_id"),
         (b'{"contentId": "   "}', 400, "invalid_content_id"),
+        (b'{"contentId": " \\t\\r\\n\\u000b\\u000c"}', 400, "invalid_content_id"),
+        # not "empty": only ASCII white space is, as in the OpenAPI document's pattern for contentId
+        (b'{"contentId": "\\u001e"}', 200, None),
+        (b'{"contentId": "\\u00a0"}', 200, None),
         (b'{"contentId": "' + LONG_ID.encode() + b'"}', 400, "invalid_content_id"),
         (b"\xff\xfe\x00garbage", 400, "malformed_body"),
         (b'{"contentId": "\xc3\x28"}', 400, "malformed_body"),  # not UTF-8
