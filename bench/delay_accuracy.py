@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from procutil import ROOT, start_server, wrk_load
+from procutil import ROOT, mock_command, start_server, wrk_load
 
 CONTENT_ID = "PROV:67d21afb-e830-4fee-a691-00a997ffbe1a"
 
@@ -61,12 +61,10 @@ def quantiles(values: list[float]) -> dict[str, float]:
     return {"p50": cuts[49], "p90": cuts[89], "p99": cuts[98], "max": max(values)}
 
 
-def mock_command(delay: float | None, folder: Path, event_loop: str, workers: int = 1) -> list[str]:
-    config = folder / f"config-{delay}.yaml"
+def delayed_mock(delay: float | None, folder: Path, event_loop: str, workers: int = 1) -> list[str]:
     rules = f"faults:\n  rules:\n    - name: fixed\n      delay: {delay}\n" if delay else ""
-    quiet = f"logging:\n  access_log: false\nserver:\n  event_loop: {event_loop}\n  workers: {workers}\n"
-    config.write_text(f"signing:\n  directory: {folder / 'signing'}\n{quiet}{rules}", encoding="utf-8")
-    return [sys.executable, "-m", "content_provider", "serve", "--config", str(config), "--port", "0"]
+    server = f"server:\n  event_loop: {event_loop}\n  workers: {workers}\n"
+    return mock_command(folder, server + rules, f"config-{delay}.yaml")
 
 
 async def answer_bytes(command: list[str], args: argparse.Namespace) -> bytes:
@@ -132,11 +130,11 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         body = folder / "answer.json"
-        body.write_bytes(await answer_bytes(mock_command(None, folder, args.event_loop), args))
+        body.write_bytes(await answer_bytes(delayed_mock(None, folder, args.event_loop), args))
         bare = [sys.executable, str(ROOT / "bench" / "bare_app.py"), "--body", str(body)]
         bare += ["--event-loop", args.event_loop]
-        baseline = await measure(mock_command(None, folder, args.event_loop, args.workers), args, folder)
-        delayed = await measure(mock_command(args.delay, folder, args.event_loop, args.workers), args, folder)
+        baseline = await measure(delayed_mock(None, folder, args.event_loop, args.workers), args, folder)
+        delayed = await measure(delayed_mock(args.delay, folder, args.event_loop, args.workers), args, folder)
         bare_delayed = await measure([*bare, "--delay", str(args.delay)], args, folder)
     amount = f"{args.seconds:g} s" if args.loader == "wrk" else f"{args.requests} requests"
     print(f"{args.loader}: {amount} each, {args.concurrency} connections, loopback")

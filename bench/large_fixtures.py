@@ -20,13 +20,12 @@ import contextlib
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
-from procutil import resident_mb, start_server
+from procutil import mock_command, resident_mb, start_server
 
 from content_provider.generate import card_jpeg
 
@@ -82,13 +81,9 @@ async def main() -> None:
         folder = Path(tmp)
         made = generate(folder, args.users)
         print(f"generated {args.users} users (hard links to one {len(card_jpeg('x')) // 1024} kB card) in {made:.1f} s")
-        config = folder / "config.yaml"
-        config.write_text(
-            f"fixtures:\n  root: {folder / 'images'}\ncache:\n  max_bytes: {args.cache_mb * 1024 * 1024}\n"
-            f"signing:\n  directory: {folder / 'signing'}\nlogging:\n  access_log: false\n",
-            encoding="utf-8",
+        command = mock_command(
+            folder, f"fixtures:\n  root: {folder / 'images'}\ncache:\n  max_bytes: {args.cache_mb * 1024 * 1024}\n"
         )
-        command = [sys.executable, "-m", "content_provider", "serve", "--config", str(config), "--port", "0"]
         (folder / "signing").mkdir()
         # a first start makes the signing key, so the timed start measures start-up, not RSA key generation
         process, _ = await start_server(command, args.server_cpu)

@@ -7,7 +7,7 @@ import contextlib
 import os
 import re
 import shutil
-import socket
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -77,18 +77,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def resident_mb(pid: int) -> float:
+def status_value(pid: int, key: str) -> int:
+    """A number from /proc/<pid>/status, e.g. ``VmRSS:`` in kB; 0 when it is not there."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+        if line.startswith(key):
+            return int(line.split()[1])
+    return 0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def resident_mb(pid: int) -> float:
+    return status_value(pid, "VmRSS:") / 1024
+
+
+def mock_command(folder: Path, yaml: str = "", name: str = "config.yaml") -> list[str]:
+    """``serve`` on a free port with a config in ``folder``: its own signing key, no access log,
+    and the YAML given (which must not repeat the ``signing`` or ``logging`` sections)."""
+    config = folder / name
+    config.write_text(
+        f"signing:\n  directory: {folder / 'signing'}\nlogging:\n  access_log: false\n{yaml}", encoding="utf-8"
+    )
+    return [sys.executable, "-m", "content_provider", "serve", "--config", str(config), "--port", "0"]
 
 
 async def start_listening(

@@ -34,7 +34,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from procutil import start_server  # noqa: E402
+from procutil import mock_command, start_server, status_value  # noqa: E402
 
 from content_provider.config import BUNDLED_FIXTURES  # noqa: E402
 from content_provider.generate import card_jpeg  # noqa: E402
@@ -57,22 +57,9 @@ class Tally:
             self.wrong.append(text)
 
 
-def proc_value(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key):
-            return int(line.split()[1])
-    return 0
-
-
 async def start(folder: Path) -> tuple[asyncio.subprocess.Process, str]:
-    config = folder / "config.yaml"
-    config.write_text(
-        f"fixtures:\n  root: {folder / 'images'}\nsigning:\n  directory: {folder / 'signing'}\n"
-        "cache:\n  revalidate_seconds: 0.2\nlogging:\n  access_log: false\n",
-        encoding="utf-8",
-    )
     return await start_server(
-        [sys.executable, "-m", "content_provider", "serve", "--config", str(config), "--port", "0"]
+        mock_command(folder, f"fixtures:\n  root: {folder / 'images'}\ncache:\n  revalidate_seconds: 0.2\n")
     )
 
 
@@ -149,7 +136,7 @@ async def journal(session: aiohttp.ClientSession, url: str, deadline: float, tal
 
 async def sample(pid: int, deadline: float, tally: Tally) -> None:
     while time.monotonic() < deadline:
-        tally.rss_kb.append(proc_value(pid, "VmRSS:"))
+        tally.rss_kb.append(status_value(pid, "VmRSS:"))
         tally.fds.append(len(os.listdir(f"/proc/{pid}/fd")))
         await asyncio.sleep(1.0)
 

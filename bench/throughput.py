@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-from procutil import ROOT, cpu_seconds, free_port, resident_mb, start_listening, start_server, wrk_load
+from procutil import ROOT, cpu_seconds, mock_command, resident_mb, start_listening, start_server, wrk_load
+
+from content_provider.workers import free_port
 
 CONTENT_ID = "PROV:67d21afb-e830-4fee-a691-00a997ffbe1a"  # front and back
 
@@ -41,13 +43,7 @@ class Server:
 
 
 async def start_mock(folder: Path, args: argparse.Namespace) -> Server:
-    config = folder / "config.yaml"
-    config.write_text(
-        f"signing:\n  directory: {folder / 'signing'}\nlogging:\n  access_log: false\n"
-        f"server:\n  event_loop: {args.event_loop}\n",
-        encoding="utf-8",
-    )
-    command = [sys.executable, "-m", "content_provider", "serve", "--config", str(config), "--port", "0"]
+    command = mock_command(folder, f"server:\n  event_loop: {args.event_loop}\n")
     process, url = await start_server(command, args.server_cpu)
     return Server("mock", process, url)
 
@@ -89,7 +85,7 @@ async def start_nginx(folder: Path, args: argparse.Namespace) -> Server | None:
     nginx = shutil.which("nginx", path="/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin")
     if nginx is None:
         return None
-    port = free_port()
+    port = free_port("127.0.0.1")
     conf = folder / "nginx.conf"
     conf.write_text(NGINX_CONF.format(folder=folder, port=port), encoding="utf-8")
     url = f"http://127.0.0.1:{port}"
@@ -120,7 +116,7 @@ async def start_wiremock(folder: Path, args: argparse.Namespace) -> Server | Non
         "response": {"status": 200, "bodyFileName": "answer.json", "headers": {"Content-Type": "application/json"}},
     }
     (home / "mappings" / "getcontent.json").write_text(json.dumps(stub), encoding="utf-8")
-    port = free_port()
+    port = free_port("127.0.0.1")
     command = ["java", "-jar", str(jar), "--port", str(port), "--bind-address", "127.0.0.1"]
     command += ["--root-dir", str(home), "--disable-banner"]
     url = f"http://127.0.0.1:{port}"

@@ -15,10 +15,10 @@ from .contract import ContentId, parse_content_id
 from .delivery import deliver
 from .errors import ApiError
 from .faults import split_directives
-from .journal import EXCHANGE
+from .journal import EXCHANGE, Entry
 from .keys import FAULTS, SETTINGS, SIGNER, STORE
 from .schema import ConfigError
-from .store import Answer, FixtureError
+from .store import Answer, FixtureError, FixtureStore
 from .workers import ROLE
 
 JSON = "application/json"
@@ -104,13 +104,14 @@ class ParsedBodies:
 PARSED_BODIES = web.AppKey("parsed_bodies", ParsedBodies)
 
 
-async def _answer(request: web.Request, content_id: ContentId) -> Answer | None:
+async def _answer(store: FixtureStore, entry: Entry, content_id: ContentId) -> Answer | None:
+    """The prepared answer, noting in the journal entry where it resolved."""
     try:
-        answer = await request.app[STORE].answer(content_id)
+        answer = await store.answer(content_id)
     except FixtureError as exc:
         raise ApiError(500, exc.code, str(exc)) from None
     if answer is not None:
-        request[EXCHANGE].resolved = answer.resolution.label
+        entry.resolved = answer.resolution.label
     return answer
 
 
@@ -148,19 +149,15 @@ async def get_content(request: web.Request) -> web.StreamResponse:
                 request,
                 plan,
                 started,
-                lambda: _answer(request, content_id),
+                lambda: _answer(app[STORE], entry, content_id),
                 lambda: _unknown(content_id).response(),
                 header=faults.settings.header,
                 seed=faults.settings.seed,
                 max_delay=faults.settings.max_delay_seconds,
             )
-    try:
-        answer = await app[STORE].answer(content_id)
-    except FixtureError as exc:
-        raise ApiError(500, exc.code, str(exc)) from None
+    answer = await _answer(app[STORE], entry, content_id)
     if answer is None:
         raise _unknown(content_id)
-    entry.resolved = answer.resolution.label
     return web.Response(
         body=answer.body,
         content_type=JSON,

@@ -27,4 +27,5 @@ def add_routes(app: web.Application, base_path: str) -> None:
         ]
     )
     add_admin_routes(app, base_path)
-    app.router.add_route("*", "/{tail:.*}", json_errors(no_route))  # last: 404, or 405 naming the methods
+    # last: 404, or 405 naming the methods, for every path ([\s\S]: "." would not match an encoded newline)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", json_errors(no_route))

@@ -99,3 +99,12 @@ async def test_unknown_path_is_json_404(make_client: MakeClient) -> None:
     response = await client.get("/nothing/here")
     assert response.status == 404
     assert (await response.json())["error"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/nope", "/ui/%0A", "/a/%0Ab/c", "/__admin/nope", "/getcontent/extra"])
+async def test_unknown_paths_get_a_json_404(make_client: MakeClient, path: str) -> None:
+    client = await make_client()
+    response = await client.get(path)
+    assert response.status == 404
+    assert response.content_type == "application/json"
+    assert (await response.json())["error"] == "not_found"

@@ -22,21 +22,15 @@ from content_provider.config import ConfigError, parse_settings
 from content_provider.generate import card_jpeg
 
 from .helpers import DOC_CARD
-from .test_cli import Server, start, write_config
+from .test_cli import Server, serving, write_config
 
 FRESH = 40
 
 
 @pytest.fixture
 async def workers(tmp_path: Path, fixture_root: Path, signing_dir: Path) -> AsyncIterator[Server]:
-    config = write_config(tmp_path, fixture_root, signing_dir)
-    running = await start(["serve", "--config", str(config), "--port", "0", "--workers", "2"], tmp_path)
-    try:
+    async with serving(write_config(tmp_path, fixture_root, signing_dir), tmp_path, "--workers", "2") as running:
         yield running
-    finally:
-        if running.process.returncode is None:
-            running.process.kill()
-        await running.full_log()
 
 
 def gone(pid: int) -> bool:
