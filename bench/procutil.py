@@ -14,6 +14,7 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVING = re.compile(rb"serving POST (http://\S+)/getcontent")
+_DRAINS: set[asyncio.Task[None]] = set()  # the event loop keeps only weak references to tasks
 
 
 async def start_server(command: list[str], cpu: str | None = None) -> tuple[asyncio.subprocess.Process, str]:
@@ -28,7 +29,10 @@ async def start_server(command: list[str], cpu: str | None = None) -> tuple[asyn
             raise SystemExit("the server exited before serving")
         match = SERVING.search(line)
         if match:
-            asyncio.get_running_loop().create_task(_drain(process.stderr))  # a full pipe would block it
+            # a full pipe would block the server; the set keeps the task from being collected mid-run
+            task = asyncio.get_running_loop().create_task(_drain(process.stderr))
+            _DRAINS.add(task)
+            task.add_done_callback(_DRAINS.discard)
             return process, match.group(1).decode()
 
 

@@ -22,13 +22,13 @@ from .app_reload import reload_config
 from .config import SAFE_NAME
 from .contract import parse_content_id
 from .errors import ApiError, json_errors
-from .faults import parse_rule, parse_rules
+from .faults import parse_rule, parse_rules, unused_name
 from .fsutil import atomic_write
 from .imagecheck import jpeg_problem
 from .journal import JOURNAL
 from .keys import FAULTS, SETTINGS, STORE
 from .preview import preview
-from .schema import ConfigError
+from .schema import ConfigError, ascii_int
 from .store import DEFAULT_DIR, ORGS_DIR, USERS_DIR
 from .workers import ROLE, gathered, is_sibling_call, replay
 
@@ -104,10 +104,13 @@ async def add_rule(request: web.Request) -> web.Response:
     """Add one rule, last in order. Its name must be new."""
     engine = request.app[FAULTS]
     data = await _json_body(request)
-    if isinstance(data, dict) and "name" not in data:
-        data = {**data, "name": f"rule-{len(engine.rules) + 1}"}
     try:
-        rule = parse_rule(data, "rule", engine.settings.max_delay_seconds, len(engine.rules))
+        rule = parse_rule(
+            data,
+            "rule",
+            engine.settings.max_delay_seconds,
+            unused_name((r.name for r in engine.rules), len(engine.rules) + 1),
+        )
         engine.add(rule)
     except ConfigError as exc:
         if "already in force" in str(exc):
@@ -168,9 +171,10 @@ def _limit(request: web.Request) -> int | None:
     raw = request.query.get("limit")
     if raw is None:
         return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise ApiError(400, "invalid_query", f"limit: expected a positive integer, got {raw!r}")
-    return int(raw)
+    limit = ascii_int(raw)
+    if limit is None or limit < 1:
+        raise ApiError(400, "invalid_query", f"limit: expected a positive integer (digits 0-9), got {raw!r}")
+    return limit
 
 
 async def list_requests(request: web.Request) -> web.Response:
@@ -208,7 +212,8 @@ def _sides(folder: Path) -> list[str]:
     return [side for side in SIDES if any((folder / f"{side}{ext}").is_file() for ext in (".jpg", ".jpeg"))]
 
 
-def _inventory(request: web.Request) -> dict[str, Any]:
+def _inventory(request: web.Request, problems: list[dict[str, str]]) -> dict[str, Any]:
+    """Blocking (it lists folders): runs in a thread, so it reads nothing the event loop changes."""
     store = request.app[STORE]
     root = store.root
     configured = request.app[SETTINGS].users
@@ -228,7 +233,6 @@ def _inventory(request: web.Request) -> dict[str, Any]:
         }
         for org in store.organisations()
     ]
-    problems = [{"path": str(p), "reason": r} for p, r in sorted(store.problems.items())]
     return {
         "root": str(root),
         "users": users,
@@ -240,7 +244,9 @@ def _inventory(request: web.Request) -> dict[str, Any]:
 
 async def fixtures(request: web.Request) -> web.Response:
     """Users, organisations and the default, with the images each has."""
-    return web.json_response(await asyncio.to_thread(_inventory, request))
+    # the event loop updates store.problems while serving: copy it here, not in the thread
+    problems = [{"path": str(p), "reason": r} for p, r in sorted(request.app[STORE].problems.items())]
+    return web.json_response(await asyncio.to_thread(_inventory, request, problems))
 
 
 async def resolve(request: web.Request) -> web.Response:

@@ -48,7 +48,10 @@ async def _watch_config(app: web.Application, source: Path, seen: int | None) ->
         if current == seen:
             continue
         seen = current
-        await reload_config(app, source)
+        try:
+            await reload_config(app, source)
+        except Exception as exc:  # the watcher outlives any file: a bug in reading one must not stop it
+            log.error("config not reloaded, keeping the last good one: unexpected %s: %s", type(exc).__name__, exc)
 
 
 async def reload_config(app: web.Application, source: Path) -> str | None:

@@ -108,6 +108,8 @@ def _effective_environ(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         env[ENV_PREFIX + "PORT"] = str(args.port)
     if getattr(args, "workers", None) is not None:
         env[ENV_PREFIX + "WORKERS"] = str(args.workers)
+    if getattr(args, "strict", None):  # through the environment, so a config reload keeps it
+        env[ENV_PREFIX + "STRICT"] = "true"
     for flag, name in (("tls_cert", "TLS_CERT"), ("tls_key", "TLS_KEY")):
         if getattr(args, flag, None):
             env[ENV_PREFIX + name] = str(Path(getattr(args, flag)).resolve())
@@ -116,10 +118,7 @@ def _effective_environ(args: argparse.Namespace, environ: Mapping[str, str]) -> 
 
 def _settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     env = _effective_environ(args, environ)
-    settings = load_settings(find_config(args.config, env, Path.cwd()), env)
-    if getattr(args, "strict", None):
-        settings = settings.replace(strict=True)
-    return settings
+    return load_settings(find_config(args.config, env, Path.cwd()), env)
 
 
 def _configure_logging(level: str, environ: Mapping[str, str]) -> None:

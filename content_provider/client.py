@@ -158,6 +158,9 @@ class AdminClient:
     def rules(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/__admin/rules")["rules"])
 
+    def replace_rules(self, rules: list[Mapping[str, Any]]) -> None:
+        self._call("PUT", "/__admin/rules", {"rules": rules})
+
     def delete_rule(self, name: str) -> None:
         self._call("DELETE", f"/__admin/rules/{quote(name, safe='')}")
 
@@ -167,11 +170,17 @@ class AdminClient:
     def reset(self) -> None:
         self._call("POST", "/__admin/reset")
 
+    def reload(self) -> None:
+        self._call("POST", "/__admin/reload")
+
     def requests(self, content_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         return list(self._call("GET", "/__admin/requests" + _query(content_id, limit))["requests"])
 
     def request_count(self, content_id: str | None = None) -> int:
         return int(self._call("GET", "/__admin/requests/count" + _query(content_id))["count"])
+
+    def clear_requests(self) -> None:
+        self._call("DELETE", "/__admin/requests")
 
     def put_image(
         self, side: str, data: bytes | None = None, *, user: str | None = None, org: str | None = None

@@ -19,7 +19,7 @@ import yaml
 
 from .faults import FaultSettings, parse_fault_settings
 from .schema import ConfigError as ConfigError
-from .schema import Reader, bounded
+from .schema import Reader, ascii_int, bounded
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
@@ -131,10 +131,22 @@ def _env_int(environ: Mapping[str, str], name: str) -> int | None:
     raw = environ.get(ENV_PREFIX + name)
     if raw is None or raw == "":
         return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{ENV_PREFIX}{name}: expected an integer, got {raw!r}") from None
+    text = raw.strip()
+    value = ascii_int(text.removeprefix("-"))  # a sign is read, so the range check can name the range
+    if value is None:
+        raise ConfigError(f"{ENV_PREFIX}{name}: expected a whole number (digits 0-9), got {raw!r}")
+    return -value if text.startswith("-") else value
+
+
+def _env_bool(environ: Mapping[str, str], name: str, fallback: bool) -> bool:
+    raw = (environ.get(ENV_PREFIX + name) or "").strip().lower()
+    if not raw:
+        return fallback
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{ENV_PREFIX}{name}: expected true or false, got {raw!r}")
 
 
 # --------------------------------------------------------------------------- parsing
@@ -189,7 +201,7 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
     root = (base_dir / root_text).resolve() if root_text else BUNDLED_FIXTURES
     if not root.is_dir():
         raise ConfigError(f"fixtures.root: {str(root)!r} is not a folder")
-    strict = fixtures.boolean("strict", False)
+    strict = _env_bool(environ, "STRICT", fixtures.boolean("strict", False))
     check_value = fixtures.raw("check_at_startup")
     if check_value is not None and not isinstance(check_value, bool) and check_value != "auto":
         raise ConfigError(f"fixtures.check_at_startup: expected true, false or auto, got {check_value!r}")

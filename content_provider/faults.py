@@ -21,18 +21,23 @@ import math
 import random
 import re
 import time
-from collections import OrderedDict, defaultdict, deque
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .contract import ContentId, UseCase
 from .faultpayloads import PAYLOAD_MODES
-from .schema import ConfigError, Reader
+from .schema import ConfigError, Reader, ascii_int
 
 CONNECTION_MODES = ("reset", "close", "partial", "garbage")
 BODY_KINDS = ("json", "empty", "html")
 DELAY_AT = ("headers", "body")
-DIRECTIVE_STATES = 10_000
+# Directive states per content id, and per rule the sequence positions per content id and the
+# rate-limit windows per client, are kept for the most recently seen this many; an id or client
+# forgotten starts again (its sequence from the top).
+KEYED_STATES = 10_000
+_V = TypeVar("_V")
 Z99 = 2.3263478740408408  # standard normal quantile at 0.99
 DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|min)?\s*$")
 
@@ -161,8 +166,20 @@ class Plan:
 class _RuleState:
     rng: random.Random
     count: int = 0
-    per_id: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    windows: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+    per_id: OrderedDict[str, int] = field(default_factory=OrderedDict)  # least recently seen first
+    windows: OrderedDict[str, deque[float]] = field(default_factory=OrderedDict)
+
+
+def _touch(states: OrderedDict[str, _V], key: str, new: Callable[[], _V]) -> _V:
+    """The state kept for ``key``, made when missing; the least recently seen falls off past the bound."""
+    value = states.get(key)
+    if value is None:
+        value = states[key] = new()
+        if len(states) > KEYED_STATES:
+            states.popitem(last=False)
+    else:
+        states.move_to_end(key)
+    return value
 
 
 class FaultEngine:
@@ -216,11 +233,7 @@ class FaultEngine:
         """
         plan = Plan()
         if directive is not None:
-            state = self._directive_states.get(raw_id)
-            if state is None:
-                state = self._directive_states[raw_id] = self._new_state(f"directive:{raw_id}")
-                if len(self._directive_states) > DIRECTIVE_STATES:
-                    self._directive_states.popitem(last=False)
+            state = _touch(self._directive_states, raw_id, lambda: self._new_state(f"directive:{raw_id}"))
             self._apply(directive, state, content_id, client, plan)
         for rule in self._rules:
             self._apply(rule, self._states[rule.name], content_id, client, plan)
@@ -238,7 +251,7 @@ class FaultEngine:
             return
         outcome = rule.outcome
         if rule.sequence:
-            step = state.per_id[content_id.raw]
+            step = _touch(state.per_id, content_id.raw, int)
             state.per_id[content_id.raw] = step + 1
             outcome = rule.sequence[step] if step < len(rule.sequence) else None
         if rule.rate_limit is not None:
@@ -261,7 +274,7 @@ class FaultEngine:
     def _rate_limited(limit: tuple[int, float], state: _RuleState, client: str) -> Outcome | None:
         requests, window = limit
         now = time.monotonic()
-        seen = state.windows[client]
+        seen: deque[float] = _touch(state.windows, client, deque)
         while seen and seen[0] <= now - window:
             seen.popleft()
         if len(seen) >= requests:
@@ -332,10 +345,9 @@ def parse_outcome(value: Any, key: str) -> Outcome:
         return _status(value, key)
     if isinstance(value, str):
         text = value.strip()
-        if text.isdigit():
-            return _status(int(text), key)
-        if text.startswith("status:") and text[7:].strip().isdigit():
-            return _status(int(text[7:]), key)
+        code = ascii_int(text.removeprefix("status:").strip())
+        if code is not None:
+            return _status(code, key)
         if text in ("ok", "hang"):
             return Outcome(text)
         if text in CONNECTION_MODES:
@@ -378,12 +390,23 @@ def _positive_int(reader: Reader, name: str) -> int | None:
     return reader.integer(name, 1, 1, 1 << 40)
 
 
-def parse_rule(data: Any, key: str, cap: float, index: int) -> Rule:
+def unused_name(taken: Iterable[str], position: int) -> str:
+    """The name of an unnamed rule: ``rule-<position>`` (counted from 1), or the next number up
+    that no rule in ``taken`` has."""
+    names = set(taken)
+    number = position
+    while f"rule-{number}" in names:
+        number += 1
+    return f"rule-{number}"
+
+
+def parse_rule(data: Any, key: str, cap: float, default_name: str) -> Rule:
+    """One rule; ``default_name`` when it has none (see :func:`unused_name`)."""
     reader = Reader(data, key)
     name = reader.string("name", None)
     if name is not None and not name.strip():
         raise ConfigError(f"{reader.key('name')}: may not be empty")
-    name = name or f"rule-{index + 1}"
+    name = name or default_name
     match_reader = reader.section("match")
     use_case_text = match_reader.choice("use_case", "any", ("any", "PROV", "AUTH"))
     single = match_reader.string("id", None)
@@ -455,12 +478,15 @@ def parse_rules(value: Any, key: str, cap: float) -> tuple[Rule, ...]:
         return ()
     if not isinstance(value, list):
         raise ConfigError(f"{key}: expected a list of rules")
-    rules = tuple(parse_rule(item, f"{key}[{i}]", cap, i) for i, item in enumerate(value))
-    names = [rule.name for rule in rules]
-    for name in names:
-        if names.count(name) > 1:
-            raise ConfigError(f"{key}: two rules are named {name!r}; names must be unique")
-    return rules
+    given = [str(item["name"]) for item in value if isinstance(item, dict) and isinstance(item.get("name"), str)]
+    rules: list[Rule] = []
+    for index, item in enumerate(value):
+        default_name = unused_name([*given, *(r.name for r in rules)], index + 1)
+        rule = parse_rule(item, f"{key}[{index}]", cap, default_name)
+        if any(r.name == rule.name for r in rules):
+            raise ConfigError(f"{key}: two rules are named {rule.name!r}; names must be unique")
+        rules.append(rule)
+    return tuple(rules)
 
 
 # --------------------------------------------------------------------------- directives in the content id
@@ -494,7 +520,8 @@ def split_directives(raw: str, cap: float) -> tuple[str, Rule | None]:
     if "delay_at" in values:
         data["delay_at"] = values["delay_at"]
     if "bandwidth" in values:
-        if not values["bandwidth"].isdigit():
-            raise ConfigError(f"directive bandwidth={values['bandwidth']!r}: expected bytes per second")
-        data["bandwidth"] = int(values["bandwidth"])
-    return base, parse_rule(data, "directive", cap, 0)
+        bandwidth = ascii_int(values["bandwidth"])
+        if bandwidth is None:
+            raise ConfigError(f"directive bandwidth={values['bandwidth']!r}: expected bytes per second (digits 0-9)")
+        data["bandwidth"] = bandwidth
+    return base, parse_rule(data, "directive", cap, "directive")

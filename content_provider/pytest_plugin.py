@@ -17,9 +17,11 @@ to change how the server is configured.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +29,11 @@ import pytest
 from aiohttp import web
 
 from .app import create_app
-from .client import AdminClient
+from .client import AdminClient, AdminError
 from .config import BUNDLED_FIXTURES, Settings
+from .fsutil import atomic_write
 from .generate import write_demo
+from .store import DEFAULT_DIR, EXTENSIONS, ORGS_DIR, USERS_DIR
 
 START_TIMEOUT = 30.0
 
@@ -92,7 +96,8 @@ class ContentProvider(AdminClient):
         self.server = server
         self.url = server.url
         self.fixture_root = server.settings.fixture_root
-        self._added: list[tuple[str, dict[str, str | None]]] = []
+        # each image slot a test changed, with the files that were there before (restored after)
+        self._replaced: dict[tuple[str, str | None, str | None], list[_SavedFile]] = {}
 
     def add_image(
         self,
@@ -102,10 +107,19 @@ class ContentProvider(AdminClient):
         user: str | None = None,
         org: str | None = None,
     ) -> dict[str, Any]:
-        """Add (or replace) an image; given as bytes or generated. Removed after the test."""
-        result = self.put_image(side, data, user=user, org=org)
-        self._added.append((side, {"user": user, "org": org}))
-        return result
+        """Add (or replace) an image; given as bytes or generated. After the test the slot is as it was:
+        an added image is removed, a replaced one (a demo image, say) comes back byte for byte."""
+        slot = (side, user, org)
+        if slot not in self._replaced:
+            self._replaced[slot] = _saved_files(self._folder(user, org), side)
+        return self.put_image(side, data, user=user, org=org)
+
+    def _folder(self, user: str | None, org: str | None) -> Path:
+        if user is not None:
+            return self.fixture_root / USERS_DIR / user
+        if org is not None:
+            return self.fixture_root / ORGS_DIR / org
+        return self.fixture_root / DEFAULT_DIR
 
     def assert_request_count(self, expected: int, content_id: str | None = None) -> None:
         """Fail with the journal in the message when the count is not ``expected``."""
@@ -116,13 +130,46 @@ class ContentProvider(AdminClient):
             raise AssertionError(f"expected {expected} request(s) {what}, got {len(seen)}:\n{lines}")
 
     def cleanup(self) -> None:
-        for side, owner in reversed(self._added):
+        """Put every image slot the test changed back as it was, then reset the mock."""
+        for (side, user, org), saved in reversed(self._replaced.items()):
             try:
-                self.delete_image(side, user=owner["user"], org=owner["org"])
-            except Exception:
-                continue
-        self._added.clear()
-        self.reset()
+                self.delete_image(side, user=user, org=org)
+            except AdminError as exc:
+                if exc.status != 404:  # the test deleted it itself: nothing to remove
+                    raise
+            for original in saved:
+                original.restore()
+        self._replaced.clear()
+        self.reset()  # also makes the server look at the disk again
+
+
+@dataclass(frozen=True)
+class _SavedFile:
+    """A fixture file as it was before a test replaced it."""
+
+    path: Path
+    data: bytes
+    mode: int
+    times_ns: tuple[int, int]
+
+    def restore(self) -> None:
+        atomic_write(self.path, self.data, self.mode)
+        os.utime(self.path, ns=self.times_ns)
+
+
+def _saved_files(folder: Path, side: str) -> list[_SavedFile]:
+    """The files an upload to ``side`` in ``folder`` replaces (it writes .jpg and removes a .jpeg twin)."""
+    saved = []
+    for extension in EXTENSIONS:
+        path = folder / f"{side}{extension}"
+        try:
+            stat = path.stat()
+            saved.append(
+                _SavedFile(path, path.read_bytes(), stat.st_mode & 0o7777, (stat.st_atime_ns, stat.st_mtime_ns))
+            )
+        except FileNotFoundError:
+            continue
+    return saved
 
 
 def prepare_fixture_folder(folder: Path) -> Path:

@@ -8,6 +8,18 @@ from typing import Any, TypeVar
 _N = TypeVar("_N", int, float)
 
 
+ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
+def ascii_int(text: str) -> int | None:
+    """``text`` as a non-negative integer when it is ASCII digits only, else ``None``.
+
+    ``str.isdigit()`` also takes ``²`` (which ``int()`` refuses) and other scripts' digits (which it reads as
+    numbers): every number we parse from a request or a file goes through here instead.
+    """
+    return int(text) if ASCII_DIGITS.fullmatch(text) else None
+
+
 class ConfigError(Exception):
     """A setting is missing or wrong; the message names the key."""
 

@@ -282,7 +282,8 @@ class FixtureStore:
             resolution = await self._once(self._resolving, memo_key, lambda: self._resolve(memo_key))
         except OSError as exc:
             raise FixtureError("fixture_unreadable", f"cannot read the fixture folder: {exc.strerror}") from None
-        self._remember(memo_key, _Memo(resolution, now))
+        if revalidate > 0:  # with 0 every request looks at the disk: a memo would never be read
+            self._remember(memo_key, _Memo(resolution, now))
         if resolution is None:
             return None
         cached = await self.prepared(content_id.use_case, resolution)

@@ -14,10 +14,11 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from content_provider.admin import admin_guard
+from content_provider.client import AdminError
 from content_provider.config import Settings
 from content_provider.errors import ApiError
 from content_provider.generate import auth_jpeg, card_jpeg
-from content_provider.keys import SETTINGS
+from content_provider.keys import SETTINGS, STORE
 
 from .helpers import DOC_CARD, MakeClient, get_content, png_bytes
 
@@ -322,3 +323,69 @@ async def test_without_a_token_only_loopback_is_served(peer: str, allowed: bool)
         with pytest.raises(ApiError) as caught:
             await admin_guard(request, handler)
         assert caught.value.status == 403
+
+
+async def test_unnamed_rules_get_names_no_rule_in_force_has(make_client: MakeClient) -> None:
+    client = await make_client()
+    assert (await (await add(client, outcome=503)).json())["name"] == "rule-1"
+    assert (await (await add(client, outcome=503)).json())["name"] == "rule-2"
+    assert (await client.delete("/__admin/rules/rule-1")).status == 200
+    response = await add(client, outcome=418)  # the second rule in force, but rule-2 is taken
+    assert response.status == 201, await response.text()
+    assert (await response.json())["name"] == "rule-3"
+    assert (await (await add(client, outcome=429)).json())["name"] == "rule-4"
+    listed = await (await client.get("/__admin/rules")).json()
+    assert [rule["name"] for rule in listed["rules"]] == ["rule-2", "rule-3", "rule-4"]
+
+
+async def test_unnamed_rules_in_a_list_do_not_take_a_given_name(make_client: MakeClient) -> None:
+    client = await make_client()
+    rules = [{"outcome": 503}, {"name": "rule-1", "outcome": 418}, {"outcome": 429}]
+    response = await client.put("/__admin/rules", json={"rules": rules})
+    assert response.status == 200, await response.text()
+    assert [rule["name"] for rule in (await response.json())["rules"]] == ["rule-2", "rule-1", "rule-3"]
+
+
+async def test_fixture_listing_reads_problems_on_the_event_loop(make_client: MakeClient) -> None:
+    """The loop changes the store's problems while serving; the listing thread must not iterate them."""
+    import threading
+
+    client = await make_client()
+    store = client.app[STORE]
+    loop_thread = threading.get_ident()
+    seen_from: list[int] = []
+
+    class Watched(dict[Path, str]):
+        def items(self) -> Any:
+            seen_from.append(threading.get_ident())
+            return super().items()
+
+    store.problems = Watched({Path("default/front.jpg"): "a problem"})
+    response = await client.get("/__admin/fixtures")
+    assert response.status == 200
+    assert (await response.json())["problems"] == [{"path": "default/front.jpg", "reason": "a problem"}]
+    assert seen_from == [loop_thread]
+
+
+async def test_the_blocking_client_has_every_call_the_async_one_has(make_client: MakeClient) -> None:
+    from content_provider.client import AdminClient, AsyncAdminClient
+
+    def calls(cls: type) -> set[str]:
+        return {name for name in vars(cls) if not name.startswith("_")} - {"close"}
+
+    assert calls(AsyncAdminClient) <= calls(AdminClient)
+    client = await make_client()
+    admin = AdminClient(str(client.make_url("")))
+
+    def use() -> None:
+        admin.replace_rules([{"name": "down", "outcome": 503}])
+        assert [rule["name"] for rule in admin.rules()] == ["down"]
+        with pytest.raises(AdminError) as error:
+            admin.reload()
+        assert error.value.status == 409  # no config file: the call reached the server and said why
+        admin.clear_requests()
+
+    await get_content(client, DOC_CARD)
+    await asyncio.to_thread(use)
+    assert (await get_content(client, DOC_CARD)).status == 503
+    assert [e["status"] for e in (await (await client.get("/__admin/requests")).json())["requests"]] == [503]

@@ -100,3 +100,11 @@ async def test_a_due_check_runs_in_the_background_and_the_change_follows(
             break
     else:
         raise AssertionError("the changed image was never served")
+
+
+async def test_with_revalidate_0_no_memo_is_kept(make_client: MakeClient) -> None:
+    """Every request looks at the disk then, so remembering resolutions would only cost memory."""
+    client = await make_client(revalidate_seconds=0.0)
+    for index in range(50):
+        assert (await get_content(client, f"PROV:someone-{index}")).status == 200
+    assert len(client.app[STORE]._memo) == 0

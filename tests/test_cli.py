@@ -213,3 +213,21 @@ def test_generate_demo_is_reproducible(tmp_path: Path, fixture_root: Path, signi
             assert image_size(data) == image_size(bundled[name])
         else:
             assert data == bundled[name]
+
+
+async def test_strict_flag_survives_a_reload_without_a_spurious_warning(
+    tmp_path: Path, fixture_root: Path, signing_dir: Path
+) -> None:
+    config = write_config(tmp_path, fixture_root, signing_dir, "faults:\n  rules: []\n")
+    async with serving(config, tmp_path, "--strict") as server:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(2):
+                async with session.post(f"{server.url}/__admin/reload") as response:
+                    assert response.status == 200, await response.text()
+            (fixture_root / "users" / "alice" / "front.jpg").write_bytes(b"not a jpeg")
+            async with session.post(f"{server.url}/getcontent", json={"contentId": "PROV:alice"}) as response:
+                assert response.status == 500  # still strict after the reloads
+                assert (await response.json())["error"] == "fixture_invalid"
+        server.process.send_signal(signal.SIGTERM)
+        log = await server.full_log()
+    assert "take effect after a restart" not in log

@@ -91,7 +91,7 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"CONTENT_PROVIDER_PORT": "x"}, "CONTENT_PROVIDER_PORT: expected an integer"),
+        ({"CONTENT_PROVIDER_PORT": "x"}, "CONTENT_PROVIDER_PORT: expected a whole number"),
         ({"CONTENT_PROVIDER_PORT": "-1"}, "CONTENT_PROVIDER_PORT: must be between"),
         ({"CONTENT_PROVIDER_JWS_ALG": "none"}, "CONTENT_PROVIDER_JWS_ALG: expected one of"),
         (

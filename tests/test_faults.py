@@ -508,3 +508,31 @@ def test_long_delays_are_allowed_up_to_the_cap() -> None:
     settings = faults(max_delay_seconds=600, rules=[{"delay": "5m"}])
     assert settings.rules[0].delay is not None
     assert settings.rules[0].delay.a == 300.0
+
+
+async def test_per_id_sequences_and_rate_windows_are_bounded(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One entry per content id or client, forever, was a leak: the least recently seen go first."""
+    import content_provider.faults as faults_module
+    from content_provider.keys import FAULTS
+
+    monkeypatch.setattr(faults_module, "KEYED_STATES", 20)
+    rules = [
+        {"name": "seq", "match": {"use_case": "PROV"}, "sequence": [503, "ok"]},
+        {"name": "limit", "match": {"use_case": "AUTH"}, "rate_limit": {"requests": 1000, "window": "1m"}},
+    ]
+    client = await make_client(faults=faults(rules=rules))
+    assert await statuses(client, "PROV:id-0", 2) == [503, 200]
+    for index in range(1, 40):
+        assert (await get_content(client, f"PROV:id-{index}")).status == 503
+    state = client.app[FAULTS]._states["seq"]
+    assert len(state.per_id) == 20
+    assert (await get_content(client, "PROV:id-39")).status == 200  # recent: its sequence goes on
+    assert (await get_content(client, "PROV:id-0")).status == 503  # forgotten: it starts again
+    engine = client.app[FAULTS]  # windows are per client address: many clients, as the handler would count them
+    auth = parse_content_id("AUTH:x", "card")
+    assert auth is not None
+    for index in range(30):
+        engine.plan(auth, f"10.0.0.{index}")
+    assert list(engine._states["limit"].windows) == [f"10.0.0.{index}" for index in range(10, 30)]

@@ -89,3 +89,46 @@ def test_needs_credentials(content_provider):
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_replacing_an_existing_image_restores_it_afterwards(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_replace="""
+import base64, json, urllib.request
+
+from content_provider.client import generated_image
+
+def fronts(url, content_id):
+    request = urllib.request.Request(url + "/getcontent", data=json.dumps({"contentId": content_id}).encode())
+    with urllib.request.urlopen(request) as response:
+        resolved = response.headers["X-Content-Provider-Resolved"]
+        body = json.load(response)
+    return resolved, base64.b64decode(next(e["data"] for e in body["data"] if e["key"] == "front"))
+
+ORIGINAL = {}
+
+def test_a_replaces_the_default_and_a_user_image_twice(content_provider):
+    root = content_provider.fixture_root
+    ORIGINAL["default"] = (root / "default" / "front.jpg").read_bytes()
+    ORIGINAL["alice"] = (root / "users" / "alice" / "front.jpg").read_bytes()
+    (root / "users" / "carol").mkdir()
+    (root / "users" / "carol" / "front.jpeg").write_bytes(ORIGINAL["alice"])  # a .jpeg twin the upload removes
+    new = generated_image("front", "replaced")
+    content_provider.add_image("front", new)
+    content_provider.add_image("front", new, user="alice")
+    content_provider.add_image("front", generated_image("front", "again"), user="alice")
+    content_provider.add_image("front", new, user="carol")
+    assert fronts(content_provider.url, "PROV:nobody") == ("default", new)
+    assert not (root / "users" / "carol" / "front.jpeg").exists()
+
+def test_b_sees_the_originals_again(content_provider):
+    root = content_provider.fixture_root
+    assert fronts(content_provider.url, "PROV:nobody") == ("default", ORIGINAL["default"])
+    assert fronts(content_provider.url, "PROV:alice") == ("user alice", ORIGINAL["alice"])
+    assert fronts(content_provider.url, "PROV:carol") == ("user carol", ORIGINAL["alice"])
+    assert not (root / "users" / "carol" / "front.jpg").exists()
+    assert (root / "users" / "carol" / "front.jpeg").read_bytes() == ORIGINAL["alice"]
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
