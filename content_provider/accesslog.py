@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from .journal import EXCHANGE
+from .keys import EXCHANGE
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -23,5 +23,7 @@ class AccessLogger(AbstractAccessLogger):
                 parts.append(f"user={entry.user!r}")
             if entry.fault is not None:
                 parts.append(f"fault={entry.fault!r}")
+            if entry.client_closed:
+                parts.append(f"client closed after {entry.bytes_sent} body bytes")
         parts.append(f"{response.body_length}B {time * 1000:.1f}ms")
         self.logger.info(" ".join(parts))

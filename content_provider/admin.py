@@ -25,12 +25,11 @@ from .errors import ApiError, json_errors
 from .faults import parse_rule, parse_rules, unused_name
 from .fsutil import atomic_write
 from .imagecheck import jpeg_problem
-from .journal import JOURNAL
-from .keys import FAULTS, SETTINGS, STORE
+from .keys import FAULTS, JOURNAL, ROLE, SETTINGS, STORE
 from .preview import preview
 from .schema import ConfigError, ascii_int
 from .store import DEFAULT_DIR, ORGS_DIR, USERS_DIR
-from .workers import ROLE, gathered, is_sibling_call, replay
+from .workers import gathered, is_sibling_call, replay
 
 PREFIX = "/__admin"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -11,19 +11,24 @@ from aiohttp import web
 
 from .app_reload import config_watch_ctx
 from .config import Settings
+from .delivery import InjectedWaits
 from .faults import FaultEngine
-from .handlers import PARSED_BODIES, ParsedBodies
-from .journal import JOURNAL, Journal
-from .keys import CONFIG_ENV, FAULTS, SETTINGS, SIGNER, STORE
+from .handlers import ParsedBodies
+from .journal import Journal
+from .keys import CONFIG_ENV, FAULTS, INJECTED_WAITS, JOURNAL, PARSED_BODIES, ROLE, SETTINGS, SIGNER, STORE
 from .routes import add_routes
 from .signing import load_or_create_signer
 from .store import FixtureError, FixtureStore
-from .workers import ROLE, WorkerRole, sibling_session_ctx
+from .workers import WorkerRole, sibling_session_ctx
 
 log = logging.getLogger("content_provider")
 
-# Room for admin uploads later; /getcontent applies its own, much smaller limit.
+# Admin uploads (at most admin.MAX_UPLOAD) fit; /getcontent applies its own, much smaller limit.
 CLIENT_MAX_SIZE = 32 * 1024 * 1024
+# At SIGTERM in-flight requests get this long; an injected wait (a delay, a dribble, a hang) that
+# would end later is ended at once and its connection closed, so the process is gone in time.
+SHUTDOWN_TIMEOUT = 10.0
+SHUTDOWN_MARGIN = 1.0  # of the timeout, kept for writing what the waits that may finish send
 
 
 # With fixtures.check_at_startup: auto, a fixture folder with more user and organisation
@@ -74,6 +79,13 @@ async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def end_injected_waits(app: web.Application) -> None:
+    """Runs at shutdown, before in-flight requests are waited for."""
+    ended = app[INJECTED_WAITS].stop(SHUTDOWN_TIMEOUT - SHUTDOWN_MARGIN)
+    if ended:
+        log.info("shutting down: ended %d injected wait(s) that would outlast the shutdown", ended)
+
+
 def create_app(settings: Settings, environ: Mapping[str, str] | None = None) -> web.Application:
     """The application for ``settings``; ``environ`` is used again when the config is reloaded."""
     app = web.Application(client_max_size=CLIENT_MAX_SIZE)  # no middleware: see errors.json_errors
@@ -83,6 +95,8 @@ def create_app(settings: Settings, environ: Mapping[str, str] | None = None) -> 
     app[FAULTS] = FaultEngine(settings.faults)
     app[JOURNAL] = Journal(settings.journal_size)
     app[PARSED_BODIES] = ParsedBodies()
+    app[INJECTED_WAITS] = InjectedWaits()
+    app.on_shutdown.append(end_injected_waits)
     app.cleanup_ctx.append(fixtures_ctx)
     role = WorkerRole.from_environ(env)
     if role is not None:

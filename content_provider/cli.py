@@ -21,7 +21,7 @@ from aiohttp import web
 
 from . import __version__
 from .accesslog import AccessLogger
-from .app import create_app
+from .app import SHUTDOWN_TIMEOUT, create_app
 from .config import ENV_PREFIX, SAFE_NAME, ConfigError, Settings, find_config, load_settings
 from .conformance import DEMO_IDS, check, format_junit, format_text, load_trust
 from .devtls import make_dev_tls, server_context
@@ -36,7 +36,6 @@ log = logging.getLogger("content_provider")
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_CONFIG = 2
-SHUTDOWN_TIMEOUT = 10.0
 
 
 def build_parser() -> argparse.ArgumentParser:

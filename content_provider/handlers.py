@@ -15,11 +15,10 @@ from .contract import ContentId, parse_content_id
 from .delivery import deliver
 from .errors import ApiError
 from .faults import split_directives
-from .journal import EXCHANGE, Entry
-from .keys import FAULTS, SETTINGS, SIGNER, STORE
+from .journal import Entry
+from .keys import EXCHANGE, FAULTS, PARSED_BODIES, ROLE, SETTINGS, SIGNER, STORE
 from .schema import ConfigError
 from .store import Answer, FixtureError, FixtureStore
-from .workers import ROLE
 
 JSON = "application/json"
 # What makes a content id "empty": the same set as the OpenAPI pattern, which JSON Schema tools agree on
@@ -99,9 +98,6 @@ class ParsedBodies:
                     self._seen.clear()
                 self._seen[body] = raw
         return raw
-
-
-PARSED_BODIES = web.AppKey("parsed_bodies", ParsedBodies)
 
 
 async def _answer(store: FixtureStore, entry: Entry, content_id: ContentId) -> Answer | None:

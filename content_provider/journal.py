@@ -12,8 +12,10 @@ from typing import Any
 from aiohttp import web
 
 from .errors import error_response
+from .keys import EXCHANGE, JOURNAL
 
 DEFAULT_CAPACITY = 1000
+CLIENT_CLOSED = "client closed"  # the status of a request whose client went away before any answer
 
 
 class Entry:
@@ -25,21 +27,36 @@ class Entry:
     made on the hot path, and nothing is formatted until someone reads the journal.
     """
 
-    __slots__ = ("broken", "contentId", "fault", "resolved", "seconds", "status", "time", "user")
+    __slots__ = (
+        "broken",
+        "bytes_sent",
+        "client_closed",
+        "contentId",
+        "fault",
+        "resolved",
+        "seconds",
+        "sent_status",
+        "status",
+        "time",
+        "user",
+    )
 
     def __init__(self, time: float) -> None:
         self.time = time  # seconds since the epoch; shown as ISO 8601 UTC
         self.contentId: str | None = None
         self.user: str | None = None  # the basic-auth user name, never the password
-        self.status: int | str = 500  # an HTTP status, or reset / close / partial / garbage / hang
+        self.status: int | str = 500  # an HTTP status, or reset / close / partial / garbage / hang / shutdown
         self.fault: str | None = None  # the rules that shaped the answer, as in the log line
         self.resolved: str | None = None  # user ..., organisation ..., default
         self.seconds = 0.0  # from the handler's start to its answer
         self.broken: str | None = None  # the connection fault, when no whole HTTP answer was sent
+        self.client_closed = False  # the client hung up while the body was being sent (not our error)
+        self.bytes_sent: int | None = None  # of the body, when the client hung up
+        self.sent_status: int | None = None  # the status line already sent, when the body is streamed
 
     def as_json(self) -> dict[str, Any]:
         moment = datetime.datetime.fromtimestamp(self.time, datetime.UTC)
-        return {
+        shown: dict[str, Any] = {
             "time": moment.isoformat(timespec="milliseconds"),
             "contentId": self.contentId,
             "user": self.user,
@@ -48,9 +65,10 @@ class Entry:
             "resolved": self.resolved,
             "latencyMs": round(self.seconds * 1000, 2),
         }
-
-
-EXCHANGE = web.RequestKey("exchange", Entry)
+        if self.client_closed:
+            shown["clientClosed"] = True
+            shown["bytesSent"] = self.bytes_sent
+        return shown
 
 
 class Journal:
@@ -74,8 +92,6 @@ class Journal:
         self._entries.clear()
 
 
-JOURNAL = web.AppKey("journal", Journal)
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -89,10 +105,22 @@ def journaled(handler: Handler) -> Handler:
         response: web.StreamResponse | None = None
         try:
             response = await handler(request)
+        except asyncio.CancelledError:  # a server that cancels handlers when their client goes away
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                entry.client_closed = True
+            raise
         except Exception as exc:
             response = error_response(request, exc)
-        finally:  # also when the client went away (CancelledError) during a delay or a hang
-            entry.status = entry.broken or (response.status if response is not None else 500)
+        finally:
+            if entry.broken is not None:
+                entry.status = entry.broken
+            elif response is not None:
+                entry.status = response.status
+            elif entry.client_closed:  # what it was sent before it went: a status line, or nothing
+                entry.status = entry.sent_status or CLIENT_CLOSED
+            else:
+                entry.status = 500
             entry.seconds = loop.time() - start
             request.app[JOURNAL].record(entry)
         return response

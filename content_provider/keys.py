@@ -1,16 +1,37 @@
-"""Typed keys for what the application and each request carry."""
+"""Typed keys for everything the application and each request carry, all in one place.
+
+The types are imported for the type checker only: the modules that define them use these
+keys themselves, so importing them here at run time would go round in a circle.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import aiohttp
 from aiohttp import web
 
-from .config import Settings
-from .faults import FaultEngine
-from .signing import Signer
-from .store import FixtureStore
+if TYPE_CHECKING:
+    from .config import Settings
+    from .delivery import InjectedWaits
+    from .faults import FaultEngine
+    from .handlers import ParsedBodies
+    from .journal import Entry, Journal
+    from .signing import Signer
+    from .store import FixtureStore
+    from .workers import WorkerRole
 
-SETTINGS = web.AppKey("settings", Settings)
-SIGNER = web.AppKey("signer", Signer)
-STORE = web.AppKey("store", FixtureStore)
-FAULTS = web.AppKey("faults", FaultEngine)
-CONFIG_ENV = web.AppKey("config_env", dict[str, str])
+# the application's
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+CONFIG_ENV: web.AppKey[dict[str, str]] = web.AppKey("config_env")  # the environment, for config reloads
+SIGNER: web.AppKey[Signer] = web.AppKey("signer")
+STORE: web.AppKey[FixtureStore] = web.AppKey("store")
+FAULTS: web.AppKey[FaultEngine] = web.AppKey("faults")
+INJECTED_WAITS: web.AppKey[InjectedWaits] = web.AppKey("injected_waits")
+JOURNAL: web.AppKey[Journal] = web.AppKey("journal")
+PARSED_BODIES: web.AppKey[ParsedBodies] = web.AppKey("parsed_bodies")
+ROLE: web.AppKey[WorkerRole] = web.AppKey("worker_role")  # only with serve --workers N
+SIBLING_SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("sibling_session")
+
+# each POST /getcontent's
+EXCHANGE: web.RequestKey[Entry] = web.RequestKey("exchange")

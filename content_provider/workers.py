@@ -43,6 +43,7 @@ import aiohttp
 from aiohttp import hdrs, web
 
 from .fsutil import atomic_write
+from .keys import ROLE, SIBLING_SESSION
 
 log = logging.getLogger("content_provider")
 
@@ -77,10 +78,6 @@ class WorkerRole:
         atomic_write(self.state / f"worker-{self.index}.json", json.dumps(record).encode())
 
 
-ROLE = web.AppKey("worker_role", WorkerRole)
-SESSION = web.AppKey("sibling_session", aiohttp.ClientSession)
-
-
 def is_sibling_call(request: web.Request) -> bool:
     """A call replayed by a sibling worker (do it here only; do not replay it again)."""
     role = request.app.get(ROLE)
@@ -90,7 +87,7 @@ def is_sibling_call(request: web.Request) -> bool:
 
 async def sibling_session_ctx(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        app[SESSION] = session
+        app[SIBLING_SESSION] = session
         yield
 
 
@@ -112,7 +109,7 @@ async def _to_siblings(request: web.Request, body: bytes) -> list[tuple[int, Any
     for name in (hdrs.AUTHORIZATION, hdrs.CONTENT_TYPE):
         if name in request.headers:
             headers[name] = request.headers[name]
-    session = request.app[SESSION]
+    session = request.app[SIBLING_SESSION]
 
     async def call(url: str) -> tuple[int, Any] | None:
         try:

@@ -536,3 +536,92 @@ async def test_per_id_sequences_and_rate_windows_are_bounded(
     for index in range(30):
         engine.plan(auth, f"10.0.0.{index}")
     assert list(engine._states["limit"].windows) == [f"10.0.0.{index}" for index in range(10, 30)]
+
+
+# --------------------------------------------------------------------------- delay_at: body, for every answer with one
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status", "content_type"),
+    [
+        (503, 503, "application/json"),
+        ({"status": 429, "retry_after": 2}, 429, "application/json"),
+        ({"status": 503, "body": "html"}, 503, "text/html"),
+        ("ok", 200, "application/json"),
+    ],
+)
+async def test_delay_at_body_pauses_half_way_through_any_body(
+    make_client: MakeClient, outcome: Any, status: int, content_type: str
+) -> None:
+    rule = {"name": "slow", "match": {"id": "PROV:bob"}, "delay": "400ms", "delay_at": "body", "sequence": [outcome]}
+    client = await make_client(faults=faults(rules=[rule]))
+    start = time.monotonic()
+    response = await get_content(client, "PROV:bob")
+    headers_at = time.monotonic() - start
+    body = await response.read()
+    done_at = time.monotonic() - start
+    assert response.status == status
+    assert response.headers["Content-Type"].startswith(content_type)
+    assert len(body) == int(response.headers["Content-Length"]) > 0
+    assert headers_at < 0.3, headers_at
+    assert done_at >= 0.4, done_at
+    # the header goes out before the pause, so it says what was asked; the journal says what happened
+    assert response.headers["X-Content-Provider-Fault"].endswith("delay=400ms@body")
+    [entry] = (await (await client.get("/__admin/requests")).json())["requests"]
+    assert entry["status"] == status
+    applied = float(entry["fault"].split("applied=", 1)[1].split("ms", 1)[0])
+    assert 399.0 <= applied < 1000.0, entry
+
+
+async def test_delay_at_body_of_partial_pauses_before_the_break(make_client: MakeClient) -> None:
+    rule = {"name": "cut", "delay": "400ms", "delay_at": "body", "outcome": "partial"}
+    client = await make_client(faults=faults(rules=[rule]))
+    start = time.monotonic()
+    response = await get_content(client, DOC_CARD)
+    headers_at = time.monotonic() - start
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await response.read()
+    assert headers_at < 0.3 <= 0.4 <= time.monotonic() - start
+    [entry] = (await (await client.get("/__admin/requests")).json())["requests"]
+    assert entry["status"] == "partial"
+    assert "applied=" in entry["fault"]
+
+
+async def test_delay_at_body_without_a_body_comes_before_the_headers(make_client: MakeClient) -> None:
+    rule = {"name": "slow", "delay": "300ms", "delay_at": "body", "outcome": {"status": 503, "body": "empty"}}
+    client = await make_client(faults=faults(rules=[rule]))
+    start = time.monotonic()
+    response = await get_content(client, DOC_CARD)
+    assert time.monotonic() - start >= 0.3
+    assert response.status == 503
+    assert await response.read() == b""
+    header = response.headers["X-Content-Provider-Fault"]
+    assert "delay=300ms@body; applied=" in header
+    assert header.endswith("before the headers (no body to pause in)")
+
+
+async def test_a_client_hanging_up_during_a_dribbled_body_is_not_a_server_error(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiohttp's test server cancels the handler when its client goes; ``serve`` does not
+    (tests/test_hostile.py has that case, with the access log line)."""
+    client = await make_client(faults=faults(rules=[{"name": "dribble", "bandwidth": 20000}]))
+    with caplog.at_level(logging.INFO):
+        response = await get_content(client, DOC_CARD)
+        assert response.status == 200
+        total = int(response.headers["Content-Length"])
+        first = await response.content.read(1000)
+        assert first
+        await asyncio.sleep(0.3)
+        response.close()  # the client gives up, as curl -m would
+        for _ in range(100):
+            entries = (await (await client.get("/__admin/requests")).json())["requests"]
+            if entries and entries[0].get("clientClosed"):
+                break
+            await asyncio.sleep(0.05)
+    [entry] = entries
+    assert entry["status"] == 200
+    assert entry["clientClosed"] is True
+    assert 0 < entry["bytesSent"] < total
+    assert "internal error" not in caplog.text
+    assert "Traceback" not in caplog.text

@@ -10,6 +10,7 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -154,3 +155,72 @@ async def test_sigterm_lets_an_in_flight_request_finish(tmp_path: Path, fixture_
             assert response.status == 200
             assert (await response.json())["data"][0]["key"] == "front"
         assert await asyncio.wait_for(server.process.wait(), 15) == 0
+
+
+async def test_sigterm_ends_hangs_and_long_delays_at_once(
+    tmp_path: Path, fixture_root: Path, signing_dir: Path
+) -> None:
+    """The promise is 10 s; injected waits that would outlast it are ended and their connections
+    closed, while a short delay in flight still gets its answer."""
+    rules = (
+        "faults:\n  rules:\n"
+        "    - {name: stuck, match: {id: 'PROV:hang'}, outcome: hang}\n"
+        "    - {name: slow, match: {id: 'PROV:slow'}, delay: 60s}\n"
+        "    - {name: slow-body, match: {id: 'PROV:slow-body'}, delay: 60s, delay_at: body}\n"
+        "    - {name: trickle, match: {id: 'PROV:trickle'}, bandwidth: 100}\n"
+        "    - {name: short, match: {id: 'PROV:short'}, delay: 1s}\n"
+    )
+    async with (
+        serving(write_config(tmp_path, fixture_root, signing_dir, rules), tmp_path) as server,
+        aiohttp.ClientSession() as session,
+    ):
+
+        async def ask(content_id: str) -> Any:
+            async with session.post(f"{server.url}/getcontent", json={"contentId": content_id}) as response:
+                return response.status, len(await response.read())
+
+        cut = ["PROV:hang", "PROV:slow", "PROV:slow-body", "PROV:trickle"]
+        asked = [asyncio.ensure_future(ask(content_id)) for content_id in [*cut, "PROV:short"]]
+        await asyncio.sleep(0.5)
+        stopped_at = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(server.process.wait(), 30) == 0
+        took = time.monotonic() - stopped_at
+        results = await asyncio.gather(*asked, return_exceptions=True)
+    log = await server.full_log()
+    assert took < 5.0, f"took {took:.1f} s to exit\n{log}"  # was ~22 s; the promise is 10 s
+    for content_id, result in zip(cut, results[:4], strict=True):
+        assert isinstance(result, aiohttp.ClientError), (content_id, result)
+    short = results[4]
+    assert isinstance(short, tuple), short
+    assert short[0] == 200
+    assert short[1] > 1000
+    assert "ended 4 injected wait(s) that would outlast the shutdown" in log
+    assert "Traceback" not in log
+
+
+async def test_a_client_hanging_up_mid_body_is_logged_as_what_it_was_sent(
+    tmp_path: Path, fixture_root: Path, signing_dir: Path
+) -> None:
+    rules = "faults:\n  rules:\n    - {name: dribble, match: {id: 'PROV:bob'}, bandwidth: 20000}\n"
+    async with serving(write_config(tmp_path, fixture_root, signing_dir, rules), tmp_path) as server:
+        async with aiohttp.ClientSession() as session:
+            response = await session.post(f"{server.url}/getcontent", json={"contentId": "PROV:bob"})
+            assert response.status == 200
+            await response.content.read(100)
+            await asyncio.sleep(0.5)
+            response.close()
+            for _ in range(100):
+                async with session.get(f"{server.url}/__admin/requests") as listing:
+                    [entry] = (await listing.json())["requests"] or [{}]
+                if entry.get("clientClosed"):
+                    break
+                await asyncio.sleep(0.05)
+        server.process.send_signal(signal.SIGTERM)
+        log = await server.full_log()
+    assert entry["status"] == 200
+    assert 0 < entry["bytesSent"] < int(response.headers["Content-Length"])
+    assert "POST /getcontent 200 id='PROV:bob'" in log
+    assert f"client closed after {entry['bytesSent']} body bytes" in log
+    assert "internal error" not in log
+    assert "Traceback" not in log
