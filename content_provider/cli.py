@@ -144,15 +144,20 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
     context = server_context(settings.tls_cert, settings.tls_key) if settings.tls_cert and settings.tls_key else None
     role = WorkerRole.from_environ(environ)
     await runner.setup()
-    listener = private = None
+    listeners: list[asyncio.Server] = []
+    private = None
     try:
-        listener = await listen(
-            runner, settings.host, settings.port, context, settings.max_connections, reuse_port=role is not None
-        )
+        if role is None:
+            listeners = [await listen(runner, settings.host, settings.port, context, settings.max_connections)]
+        else:  # the supervisor's sockets (see workers.py)
+            listeners = [
+                await listen(runner, settings.host, settings.port, context, settings.max_connections, sock=sock)
+                for sock in role.listening_sockets()
+            ]
         if role is not None:  # the siblings' way in (see workers.py); the supervisor says where it serves
             private = await listen(runner, "127.0.0.1", 0, None, settings.max_connections)
             await asyncio.to_thread(role.announce, f"http://127.0.0.1:{private.sockets[0].getsockname()[1]}")
-        for sock in listener.sockets if role is None else ():
+        for sock in listeners[0].sockets if role is None else ():
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
             scheme = "https" if context else "http"
@@ -162,13 +167,27 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        orphan_watch = asyncio.create_task(_stop_when_orphaned(stop)) if role is not None else None
         await stop.wait()
+        if orphan_watch is not None:
+            orphan_watch.cancel()
         log.info("shutting down: no new connections; in-flight requests get %g s", SHUTDOWN_TIMEOUT)
     finally:
-        for server in (listener, private):
+        for server in [*listeners, private]:
             if server is not None:
                 server.close()
         await runner.cleanup()
+
+
+async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+    """A worker whose supervisor is gone (killed with -9, say) stops too, rather than hold the port."""
+    parent = os.getppid()
+    while True:  # Linux says nothing when a parent dies (short of prctl), so look every second
+        await asyncio.sleep(1.0)
+        if os.getppid() != parent:
+            break
+    log.warning("the supervisor (pid %d) is gone; stopping", parent)
+    stop.set()
 
 
 def run_loop(main: Coroutine[Any, Any, None], choice: str) -> None:

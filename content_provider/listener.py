@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from typing import cast
 
@@ -48,16 +49,50 @@ class _Refuse(asyncio.Protocol):
         return False
 
 
+def bind_sockets(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets on every address of ``host`` (one port for all, also when ``port`` is 0).
+
+    For ``serve --workers N``: the supervisor binds once and every worker accepts on the same
+    sockets. Nothing sets SO_REUSEPORT, so a port that another server holds is refused here
+    (exit 2), and there is no gap between choosing a free port and binding it.
+    """
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # not REUSEPORT: see above
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                raise OSError(
+                    exc.errno,
+                    f"error while attempting to bind on address {address[:2]!r}: {(exc.strerror or str(exc)).lower()}",
+                ) from None
+            sock.listen(1024)
+            sock.set_inheritable(True)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
 async def listen(
     runner: web.AppRunner,
     host: str,
     port: int,
     context: ssl.SSLContext | None,
     max_connections: int,
-    reuse_port: bool = False,
+    sock: socket.socket | None = None,
 ) -> asyncio.Server:
-    """Start accepting for ``runner`` (after ``runner.setup()``); ``reuse_port`` to share the port
-    with sibling workers (SO_REUSEPORT: the kernel spreads new connections over them)."""
+    """Start accepting for ``runner`` (after ``runner.setup()``) on ``host:port``, or on ``sock``
+    when it is given (a worker's share of the supervisor's socket)."""
     handlers = runner.server
     assert handlers is not None, "runner.setup() first"
     refused = 0
@@ -74,6 +109,6 @@ async def listen(
         return handlers()
 
     loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        protocol, host, port, ssl=context, backlog=1024, reuse_address=True, reuse_port=reuse_port or None
-    )
+    if sock is not None:
+        return await loop.create_server(protocol, sock=sock, ssl=context, backlog=1024)
+    return await loop.create_server(protocol, host, port, ssl=context, backlog=1024, reuse_address=True)

@@ -1,10 +1,11 @@
 """``serve --workers N``: N processes on one port, sharing what the admin API changes.
 
-The supervisor (the process the user started) picks the port, makes the signing key once
+The supervisor (the process the user started) binds the port, makes the signing key once
 and starts N workers: the same command again, told by environment variables which worker
-it is and where the shared state folder is. Each worker listens on the port with
-``SO_REUSEPORT`` (the kernel spreads new connections over them) and also on a private
-loopback port that it writes to the state folder.
+it is, which inherited sockets to accept on and where the shared state folder is. Every
+worker accepts on the supervisor's sockets (whichever is free takes a new connection), and
+listens on a private loopback port that it writes to the state folder. The port is bound
+once, without ``SO_REUSEPORT``: a second server on it is refused, as with one process.
 
 What is shared, and how:
 
@@ -44,11 +45,13 @@ from aiohttp import hdrs, web
 
 from .fsutil import atomic_write
 from .keys import ROLE, SIBLING_SESSION
+from .listener import bind_sockets
 
 log = logging.getLogger("content_provider")
 
 WORKER_ENV = "CONTENT_PROVIDER_WORKER"  # "<index>:<count>"
 STATE_ENV = "CONTENT_PROVIDER_WORKER_STATE"
+SOCKETS_ENV = "CONTENT_PROVIDER_WORKER_SOCKETS"  # inherited listening file descriptors, comma-separated
 SECRET_ENV = "CONTENT_PROVIDER_WORKER_SECRET"
 SIBLING_HEADER = "X-Content-Provider-Sibling"
 READY_TIMEOUT = 60.0
@@ -63,6 +66,7 @@ class WorkerRole:
     count: int
     state: Path
     secret: str
+    sockets: tuple[int, ...] = ()  # file descriptors of the supervisor's listening sockets
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> WorkerRole | None:
@@ -70,7 +74,12 @@ class WorkerRole:
         if not role or not state or not secret:
             return None
         index, _, count = role.partition(":")
-        return cls(int(index), int(count), Path(state), secret)
+        sockets = tuple(int(fd) for fd in environ.get(SOCKETS_ENV, "").split(",") if fd)
+        return cls(int(index), int(count), Path(state), secret, sockets)
+
+    def listening_sockets(self) -> list[socket.socket]:
+        """The supervisor's listening sockets, inherited: every worker accepts on them."""
+        return [socket.socket(fileno=fd) for fd in self.sockets]
 
     def announce(self, url: str) -> None:
         """Tell the supervisor and the siblings where this worker's private port is."""
@@ -139,6 +148,7 @@ async def gathered(request: web.Request) -> list[Any]:
 
 
 def free_port(host: str) -> int:
+    """A port free now, for benchmarks and tests that must name one up front (it may be taken later)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family) as sock:
         sock.bind((host, 0))
@@ -149,8 +159,13 @@ def free_port(host: str) -> int:
 def supervise(
     argv: Sequence[str], environ: Mapping[str, str], count: int, host: str, port: int, scheme: str, base_path: str
 ) -> int:
-    """Run ``count`` workers of ``content-provider <argv>`` on ``host:port`` until SIGINT/SIGTERM."""
-    port = port or free_port(host)
+    """Run ``count`` workers of ``content-provider <argv>`` on ``host:port`` until SIGINT/SIGTERM.
+
+    Raises :class:`OSError` when the port cannot be bound (taken, say) before starting any.
+    """
+    listening = bind_sockets(host, port)
+    port = listening[0].getsockname()[1]
+    fds = tuple(sock.fileno() for sock in listening)
     state = Path(tempfile.mkdtemp(prefix="content-provider-workers-"))
     secret = secrets.token_hex(16)
     command = [sys.executable, "-m", "content_provider", *argv, "--port", str(port)]
@@ -165,7 +180,10 @@ def supervise(
     try:
         for index in range(count):
             env = {**environ, WORKER_ENV: f"{index}:{count}", STATE_ENV: str(state), SECRET_ENV: secret}
-            workers.append(subprocess.Popen(command, env=env))
+            env[SOCKETS_ENV] = ",".join(map(str, fds))
+            workers.append(subprocess.Popen(command, env=env, pass_fds=fds))
+        for sock in listening:  # the workers hold them now
+            sock.close()
         deadline = time.monotonic() + READY_TIMEOUT
         while not all((state / f"worker-{i}.json").exists() for i in range(count)):
             if stopping:
@@ -191,6 +209,8 @@ def supervise(
         log.info("stopping %d workers", count)
         return 0
     finally:
+        for sock in listening:
+            sock.close()
         for worker in workers:
             if worker.poll() is None:
                 worker.send_signal(signal.SIGTERM)

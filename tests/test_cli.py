@@ -77,7 +77,11 @@ async def serving(config: Path, cwd: Path, *flags: str) -> AsyncIterator[Server]
         yield running
     finally:
         if running.process.returncode is None:
-            running.process.kill()
+            running.process.terminate()  # as a user would: a supervisor then stops its workers too
+            try:
+                await asyncio.wait_for(running.process.wait(), 20)
+            except TimeoutError:
+                running.process.kill()
         await running.full_log()
 
 

@@ -10,6 +10,7 @@ import asyncio
 import os
 import re
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,58 @@ def test_workers_from_config_and_environment() -> None:
     assert parse_settings({}, Path.cwd(), {}).workers == 1
     assert parse_settings({"server": {"workers": 3}}, Path.cwd(), {}).workers == 3
     assert parse_settings({"server": {"workers": 3}}, Path.cwd(), {"CONTENT_PROVIDER_WORKERS": "4"}).workers == 4
+
+
+@pytest.mark.parametrize("second", [["--workers", "2"], []])
+async def test_a_port_a_worker_group_holds_is_refused_to_any_other_server(
+    workers: Server, tmp_path: Path, fixture_root: Path, signing_dir: Path, second: list[str]
+) -> None:
+    """Two groups once both started on one port (SO_REUSEPORT) and the kernel split the traffic."""
+    port = workers.url.rsplit(":", 1)[1]
+    (tmp_path / "second").mkdir()
+    config = write_config(tmp_path / "second", fixture_root, signing_dir)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "content_provider", "serve", "--config", str(config), "--port", port, *second,
+        cwd=tmp_path, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2, err.decode()
+    assert "address already in use" in err.decode().lower()
+    assert "Traceback" not in err.decode()
+    seen = {answer["worker"] for _, _, answer in await fresh(workers.url, "GET", "/healthz")}
+    assert seen == {0, 1}  # the first group still has the port to itself
+
+
+async def test_a_worker_group_refuses_a_port_one_process_holds(
+    tmp_path: Path, fixture_root: Path, signing_dir: Path
+) -> None:
+    async with serving(write_config(tmp_path, fixture_root, signing_dir), tmp_path) as server:
+        await refused_on(server.url.rsplit(":", 1)[1], tmp_path, fixture_root, signing_dir)
+
+
+async def refused_on(port: str, tmp_path: Path, fixture_root: Path, signing_dir: Path) -> None:
+    (tmp_path / "second").mkdir()
+    config = write_config(tmp_path / "second", fixture_root, signing_dir)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "content_provider", "serve", "--config", str(config), "--port", port, "--workers", "2",
+        cwd=tmp_path, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2, err.decode()
+    assert "address already in use" in err.decode().lower()
+
+
+async def test_workers_stop_when_their_supervisor_is_killed(workers: Server) -> None:
+    """Left behind, they would hold the port (and the log pipe) until someone found them."""
+    host, port = workers.url.removeprefix("http://").rsplit(":", 1)
+    workers.process.kill()
+    for _ in range(100):
+        try:
+            _, writer = await asyncio.open_connection(host, int(port))
+        except OSError:
+            break  # nobody accepts on the port any more
+        writer.close()
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the workers still accept connections 10 s after their supervisor was killed")
+    assert "the supervisor (pid" in await asyncio.wait_for(workers.full_log(), 10)
