@@ -26,15 +26,14 @@ from .faults import parse_rule, parse_rules, unused_name
 from .fsutil import atomic_write
 from .imagecheck import jpeg_problem
 from .keys import FAULTS, JOURNAL, ROLE, SETTINGS, STORE
+from .layout import DEFAULT_DIR, EXTENSIONS, ORGS_DIR, SIDES, USERS_DIR, is_card_side
 from .preview import preview
 from .schema import ConfigError, ascii_int
-from .store import DEFAULT_DIR, ORGS_DIR, USERS_DIR
 from .workers import gathered, is_sibling_call, replay
 
 PREFIX = "/__admin"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_UPLOAD = 20 * 1024 * 1024
-SIDES = ("front", "back", "auth")
 KINDS = {"users": USERS_DIR, "orgs": ORGS_DIR}
 
 
@@ -208,7 +207,7 @@ def _names(folder: Path) -> list[str]:
 
 
 def _sides(folder: Path) -> list[str]:
-    return [side for side in SIDES if any((folder / f"{side}{ext}").is_file() for ext in (".jpg", ".jpeg"))]
+    return [side for side in SIDES if any((folder / f"{side}{ext}").is_file() for ext in EXTENSIONS)]
 
 
 def _inventory(request: web.Request, problems: list[dict[str, str]]) -> dict[str, Any]:
@@ -309,7 +308,7 @@ async def upload(request: web.Request) -> web.Response:
     if len(data) > MAX_UPLOAD:
         raise ApiError(413, "body_too_large", f"an image may be {MAX_UPLOAD} bytes at most")
     settings = request.app[SETTINGS]
-    card = request.match_info["side"] != "auth"
+    card = is_card_side(request.match_info["side"])
     reason = await asyncio.to_thread(jpeg_problem, data, card=card, tolerance=settings.aspect_tolerance)
     if reason is not None:
         raise ApiError(400, "invalid_image", f"body: {reason}")

@@ -26,9 +26,10 @@ from .config import ENV_PREFIX, SAFE_NAME, ConfigError, Settings, find_config, l
 from .conformance import DEMO_IDS, check, format_junit, format_text, load_trust
 from .devtls import make_dev_tls, server_context
 from .generate import write_demo, write_images, write_members
+from .layout import ORGS_DIR, USERS_DIR
 from .listener import listen
 from .signing import load_or_create_signer
-from .store import ORGS_DIR, USERS_DIR, FixtureError, FixtureStore
+from .store import FixtureError, FixtureStore
 from .workers import WorkerRole, supervise
 
 log = logging.getLogger("content_provider")

@@ -18,8 +18,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 
 from .generate import auth_jpeg, card_jpeg
-
-SIDES = ("front", "back", "auth")
+from .layout import SIDES
 
 
 class AdminError(Exception):

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from .faults import FaultSettings, parse_fault_settings
+from .layout import SIDES
 from .schema import ConfigError as ConfigError
 from .schema import Reader, ascii_int, bounded
 
@@ -28,8 +29,19 @@ DEFAULT_CONFIG_NAME = "config.yaml"
 
 BARE_ID_MODES = ("card", "auth", "off")
 EVENT_LOOPS = ("auto", "asyncio", "uvloop")
-ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "Ed25519")
-IMAGE_KEYS = ("front", "back", "auth")
+# Each JWS algorithm the back side can be signed with, and the key type it needs. EdDSA (RFC 8037)
+# and Ed25519 (RFC 9864) sign alike with an Ed25519 key; verifiers written before RFC 9864 (PyJWT,
+# many Java JOSE libraries) know only EdDSA, newer ones may prefer Ed25519.
+KEY_TYPES = {
+    **{name: "RSA" for name in ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")},
+    "ES256": "P-256",
+    "ES384": "P-384",
+    "EdDSA": "Ed25519",
+    "Ed25519": "Ed25519",
+}
+ALGORITHMS = tuple(KEY_TYPES)
+# Default key files are named by key type, so switching algorithm never reuses a wrong key.
+KEY_FILE_STEMS = {"RSA": "rsa", "P-256": "ec-p256", "P-384": "ec-p384", "Ed25519": "ed25519"}
 # Organisation and user names that may appear as folder names. Content ids are
 # opaque, so anything else is simply not a folder (it may still be mapped in
 # config, match an organisation pattern, or fall back to the default).
@@ -40,10 +52,7 @@ DEFAULT_SIGNING_DIR = PROJECT_DIR / ".dev-signing"
 
 
 def key_file_stem(algorithm: str) -> str:
-    """Default key files are named by key type, so switching algorithm never reuses a wrong key."""
-    if algorithm[:2] in ("RS", "PS"):
-        return "rsa"
-    return {"ES256": "ec-p256", "ES384": "ec-p384", "Ed25519": "ed25519"}[algorithm]
+    return KEY_FILE_STEMS[KEY_TYPES[algorithm]]
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,7 @@ def _fixture_path(key: str, value: str | None, root: Path) -> Path | None:
 
 
 def _images(reader: Reader, root: Path) -> UserImages:
-    return UserImages(**{name: _fixture_path(reader.key(name), reader.string(name, None), root) for name in IMAGE_KEYS})
+    return UserImages(**{name: _fixture_path(reader.key(name), reader.string(name, None), root) for name in SIDES})
 
 
 def _env(environ: Mapping[str, str], name: str, fallback: str | None) -> str | None:

@@ -16,7 +16,6 @@ same faults on every run.
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import random
 import re
@@ -28,6 +27,7 @@ from typing import Any, TypeVar
 
 from .contract import ContentId, UseCase
 from .faultpayloads import PAYLOAD_MODES
+from .patterns import compile_pattern
 from .schema import ConfigError, Reader, ascii_int
 
 CONNECTION_MODES = ("reset", "close", "partial", "garbage")
@@ -95,6 +95,11 @@ class Match:
     use_case: UseCase | None = None
     ids: frozenset[str] = frozenset()
     patterns: tuple[str, ...] = ()
+    matchers: tuple[Callable[[str], bool], ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # patterns are checked when the rule is read (Reader.patterns), so they compile here
+        object.__setattr__(self, "matchers", tuple(compile_pattern(p) for p in self.patterns))
 
     def matches(self, content_id: ContentId) -> bool:
         if self.use_case is not None and content_id.use_case is not self.use_case:
@@ -103,13 +108,7 @@ class Match:
             return True
         if content_id.raw in self.ids:
             return True
-        return any(_pattern_matches(p, content_id.raw) for p in self.patterns)
-
-
-def _pattern_matches(pattern: str, text: str) -> bool:
-    if pattern.startswith("re:"):
-        return re.fullmatch(pattern[3:], text) is not None
-    return fnmatch.fnmatchcase(text, pattern)
+        return any(match(content_id.raw) for match in self.matchers)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .contract import CARD_SIZE
 from .fsutil import atomic_write
-from .store import DEFAULT_DIR, MEMBERS_FILE, ORGS_DIR, USERS_DIR
+from .layout import DEFAULT_DIR, MEMBERS_FILE, ORGS_DIR, USERS_DIR
 
 AUTH_SIZE = (640, 640)
 JPEG_QUALITY = 70

@@ -33,7 +33,7 @@ from .client import AdminClient, AdminError
 from .config import BUNDLED_FIXTURES, Settings
 from .fsutil import atomic_write
 from .generate import write_demo
-from .store import DEFAULT_DIR, EXTENSIONS, ORGS_DIR, USERS_DIR
+from .layout import DEFAULT_DIR, EXTENSIONS, ORGS_DIR, USERS_DIR
 
 START_TIMEOUT = 30.0
 

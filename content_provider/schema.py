@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any, TypeVar
 
+from .patterns import pattern_error
+
 _N = TypeVar("_N", int, float)
 
 
@@ -100,11 +102,9 @@ class Reader:
         """Glob patterns, or full-match regular expressions written ``re:...``."""
         values = self.string_list(name)
         for index, pattern in enumerate(values):
-            if pattern.startswith("re:"):
-                try:
-                    re.compile(pattern[3:])
-                except re.error as exc:
-                    raise ConfigError(f"{self.key(name)}[{index}]: bad regular expression: {exc}") from None
+            error = pattern_error(pattern)
+            if error is not None:
+                raise ConfigError(f"{self.key(name)}[{index}]: {error}")
         return values
 
     def finish(self) -> None:

@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 from joserfc import jws
+from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
-from .config import ALGORITHMS, ConfigError
+from .config import ALGORITHMS, KEY_TYPES, ConfigError
 from .fsutil import atomic_write
 
 log = logging.getLogger("content_provider.signing")
@@ -36,11 +38,39 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519Pri
 JoseKey = RSAKey | ECKey | OKPKey
 
 
-def key_family(algorithm: str) -> str:
-    """Which key type an algorithm needs: ``RSA``, ``P-256``, ``P-384`` or ``Ed25519``."""
-    if algorithm[:2] in ("RS", "PS"):
-        return "RSA"
-    return {"ES256": "P-256", "ES384": "P-384", "Ed25519": "Ed25519"}[algorithm]
+class _EdDSA(JWSAlgModel):
+    """RFC 8037's ``EdDSA`` with an Ed25519 key, as joserfc does it, minus its warning that RFC 9864
+    deprecates the name: we offer it on purpose, for verifiers that know no other."""
+
+    name = "EdDSA"
+    description = "EdDSA (RFC 8037) with an Ed25519 key"
+    key_type = "OKP"
+
+    def sign(self, msg: bytes, key: Any) -> bytes:
+        private = key.get_op_key("sign")
+        if not isinstance(private, ed25519.Ed25519PrivateKey):
+            raise TypeError("EdDSA here needs an Ed25519 key")
+        return private.sign(msg)
+
+    def verify(self, msg: bytes, sig: bytes, key: Any) -> bool:
+        public = key.get_op_key("verify")
+        if not isinstance(public, ed25519.Ed25519PublicKey):
+            return False
+        try:
+            public.verify(sig, msg)
+        except InvalidSignature:
+            return False
+        return True
+
+
+class _Registry(jws.JWSRegistry):
+    """joserfc's JWS algorithms, with :class:`_EdDSA` in place of its EdDSA."""
+
+    algorithms = {**jws.JWSRegistry.algorithms, "EdDSA": _EdDSA()}  # noqa: RUF012 (joserfc reads it from the class)
+
+
+def _registry(algorithms: list[str]) -> jws.JWSRegistry:
+    return _Registry(algorithms=algorithms)
 
 
 def _new_key(family: str) -> PrivateKey:
@@ -158,7 +188,7 @@ class Signer:
     def sign(self, payload: bytes, **header: Any) -> str:
         """Compact JWS of ``payload``; ``header`` overrides members of the protected header."""
         protected = {**self.header(), **header}
-        return jws.serialize_compact(protected, payload, self.jose_key, algorithms=[self.algorithm])
+        return jws.serialize_compact(protected, payload, self.jose_key, registry=_registry([self.algorithm]))
 
     def sign_as(self, purpose: str, payload: bytes) -> str:
         """Sign as a broken provider would: ``wrong-kid``, ``untrusted`` or ``expired``."""
@@ -193,7 +223,7 @@ def stand_in_signer(algorithm: str, purpose: str) -> Signer:
 
     ``expired`` gives a certificate that expired in 2020. Used by the JWS fault modes.
     """
-    key = _new_key(key_family(algorithm))
+    key = _new_key(KEY_TYPES[algorithm])
     valid = None
     if purpose == "expired":
         valid = (
@@ -211,7 +241,7 @@ def load_or_create_signer(algorithm: str, key_file: Path, cert_file: Path) -> Si
     A key of the wrong type for ``algorithm`` is an error, not silently replaced; an
     expired or missing certificate is re-issued for the same key.
     """
-    family = key_family(algorithm)
+    family = KEY_TYPES[algorithm]
     if key_file.exists():
         key = _load_key(key_file)
         if _family_of(key) != family:
@@ -258,7 +288,7 @@ def verifying_registry(algorithms: list[str] | None = None) -> jws.JWSRegistry:
     joserfc's defaults refuse a header over 512 bytes and a payload over 128 kB, and a
     back side carries a certificate in ``x5c`` and a whole JPEG, so limits are raised.
     """
-    registry = jws.JWSRegistry(algorithms=algorithms or list(ALGORITHMS))
+    registry = _registry(algorithms or list(ALGORITHMS))
     registry.max_header_length = 64 * 1024
     registry.max_payload_length = 64 * 1024 * 1024
     registry.max_signature_length = 4 * 1024

@@ -12,14 +12,13 @@ looked up as folders, and every file found is checked to lie inside the fixture
 folder after symlinks are followed.
 
 The encoded answer is cached in memory, keyed by the files' identity (path, size,
-mtime), so a hot id costs two dictionary lookups and no disk read or base64 work.
+mtime, inode), so a hot id costs two dictionary lookups and no disk read or base64 work.
 Files on disk are looked at again at most every ``cache.revalidate_seconds``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import functools
 import logging
 import os
@@ -39,16 +38,12 @@ from .cache import ByteBoundedLRU
 from .config import SAFE_NAME, Organisation, Settings, UserImages
 from .contract import ContentId, UseCase, answer_body, image_element, jws_element
 from .imagecheck import FixtureProblem, jpeg_problem
+from .layout import DEFAULT_DIR, EXTENSIONS, MEMBERS_FILE, ORGS_DIR, SIDES, SIDES_FOR, USERS_DIR, is_card_side
+from .patterns import compile_pattern, is_pattern, pattern_error
 from .signing import Signer
 
 log = logging.getLogger("content_provider.fixtures")
 
-USERS_DIR = "users"
-ORGS_DIR = "orgs"
-DEFAULT_DIR = "default"
-MEMBERS_FILE = "members.txt"
-EXTENSIONS = (".jpg", ".jpeg")
-KEYS_FOR = {UseCase.CARD: ("front", "back"), UseCase.AUTH: ("auth",)}
 MEMO_ENTRIES = 20_000  # about 1.8 kB each; a forgotten id costs a few stat calls, not a rebuild
 MEMBERS_FILE_LIMIT = 4 * 1024 * 1024
 
@@ -129,17 +124,6 @@ class _Org:
     folder: Path
 
 
-def _matcher(pattern: str) -> Callable[[str], bool]:
-    if pattern.startswith("re:"):
-        compiled = re.compile(pattern[3:])
-        return lambda subject: compiled.fullmatch(subject) is not None
-    return lambda subject: fnmatch.fnmatchcase(subject, pattern)
-
-
-def _is_pattern(entry: str) -> bool:
-    return entry.startswith("re:") or any(ch in entry for ch in "*?[")
-
-
 def parse_members(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """A ``members.txt``: one id or pattern a line; ``#`` starts a comment."""
     members: list[str] = []
@@ -147,7 +131,7 @@ def parse_members(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     for line in text.splitlines():
         entry = line.split("#", 1)[0].strip()
         if entry:
-            (patterns if _is_pattern(entry) else members).append(entry)
+            (patterns if is_pattern(entry) else members).append(entry)
     return tuple(members), tuple(patterns)
 
 
@@ -202,7 +186,7 @@ class _OrgIndex:
         matchers = []
         for pattern in patterns:
             try:
-                matchers.append(_matcher(pattern))
+                matchers.append(compile_pattern(pattern))
             except re.error:
                 continue  # reported by _folder_members; config patterns are checked at load
         return _Org(name, frozenset(members), patterns, tuple(matchers), images, self.root / ORGS_DIR / name)
@@ -222,11 +206,9 @@ class _OrgIndex:
             return (), ()
         members, patterns = parse_members(raw.decode("utf-8", errors="replace"))
         for pattern in patterns:
-            if pattern.startswith("re:"):
-                try:
-                    re.compile(pattern[3:])
-                except re.error as exc:
-                    problems.append(FixtureProblem(path, f"bad regular expression {pattern!r}: {exc}"))
+            error = pattern_error(pattern)
+            if error is not None:
+                problems.append(FixtureProblem(path, error))
         return members, patterns
 
     def candidates(self, subject: str) -> Iterator[_Org]:
@@ -396,7 +378,7 @@ class FixtureStore:
 
     def resolve(self, use_case: UseCase, subject: str) -> Resolution | None:
         """Which files answer ``subject`` for ``use_case``; blocking, call off the event loop."""
-        keys = KEYS_FOR[use_case]
+        keys = SIDES_FOR[use_case]
         found = self._user_files(subject, keys)
         if found:
             return self._resolution("user", subject, found)
@@ -412,7 +394,7 @@ class FixtureStore:
 
         For the web page's previews, which show each owner's card without a member id.
         """
-        keys = KEYS_FOR[use_case]
+        keys = SIDES_FOR[use_case]
         if level == "user":
             found = self._user_files(owner, keys)
             return self._resolution("user", owner, found) if found else None
@@ -549,17 +531,17 @@ class FixtureStore:
         yield from self._images_in(self.root / DEFAULT_DIR)
         mapped = list(self.settings.users.values()) + [org.images for org in self.settings.organisations]
         for images in mapped:
-            for key in ("front", "back", "auth"):
-                path = getattr(images, key)
+            for side in SIDES:
+                path = getattr(images, side)
                 if path is not None:
-                    yield path, key != "auth"
+                    yield path, is_card_side(side)
 
     def _images_in(self, folder: Path) -> Iterator[tuple[Path, bool]]:
-        for key in ("front", "back", "auth"):
+        for side in SIDES:
             for extension in EXTENSIONS:
-                path = folder / f"{key}{extension}"
+                path = folder / f"{side}{extension}"
                 if path.is_file():
-                    yield path, key != "auth"
+                    yield path, is_card_side(side)
 
     def check_all(self) -> list[FixtureProblem]:
         """Decode every fixture once; blocking, call off the event loop. Reports, never raises."""

@@ -27,7 +27,7 @@ async def fetch_back(client: object) -> str:
     return str(back["data"])
 
 
-@pytest.mark.parametrize("algorithm", ["RS256", "PS256", "ES256", "ES384", "Ed25519"])
+@pytest.mark.parametrize("algorithm", ["RS256", "PS256", "ES256", "ES384", "Ed25519", "EdDSA"])
 async def test_back_verifies_with_published_jwks(make_client: MakeClient, tmp_path: Path, algorithm: str) -> None:
     client = await make_client(algorithm=algorithm, key_file=tmp_path / "key.pem", cert_file=tmp_path / "cert.pem")
     compact = await fetch_back(client)
@@ -84,3 +84,19 @@ async def test_back_with_another_kid_does_not_verify(make_client: MakeClient) ->
     jwks["keys"][0]["kid"] = "someone-else"
     with pytest.raises(JoseError):
         verify_back(f"{header}.{payload}.{signature}", jwks)
+
+
+@pytest.mark.parametrize("algorithm", ["EdDSA", "Ed25519"])
+async def test_ed25519_backs_under_either_name_verify_with_plain_ed25519(
+    make_client: MakeClient, tmp_path: Path, algorithm: str
+) -> None:
+    """EdDSA (RFC 8037) is the name older verifiers know; the key says crv Ed25519 under both names."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    client = await make_client(algorithm=algorithm, key_file=tmp_path / "key.pem", cert_file=tmp_path / "cert.pem")
+    header, payload, signature = (await fetch_back(client)).split(".")
+    [key] = (await (await client.get("/.well-known/jwks.json")).json())["keys"]
+    assert (key["kty"], key["crv"], key["alg"]) == ("OKP", "Ed25519", algorithm)
+    assert json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["alg"] == algorithm
+    public = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(key["x"] + "=" * (-len(key["x"]) % 4)))
+    public.verify(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)), f"{header}.{payload}".encode())
