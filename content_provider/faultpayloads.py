@@ -189,9 +189,14 @@ def _make_modes() -> dict[str, PayloadMode]:
         return _json([*elements_of(ctx), more])
 
     def broken_padding(ctx: PayloadContext) -> bytes:
-        # Drop the padding, and a character more when none was due: wrong for lax and strict decoders.
+        # A missing "=" alone is no fault for Java, whose decoders never need the padding. So: a "="
+        # where no padding can be (at a 4-character boundary mid-string), which Java's basic and MIME
+        # decoders refuse, and 4k+1 data characters, which no decoder can take (Python's lax one skips
+        # a stray "=" but not a length like that). The padding at the end goes.
         data = ctx.elements[0]["data"].rstrip("=")
-        return _with_first(ctx, data[:-1] if len(data) % 4 == 0 else data)
+        data = data[: len(data) - (len(data) - 1) % 4]
+        middle = len(data) // 8 * 4
+        return _with_first(ctx, data[:middle] + "=" + data[middle:])
 
     body = _json
     modes = {
@@ -237,7 +242,7 @@ def _make_modes() -> dict[str, PayloadMode]:
             lambda ctx: (_with_first(ctx, ctx.elements[0]["data"].replace("+", "-").replace("/", "_")), JSON),
         ),
         "broken_padding": PayloadMode(
-            "the image's base64 with its `=` padding wrong",
+            "the image's base64 with a `=` mid-string and a length no decoder takes",
             "a base64 padding error",
             lambda ctx: (broken_padding(ctx), JSON),
         ),
