@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--strict", action="store_true", default=None, help="a bad fixture is fatal")
     serve.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
     serve.add_argument("--tls-key", help="the certificate's PEM private key")
-    serve.add_argument("--workers", type=int, help="processes serving the port (default 1; see README)")
+    serve.add_argument("--workers", type=int, help="processes serving the port (default 1; see docs/performance.md)")
 
     tls = commands.add_parser("dev-tls", help="make a local development CA and an HTTPS server certificate")
     tls.add_argument("--dir", default=".dev-tls", help="where to write them (default .dev-tls)")

@@ -1,7 +1,7 @@
 """The content provider contract in one place: ids, use cases, answer shape, errors.
 
-See ``../shared/CONTRACT.md``. Points the vendor's text leaves open are marked
-*assumed* here and in the README.
+See ``docs/contract.md``. Points the vendor's text leaves open are marked
+*assumed* here and "We assume" there.
 """
 
 from __future__ import annotations

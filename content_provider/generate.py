@@ -106,7 +106,7 @@ def write_members(folder: Path, entries: Iterable[str]) -> Path:
 
 
 def write_demo(root: Path) -> list[Path]:
-    """The bundled demo set (see the README's table of demo ids)."""
+    """The bundled demo set (see the table of demo ids in docs/fixtures.md)."""
     written: list[Path] = []
     users = root / USERS_DIR
     orgs = root / ORGS_DIR

@@ -151,7 +151,7 @@ async def get_content(request: web.Request) -> web.StreamResponse:
                 seed=faults.settings.seed,
                 max_delay=faults.settings.max_delay_seconds,
             )
-    # _answer() inlined: the hot path saves a coroutine per request here (see README, Performance)
+    # _answer() inlined: the hot path saves a coroutine per request here (see docs/performance.md)
     try:
         answer = await app[STORE].answer(content_id)
     except FixtureError as exc:

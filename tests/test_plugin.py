@@ -3,23 +3,39 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from .docs import Block, python_examples
 
 
-def readme_plugin_example() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    [example] = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL) if "content_provider)" in b]
-    return str(example)
-
-
-def test_readme_example_passes_as_a_consumer_runs_it(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_from_readme=readme_plugin_example())
+@pytest.mark.parametrize("example", python_examples("plugin test"), ids=str)
+def test_doc_example_passes_as_a_consumer_runs_it(pytester: pytest.Pytester, example: Block) -> None:
+    source = example.text
+    pytester.makepyfile(test_from_docs=source)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=len(re.findall(r"^def test_", source, flags=re.MULTILINE)))
+
+
+@pytest.mark.parametrize("example", python_examples("plugin conftest"), ids=str)
+def test_doc_conftest_example_configures_the_server(pytester: pytest.Pytester, example: Block) -> None:
+    pytester.makeconftest(example.text)
+    pytester.makepyfile(
+        test_with_docs_conftest="""
+import urllib.request, urllib.error
+
+def test_credentials_are_asked_for(content_provider):
+    request = urllib.request.Request(content_provider.url + "/getcontent", data=b'{"contentId": "PROV:bob"}')
+    try:
+        urllib.request.urlopen(request)
+    except urllib.error.HTTPError as error:
+        assert error.code == 401
+    else:
+        raise AssertionError("expected 401: the docs' conftest.py turns on basic authentication")
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
 
 
 def test_each_test_starts_from_the_configured_state(pytester: pytest.Pytester) -> None:

@@ -1,4 +1,7 @@
-"""The README's examples are run, so they cannot drift from what the server does."""
+"""The README's and docs/' examples are run, and their tables checked, so they cannot drift from the server.
+
+Each check reads the page the thing now lives on (see tests/docs.py); the README keeps the quick start.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import asyncio
 import contextlib
 import io
 import re
-from pathlib import Path
 
 import yaml
 
@@ -14,33 +16,42 @@ from content_provider.config import parse_settings
 from content_provider.faultpayloads import PAYLOAD_MODES
 from content_provider.faults import CONNECTION_MODES
 
+from .docs import DOC_FILES, ROOT, Block, blocks, python_examples, read
 from .helpers import MakeClient
 
-ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text(encoding="utf-8")
 
-
-def code_blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
-
-
-async def test_verify_back_example_runs(make_client: MakeClient) -> None:
-    client = await make_client()
-    [example] = [block for block in code_blocks("python") if "verify_back" in block]
-    base = str(client.make_url("")).rstrip("/")
-    source = example.replace('"http://127.0.0.1:8080"', repr(base))
+async def run_example(example: Block, base: str) -> str:
+    """Run a python example against the mock at ``base`` (in a thread: it blocks); what it printed."""
+    source = example.text.replace('"http://127.0.0.1:8080"', repr(base))
     output = io.StringIO()
 
     def run() -> None:
         with contextlib.redirect_stdout(output):
-            exec(compile(source, "README.md", "exec"), {})
+            exec(compile(source, str(example), "exec"), {})
 
     await asyncio.to_thread(run)
-    assert re.fullmatch(r"RS256 \S{43} \d+ bytes of JPEG\n", output.getvalue())
+    return output.getvalue()
+
+
+async def test_verify_back_example_runs(make_client: MakeClient) -> None:
+    client = await make_client()
+    base = str(client.make_url("")).rstrip("/")
+    for example in python_examples("verify_back"):
+        output = await run_example(example, base)
+        assert re.fullmatch(r"RS256 \S{43} \d+ bytes of JPEG\n", output), example
+
+
+async def test_conformance_library_example_runs(make_client: MakeClient) -> None:
+    client = await make_client()
+    base = str(client.make_url("")).rstrip("/")
+    for example in python_examples("conformance"):
+        output = await run_example(example, base)
+        assert output == "['CP16']\n", example  # what the example's comment says
 
 
 def test_quick_start_is_what_ci_runs() -> None:
-    [quick_start] = [block for block in code_blocks("sh") if "./dev serve" in block and "./dev test" in block]
+    readme = (ROOT / "README.md",)
+    [quick_start] = [b.text for b in blocks("sh", readme) if "./dev serve" in b.text and "./dev test" in b.text]
     commands = [line.split("#")[0].strip() for line in quick_start.splitlines() if line.strip()]
     assert commands == ["./dev serve", "./dev test"]
     ci = (ROOT / ".ci" / "run").read_text()
@@ -53,28 +64,32 @@ def test_every_error_code_in_the_code_is_documented() -> None:
     codes |= set(re.findall(r'FixtureError\(\s*"([a-z_]+)"', sources))
     codes |= set(re.findall(r'\d+: \("([a-z_]+)"', sources))
     assert codes
-    documented = set(re.findall(r"^\| \d{3} \| `([a-z_]+)` \|", README, flags=re.MULTILINE))
+    docs = "".join(path.read_text(encoding="utf-8") for path in DOC_FILES)
+    documented = set(re.findall(r"^\| \d{3} \| `([a-z_]+)` \|", docs, flags=re.MULTILINE))
     assert codes <= documented, codes - documented
 
 
 def test_faults_example_parses_and_does_what_it_says() -> None:
-    [example] = [block for block in code_blocks("yaml") if block.startswith("faults:")]
+    faults_page = (ROOT / "docs" / "faults.md",)
+    [example] = [block.text for block in blocks("yaml", faults_page) if block.text.startswith("faults:")]
     settings = parse_settings(yaml.safe_load(example), ROOT, {})
     names = [rule.name for rule in settings.faults.rules]
     assert names == ["retry-test", "slow-auth", "flaky-acme"]
     assert settings.faults.seed == 42
 
 
-def test_every_outcome_is_in_the_readme_table() -> None:
-    table = set(re.findall(r"^\| `?([a-z_0-9 /]+?)`? \| `([a-z_0-9]+)`", README, flags=re.MULTILINE))
+def test_every_outcome_is_in_the_faults_table() -> None:
+    page = read("docs/faults.md")
+    table = set(re.findall(r"^\| `?([a-z_0-9 /]+?)`? \| `([a-z_0-9]+)`", page, flags=re.MULTILINE))
     documented = {config for _, config in table}
     assert set(PAYLOAD_MODES) <= documented
     assert set(CONNECTION_MODES) | {"hang", "ok"} <= documented
 
 
-def test_every_conformance_rule_is_in_the_readme() -> None:
+def test_every_conformance_rule_is_in_the_conformance_page() -> None:
     from content_provider.conformance import RULES
 
+    page = read("docs/conformance.md")
     for rule in RULES.values():
         kind = "required" if rule.required else "recommended"
-        assert f"| {rule.id} | {kind} | {rule.title} |" in README
+        assert f"| {rule.id} | {kind} | {rule.title} |" in page

@@ -1,0 +1,400 @@
+"""Every example in README.md and docs/*.md is run or checked against the code.
+
+- every fenced block names a language the tests know, and every ``python`` block is run
+  by some test (tests/test_readme.py, tests/test_plugin.py);
+- every ``yaml`` block is a valid configuration;
+- every ``sh`` command is checked against the command line: subcommands and flags (by the
+  real argument parser), environment variables, routes, files; the blocks that only talk
+  to the mock over HTTP are run against a live one, and their ``# -> ...`` comments checked;
+- every ``json`` block is a request the mock answers or an answer of the mock's shape;
+- the tables of demo ids, ``serve`` flags, ``check`` flags, configuration keys, routes and
+  the admin API match the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import io
+import json
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from content_provider.app import create_app
+from content_provider.cli import _effective_environ, build_parser
+from content_provider.config import ENV_PREFIX, ConfigError, Settings, find_config, parse_settings
+from content_provider.faults import split_directives
+
+from .docs import LANGUAGES, PYTHON_KINDS, ROOT, Block, blocks, code_spans, read, table
+from .helpers import DOC_CARD, MakeClient, get_content
+
+# Programs an ``sh`` example may use besides the project's own, and what they are for.
+OTHER_PROGRAMS = {"grep", "keytool", "apt-get"}
+# A block made only of these, talking to the mock over plain HTTP, is run against a live mock.
+CLIENT_PROGRAMS = {"curl", "grep", "keytool", "python3", "for", "do", "done"}
+EXPECTED = re.compile(r"#\s*->\s*(.+?)\s*$")
+
+
+# --------------------------------------------------------------------------- fences and python
+
+
+def test_every_fence_names_a_language_the_tests_know() -> None:
+    unknown = [f"{block} ```{block.language}" for block in blocks() if block.language not in LANGUAGES]
+    assert not unknown, f"use one of {LANGUAGES}: {unknown}"
+
+
+def test_every_python_example_is_run_by_a_test() -> None:
+    for block in blocks("python"):
+        kinds = [kind for kind, matches in PYTHON_KINDS.items() if matches(block.text)]
+        assert len(kinds) == 1, f"{block}: no test runs this example (kinds {kinds}); see tests/docs.py"
+
+
+# --------------------------------------------------------------------------- yaml and json
+
+
+@pytest.mark.parametrize("block", blocks("yaml"), ids=str)
+def test_yaml_example_is_a_valid_configuration(block: Block) -> None:
+    parse_settings(yaml.safe_load(block.text), ROOT, {})
+
+
+async def test_json_examples_are_what_the_mock_takes_and_gives(make_client: MakeClient) -> None:
+    client = await make_client()
+    real = await (await get_content(client, DOC_CARD)).json()
+    examples = blocks("json")
+    assert examples
+    for block in examples:
+        example = json.loads(block.text)
+        if "contentId" in example:
+            response = await client.post("/getcontent", json=example)
+            assert response.status == 200, block
+        else:
+            assert set(example) == set(real) == {"data"}, block
+            for shown, served in zip(example["data"], real["data"], strict=True):
+                assert set(shown) == set(served), block
+                assert all(isinstance(value, str) for value in shown.values()), block
+                shown_meta = {k: v for k, v in shown.items() if k != "data"}
+                assert shown_meta == {k: v for k, v in served.items() if k != "data"}, block
+                assert served["data"].startswith(shown["data"].rstrip(".")[:10]), block
+
+
+# --------------------------------------------------------------------------- sh
+
+
+def known_environment() -> set[str]:
+    """Every CONTENT_PROVIDER_* variable something in the project reads."""
+    names: set[str] = set()
+    sources = [*(ROOT / "content_provider").glob("*.py"), *(ROOT / "tests").glob("*.py"), ROOT / "dev"]
+    for path in sources:
+        text = path.read_text(encoding="utf-8")
+        names |= set(re.findall(r"\bCONTENT_PROVIDER_[A-Z_]*[A-Z]\b", text))
+        suffixes = re.findall(r'(?:ENV_PREFIX\s*\+\s*|_env(?:_int)?\(environ,\s*)"([A-Z_]+)"', text)
+        names |= {ENV_PREFIX + suffix for suffix in suffixes}
+    return names
+
+
+def app_routes() -> list[tuple[str, re.Pattern[str]]]:
+    """(method, path pattern) of every route the app has, but the catch-all that answers 404/405."""
+    found = []
+    for route in create_app(Settings()).router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter", "")
+        if route.method not in ("HEAD", "*"):
+            found.append((route.method, re.compile(re.sub(r"\\\{[^}]*\}", "[^/]+", re.escape(path)))))
+    return found
+
+
+ROUTES = app_routes()
+
+
+def is_route(method: str, path: str) -> bool:
+    return any(method == m and pattern.fullmatch(path) for m, pattern in ROUTES)
+
+
+def subcommand(name: str) -> argparse.ArgumentParser:
+    """The parser of one ``content-provider`` subcommand."""
+    [subparsers] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    parser: argparse.ArgumentParser = subparsers.choices[name]
+    return parser
+
+
+def parse_cli(args: list[str], where: str) -> argparse.Namespace:
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors):
+            return build_parser().parse_args(args)
+    except SystemExit:
+        raise AssertionError(f"{where}: content-provider {shlex.join(args)}: {errors.getvalue()}") from None
+
+
+def commands(block: Block) -> list[list[str]]:
+    """The simple commands of an ``sh`` block: pipes, lists and redirections split off, comments gone."""
+    found = []
+    for line in block.text.replace("\\\n", " ").splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|<>")
+        lexer.whitespace_split = True
+        lexer.commenters = "#"
+        command: list[str] = []
+        words = list(lexer)
+        for index, word in enumerate(words):
+            if word and set(word) <= set(";&|<>"):
+                if command:
+                    found.append(command)
+                command = []
+            elif index and words[index - 1] in (">", ">>", "<"):
+                continue  # a redirection's file
+            else:
+                command.append(word)
+        if command:
+            found.append(command)
+    return found
+
+
+def check_command(words: list[str], where: str) -> None:
+    """Fail unless the command is one the project (or a named tool) really takes."""
+    while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
+        name = words[0].split("=", 1)[0]
+        assert not name.startswith(ENV_PREFIX) or name in known_environment(), f"{where}: nothing reads ${name}"
+        words = words[1:]
+    program, args = words[0], words[1:]
+    if program in ("for", "done") or program in OTHER_PROGRAMS:
+        return
+    if program == "do":
+        check_command(args, where)
+    elif program == "./dev":
+        assert args[:1] in (["serve"], ["test"], ["run"]), f"{where}: ./dev has no command {args[:1]}"
+        if args[0] == "serve":
+            parse_cli(["serve", *args[1:]], where)
+        elif args[0] == "run":
+            check_command(args[1:], where)
+        else:
+            for arg in args[1:]:
+                if not arg.startswith("-") and ("/" in arg or arg.endswith(".py")):
+                    assert (ROOT / arg.split("::")[0]).exists(), f"{where}: ./dev test {arg}: no such file"
+    elif program == "content-provider":
+        parse_cli(args, where)
+    elif program in ("python", "python3"):
+        if args[:1] == ["-c"]:
+            compile(args[1], where, "exec")
+        elif args[:2] == ["-m", "content_provider"]:
+            parse_cli(args[2:], where)
+        else:
+            script = ROOT / args[0]
+            assert script.is_file(), f"{where}: no script {args[0]}"
+            for flag in (arg for arg in args[1:] if arg.startswith("--")):
+                assert f'"{flag}"' in script.read_text(), f"{where}: {args[0]} has no {flag}"
+    elif program == "bench/run":
+        takes = (ROOT / "bench" / "run").read_text() + (ROOT / "bench" / "throughput.py").read_text()
+        for flag in (arg for arg in args if arg.startswith("--")):
+            assert flag in takes, f"{where}: bench/run has no {flag}"
+    elif program == "curl":
+        method = "GET"
+        for index, arg in enumerate(args):
+            if arg in ("-d", "--data"):
+                method = "POST" if method == "GET" else method
+            if arg == "-X":
+                method = args[index + 1]
+        urls = [arg for arg in args if "://" in arg or arg.startswith("localhost:")]
+        assert urls, f"{where}: curl without a URL"
+        for url in urls:
+            path = urlsplit(url if "://" in url else f"http://{url}").path
+            assert is_route(method, path), f"{where}: the mock has no route {method} {path}"
+    else:
+        raise AssertionError(f"{where}: unknown program {program!r}; teach tests/test_doc_examples.py about it")
+
+
+@pytest.mark.parametrize("block", blocks("sh"), ids=str)
+def test_sh_example_is_what_the_command_line_takes(block: Block) -> None:
+    found = commands(block)
+    assert found, block
+    for command in found:
+        check_command(command, str(block))
+
+
+def talks_to_the_mock(block: Block) -> bool:
+    """Only HTTP clients, and the mock's address: such a block runs against a live mock."""
+    programs = {command[0] for command in commands(block)}
+    return programs <= CLIENT_PROGRAMS and ":8080" in block.text and "https://" not in block.text
+
+
+@pytest.mark.parametrize("block", [b for b in blocks("sh") if talks_to_the_mock(b)], ids=str)
+async def test_http_example_runs_against_the_mock(block: Block, make_client: MakeClient, tmp_path: Path) -> None:
+    for program in {command[0] for command in commands(block)} - {"for", "do", "done"}:
+        if shutil.which(program) is None:
+            pytest.skip(f"{program} is not installed")
+    client = await make_client()
+    base = str(client.make_url("")).rstrip("/")
+    address = base.removeprefix("http://")
+    script = block.text.replace("http://127.0.0.1:8080", base)
+    script = script.replace("localhost:8080", address).replace("127.0.0.1:8080", address)
+    result = await asyncio.to_thread(
+        subprocess.run,
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"{block}: {result.stderr}"
+    output = " ".join(result.stdout.split())
+    position = 0
+    for line in block.text.splitlines():
+        expected = EXPECTED.search(line)
+        if expected:
+            wanted = " ".join(expected.group(1).split())
+            found = output.find(wanted, position)
+            assert found >= 0, f"{block}: expected {wanted!r} in the output, in order:\n{result.stdout[-2000:]}"
+            position = found + len(wanted)
+
+
+# --------------------------------------------------------------------------- text blocks with content
+
+
+def test_directive_examples_parse() -> None:
+    examples = [
+        line.split("#")[0].strip()
+        for block in blocks("text", (ROOT / "docs" / "faults.md",))
+        for line in block.text.splitlines()
+        if re.match(r"^(PROV|AUTH):\S*;", line)
+    ]
+    assert len(examples) >= 5
+    for example in examples:
+        lookup, directive = split_directives(example, 3600)
+        assert directive is not None, example
+        assert ";" not in lookup, example
+
+
+def test_command_line_synopsis_names_real_flags() -> None:
+    [synopsis] = [b for b in blocks("text") if b.text.startswith("content-provider serve")]
+    for line in synopsis.text.splitlines():
+        words = line.split()
+        if words[0] != "content-provider":
+            continue
+        sub = subcommand(words[1])
+        options = set(sub._option_string_actions)
+        if words[1] == "generate":
+            [kinds] = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+            for kind in kinds.choices.values():
+                options |= set(kind._option_string_actions)
+        for flag in re.findall(r"--[a-z-]+", line):
+            assert flag in options, f"{synopsis}: content-provider {words[1]} has no {flag}"
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def served_file(fixture_root: Path, owner: str, subject: str, side: str) -> bytes:
+    folder = {"acme": "orgs/acme", "globex": "orgs/globex", "default": "default"}.get(owner, f"users/{subject}")
+    return (fixture_root / folder / f"{side}.jpg").read_bytes()
+
+
+async def test_demo_table_is_what_the_bundled_set_serves(make_client: MakeClient, fixture_root: Path) -> None:
+    bundled = parse_settings(yaml.safe_load(read("config.yaml")), ROOT, {ENV_PREFIX + "FIXTURES": str(fixture_root)})
+    client = await make_client(users=bundled.users, organisations=bundled.organisations)
+    rows = table(read("docs/fixtures.md"), "| content id |")
+    assert len(rows) >= 9
+    for ids, answers, _why in rows:
+        owner = next((name for name in ("acme", "globex", "default") if name in answers), "own")
+        for shown in code_spans(ids):
+            content_id = shown.replace("<anything>", "x7").replace("<digits>", "42")
+            response = await get_content(client, content_id)
+            assert response.status == 200, content_id
+            elements = (await response.json())["data"]
+            keys = [element["key"] for element in elements]
+            subject = content_id.split(":", 1)[1]
+            if content_id.startswith("AUTH:"):
+                assert keys == ["auth_image"], content_id
+                side = "auth"
+            else:
+                assert keys == (["front", "back"] if "front + back" in answers else ["front"]), content_id
+                side = "front"
+            served = base64.b64decode(elements[0]["data"])
+            assert served == served_file(fixture_root, owner, subject, side), f"{content_id}: not {owner}'s {side}"
+
+
+def test_serve_flag_table_matches_the_parser() -> None:
+    serve = subcommand("serve")
+    rows = table(read("docs/configuration.md"), "| flag | env | meaning | default |")
+    documented = {code_spans(flag)[0].split()[0]: code_spans(env) for flag, env, _meaning, _default in rows}
+    assert set(documented) == set(serve._option_string_actions) - {"-h", "--help"}
+    for flag, envs in documented.items():
+        if flag == "--config":
+            assert envs == [ENV_PREFIX + "CONFIG"]
+            assert find_config(None, {envs[0]: str(ROOT / "config.yaml")}, ROOT / "docs") == ROOT / "config.yaml"
+        elif flag == "--strict":
+            assert envs == []
+        else:
+            args = build_parser().parse_args(["serve", flag, "1"])
+            assert envs == [name for name in _effective_environ(args, {}) if name.startswith(ENV_PREFIX)], flag
+
+
+def test_check_flag_table_matches_the_parser() -> None:
+    check = subcommand("check")
+    rows = table(read("docs/conformance.md"), "| flag | meaning | default |")
+    documented = {span.split()[0] for flag, _meaning, _default in rows for span in code_spans(flag)}
+    assert documented == (set(check._option_string_actions) - {"-h", "--help"}) | {"URL"}
+
+
+def known_config_keys() -> dict[str, set[str]]:
+    """Section -> keys, as the configuration reader itself lists them when it meets an unknown one."""
+
+    def known(data: dict[str, Any]) -> set[str]:
+        with pytest.raises(ConfigError) as error:
+            parse_settings(data, ROOT, {})
+        return set(re.search(r"known here: (.*)\)$", str(error.value)).group(1).split(", "))  # type: ignore[union-attr]
+
+    return {section: known({section: {"not-a-key": 1}}) for section in known({"not-a-section": 1})}
+
+
+def test_configuration_table_lists_every_key() -> None:
+    rows = table(read("docs/configuration.md"), "| key | env | flag | meaning | default |")
+    documented: dict[str, set[str]] = {}
+    for row in rows:
+        for span in code_spans(row[0]):
+            section, key = span.split(".")[:2]
+            documented.setdefault(section, set()).add(key)
+    assert documented == known_config_keys()
+
+
+def documented_routes(page: str, header: str) -> list[tuple[str, str]]:
+    found = []
+    for row in table(read(page), header):
+        for span in code_spans(row[0]):
+            method, _, path = span.partition(" ")
+            if path.startswith("/"):
+                found.append((method, re.sub(r"\{[^}]*\}", "x", path.split("?")[0])))
+    return found
+
+
+def test_admin_api_table_lists_every_admin_route() -> None:
+    documented = documented_routes("docs/admin-and-pytest.md", "| method and path | does |")
+    for method, path in documented:
+        assert is_route(method, path), f"no admin route {method} {path}"
+    for method, pattern in ROUTES:
+        if pattern.pattern.startswith(re.escape("/__admin/")):
+            assert any(m == method and pattern.fullmatch(p) for m, p in documented), f"undocumented {method} {pattern}"
+
+
+def test_routes_table_names_real_routes() -> None:
+    documented = documented_routes("docs/configuration.md", "| method and path | what |")
+    assert len(documented) >= 7
+    for method, path in documented:
+        assert is_route(method, path), f"no route {method} {path}"
+
+
+def test_every_environment_variable_in_the_docs_is_read() -> None:
+    text = "".join(path.read_text(encoding="utf-8") for path in (ROOT / "docs").glob("*.md"))
+    text += read("README.md")
+    mentioned = set(re.findall(r"\bCONTENT_PROVIDER_[A-Z_]*[A-Z]\b", text))
+    assert mentioned
+    assert mentioned <= known_environment(), mentioned - known_environment()
