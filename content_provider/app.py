@@ -16,7 +16,7 @@ from .handlers import PARSED_BODIES, ParsedBodies
 from .journal import JOURNAL, Journal
 from .keys import CONFIG_ENV, FAULTS, SETTINGS, SIGNER, STORE
 from .routes import add_routes
-from .signing import load_or_create_signer
+from .signing import signer_for
 from .store import FixtureError, FixtureStore
 from .workers import ROLE, WorkerRole, sibling_session_ctx
 
@@ -50,7 +50,7 @@ def _check_now(store: FixtureStore) -> bool:
 async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
     """Load the signing key and the fixture store; check every fixture once at start-up."""
     settings = app[SETTINGS]
-    signer = await asyncio.to_thread(load_or_create_signer, settings.algorithm, settings.key_file, settings.cert_file)
+    signer = await asyncio.to_thread(signer_for, settings)
     log.info(
         "back sides signed %s, kid %s, with the development key %s (JWKS at %s/.well-known/jwks.json)",
         signer.algorithm,

@@ -17,7 +17,6 @@ to change how the server is configured.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +27,8 @@ from aiohttp import web
 
 from .app import create_app
 from .client import AdminClient
-from .config import BUNDLED_FIXTURES, Settings
+from .config import DEMO_FIXTURES, Settings
+from .fsutil import copy_tree
 from .generate import write_demo
 
 START_TIMEOUT = 30.0
@@ -126,10 +126,10 @@ class ContentProvider(AdminClient):
 
 
 def prepare_fixture_folder(folder: Path) -> Path:
-    """A private copy of the demo fixtures (made with Pillow when the bundled ones are absent)."""
+    """A private, writable copy of the demo fixtures (made with Pillow when the bundled ones are absent)."""
     images = folder / "images"
-    if BUNDLED_FIXTURES.is_dir():
-        shutil.copytree(BUNDLED_FIXTURES, images)
+    if DEMO_FIXTURES.is_dir():
+        copy_tree(DEMO_FIXTURES, images)
     else:
         write_demo(images)
     return images
