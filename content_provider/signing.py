@@ -210,7 +210,9 @@ def signer_for(settings: Settings) -> Signer:
     hint = ""
     if settings.state_dir is not None:
         hint = f"; set {STATE_DIR_ENV} to a folder you can write, or signing.directory in a config file"
-        for folder in {settings.key_file.parent, settings.cert_file.parent}:
+        for folder in sorted({settings.key_file.parent, settings.cert_file.parent}):
+            if not folder.is_relative_to(settings.state_dir):
+                continue  # a file named in the config file: made where it says, as before
             try:
                 folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             except OSError as exc:

@@ -43,18 +43,15 @@ WEBUI = ("index.html", "app.js", "style.css")
 STOP_TIMEOUT = 15.0
 
 
-def run(args: list[str | Path], timeout: float = 300, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str | Path], cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run a command to completion; its output is in the failure message when it fails."""
     result = subprocess.run(
-        [str(a) for a in args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        **kwargs,  # type: ignore[call-overload]
+        [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
     assert result.returncode == 0, f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-    return result  # type: ignore[no-any-return]
+    return result
 
 
 def demo_files() -> dict[str, bytes]:
