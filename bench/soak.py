@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from procutil import mock_command, start_server, status_value  # noqa: E402
 
-from content_provider.config import BUNDLED_FIXTURES  # noqa: E402
+from content_provider.config import DEMO_FIXTURES  # noqa: E402
 from content_provider.generate import card_jpeg  # noqa: E402
 
 CARD = "PROV:67d21afb-e830-4fee-a691-00a997ffbe1a"
@@ -148,7 +148,7 @@ async def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        shutil.copytree(BUNDLED_FIXTURES, folder / "images")
+        shutil.copytree(DEMO_FIXTURES, folder / "images")
         process, url = await start(folder)
         tally = Tally()
         try:

@@ -17,7 +17,7 @@ from .handlers import ParsedBodies
 from .journal import Journal
 from .keys import CONFIG_ENV, FAULTS, INJECTED_WAITS, JOURNAL, PARSED_BODIES, ROLE, SETTINGS, SIGNER, STORE
 from .routes import add_routes
-from .signing import load_or_create_signer
+from .signing import signer_for
 from .store import FixtureError, FixtureStore
 from .workers import WorkerRole, sibling_session_ctx
 
@@ -55,7 +55,7 @@ def _check_now(store: FixtureStore) -> bool:
 async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
     """Load the signing key and the fixture store; check every fixture once at start-up."""
     settings = app[SETTINGS]
-    signer = await asyncio.to_thread(load_or_create_signer, settings.algorithm, settings.key_file, settings.cert_file)
+    signer = await asyncio.to_thread(signer_for, settings)
     log.info(
         "back sides signed %s, kid %s, with the development key %s (JWKS at %s/.well-known/jwks.json)",
         signer.algorithm,

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
-from collections.abc import Coroutine, Mapping, Sequence
+import tempfile
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +25,14 @@ from aiohttp import web
 from . import __version__
 from .accesslog import AccessLogger
 from .app import SHUTDOWN_TIMEOUT, create_app
-from .config import ENV_PREFIX, SAFE_NAME, ConfigError, Settings, find_config, load_settings
+from .config import ENV_PREFIX, SAFE_NAME, ConfigError, Settings, find_config, in_package, load_settings
 from .conformance import DEMO_IDS, check, format_junit, format_text, load_trust
 from .devtls import make_dev_tls, server_context
+from .fsutil import copy_tree
 from .generate import write_demo, write_images, write_members
 from .layout import ORGS_DIR, USERS_DIR
 from .listener import listen
-from .signing import load_or_create_signer
+from .signing import signer_for
 from .store import FixtureError, FixtureStore
 from .workers import WorkerRole, supervise
 
@@ -206,8 +210,35 @@ def run_loop(main: Coroutine[Any, Any, None], choice: str) -> None:
     asyncio.run(main)
 
 
+@contextlib.contextmanager
+def _writable_fixtures(settings: Settings) -> Iterator[Path | None]:
+    """Serving the demo set inside the installed package (no fixture folder chosen): serve a
+    private copy of it instead, so the admin API can change images without writing into the
+    package; removed when the server stops. ``None`` when a folder of the user's is served."""
+    if not in_package(settings.fixture_root):
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="content-provider-demo-"))
+    try:
+        copy = copy_tree(settings.fixture_root, folder / "images")
+        log.info(
+            "fixtures: the demo set bundled in the package, copied to %s for this run (changes made through "
+            "the admin API end with it; serve a folder of your own with --fixtures DIR to keep them)",
+            copy,
+        )
+        yield copy
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
     root = settings.fixture_root
+    if in_package(root):
+        raise ConfigError(
+            f"generate: no fixture folder chosen, and the demo set inside the installed package ({root}) is never "
+            f"written to; say where to write with --fixtures DIR (or fixtures.root in a config file, or "
+            f"{ENV_PREFIX}FIXTURES)"
+        )
     if args.kind == "demo":
         written = write_demo(root)
     elif args.kind == "user":
@@ -224,7 +255,7 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check(settings: Settings) -> int:
-    signer = load_or_create_signer(settings.algorithm, settings.key_file, settings.cert_file)
+    signer = signer_for(settings)
     store = FixtureStore(settings, signer)
     files = sum(1 for _ in store.fixture_files())
     problems = store.check_all()
@@ -298,6 +329,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if args.command == "check":
         return _conformance(args, env)
     try:
+        if args.command == "generate" and args.fixtures:
+            try:  # generate starts a fixture folder of one's own
+                Path(args.fixtures).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"--fixtures: cannot make the folder {args.fixtures}: {exc.strerror}") from None
         settings = _settings(args, env)
     except ConfigError as exc:
         print(f"content-provider: config error: {exc}", file=sys.stderr)
@@ -317,12 +353,19 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.command == "check-fixtures":
             return _check(settings)
         served_env = _effective_environ(args, env)
-        if settings.workers > 1 and WorkerRole.from_environ(env) is None:
-            load_or_create_signer(settings.algorithm, settings.key_file, settings.cert_file)  # once, not N times
-            scheme = "https" if settings.tls_cert else "http"
-            command = list(sys.argv[1:] if argv is None else argv)
-            return supervise(command, env, settings.workers, settings.host, settings.port, scheme, settings.base_path)
-        run_loop(serve(settings, served_env), settings.event_loop)
+        with _writable_fixtures(settings) as copy:
+            worker_env = dict(env)
+            if copy is not None:  # the workers, and a reload, serve the same copy
+                settings = settings.replace(fixture_root=copy)
+                served_env[ENV_PREFIX + "FIXTURES"] = worker_env[ENV_PREFIX + "FIXTURES"] = str(copy)
+            if settings.workers > 1 and WorkerRole.from_environ(env) is None:
+                signer_for(settings)  # once, not N times
+                scheme = "https" if settings.tls_cert else "http"
+                command = list(sys.argv[1:] if argv is None else argv)
+                return supervise(
+                    command, worker_env, settings.workers, settings.host, settings.port, scheme, settings.base_path
+                )
+            run_loop(serve(settings, served_env), settings.event_loop)
     except ConfigError as exc:
         print(f"content-provider: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

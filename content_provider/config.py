@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,9 +24,30 @@ from .schema import ConfigError as ConfigError
 from .schema import Reader, ascii_int, bounded
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-PROJECT_DIR = PACKAGE_DIR.parent
-BUNDLED_FIXTURES = PROJECT_DIR / "fixtures" / "images"
 DEFAULT_CONFIG_NAME = "config.yaml"
+
+
+def _demo_fixtures() -> Path:
+    """The demo set: ``fixtures/images`` of the repository when this runs from a checkout
+    (``./dev``, ``pip install -e``), else the copy a wheel carries inside the package."""
+    checkout = PACKAGE_DIR.parent
+    try:
+        ours = 'name = "content-provider"' in (checkout / "pyproject.toml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        ours = False
+    if ours and (checkout / "fixtures" / "images").is_dir():
+        return checkout / "fixtures" / "images"
+    bundled = resources.files(__package__ or "content_provider").joinpath("demo_fixtures")
+    return bundled if isinstance(bundled, Path) else PACKAGE_DIR / "demo_fixtures"
+
+
+DEMO_FIXTURES = _demo_fixtures()
+
+
+def in_package(path: Path) -> bool:
+    """Whether ``path`` is inside the installed package, which is never written to."""
+    return path.resolve().is_relative_to(PACKAGE_DIR)
+
 
 BARE_ID_MODES = ("card", "auth", "off")
 EVENT_LOOPS = ("auto", "asyncio", "uvloop")
@@ -48,7 +70,28 @@ KEY_FILE_STEMS = {"RSA": "rsa", "P-256": "ec-p256", "P-384": "ec-p384", "Ed25519
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]{0,199}$")
 
 ENV_PREFIX = "CONTENT_PROVIDER_"
-DEFAULT_SIGNING_DIR = PROJECT_DIR / ".dev-signing"
+STATE_DIR_ENV = ENV_PREFIX + "STATE_DIR"
+
+
+def state_dir(environ: Mapping[str, str]) -> Path:
+    """The per-user folder for what the mock makes itself when no config names a place (the
+    development signing key): ``$CONTENT_PROVIDER_STATE_DIR``, else
+    ``${XDG_STATE_HOME:-~/.local/state}/content-provider``. Only named here; made on first use."""
+    explicit = environ.get(STATE_DIR_ENV)
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    xdg = environ.get("XDG_STATE_HOME")
+    if xdg and Path(xdg).is_absolute():  # the XDG spec says to ignore a relative one
+        return Path(xdg) / "content-provider"
+    try:
+        home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
+    except (KeyError, RuntimeError):
+        raise ConfigError(f"no home folder to keep the development signing key in; set {STATE_DIR_ENV}") from None
+    return home / ".local" / "state" / "content-provider"
+
+
+def _default_signing_dir() -> Path:
+    return state_dir(os.environ) / "signing"
 
 
 def key_file_stem(algorithm: str) -> str:
@@ -90,7 +133,7 @@ class Settings:
     workers: int = 1  # processes serving the port (serve --workers); see workers.py
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    fixture_root: Path = BUNDLED_FIXTURES
+    fixture_root: Path = DEMO_FIXTURES
     strict: bool = False
     check_at_startup: bool | Literal["auto"] = "auto"  # auto: only when there are few fixture folders
     aspect_tolerance: float = 0.01
@@ -103,8 +146,9 @@ class Settings:
     username: str | None = None
     password: str | None = None
     algorithm: str = "RS256"
-    key_file: Path = PROJECT_DIR / ".dev-signing" / "rsa-key.pem"
-    cert_file: Path = PROJECT_DIR / ".dev-signing" / "rsa-cert.pem"
+    key_file: Path = field(default_factory=lambda: _default_signing_dir() / "rsa-key.pem")
+    cert_file: Path = field(default_factory=lambda: _default_signing_dir() / "rsa-cert.pem")
+    state_dir: Path | None = None  # set when the key lives in the state folder (see state_dir())
     access_log: bool = True
     log_level: str = "INFO"
     faults: FaultSettings = field(default_factory=FaultSettings)
@@ -207,7 +251,7 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
 
     fixtures = top.section("fixtures")
     root_text = _env(environ, "FIXTURES", fixtures.string("root", None))
-    root = (base_dir / root_text).resolve() if root_text else BUNDLED_FIXTURES
+    root = (base_dir / root_text).resolve() if root_text else DEMO_FIXTURES
     if not root.is_dir():
         raise ConfigError(f"fixtures.root: {str(root)!r} is not a folder")
     strict = _env_bool(environ, "STRICT", fixtures.boolean("strict", False))
@@ -267,11 +311,13 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
     if algorithm not in ALGORITHMS:
         raise ConfigError(f"{ENV_PREFIX}JWS_ALG: expected one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
     signing_dir_text = signing.string("directory", None)
-    signing_dir = (base_dir / signing_dir_text).resolve() if signing_dir_text else DEFAULT_SIGNING_DIR
-    stem = key_file_stem(algorithm)
     key_text = signing.string("key_file", None)
     cert_text = signing.string("cert_file", None)
     signing.finish()
+    stem = key_file_stem(algorithm)
+    # No place named in a config file: the per-user state folder, never the installed package.
+    state = None if signing_dir_text or (key_text and cert_text) else state_dir(environ)
+    signing_dir = (base_dir / signing_dir_text).resolve() if signing_dir_text else (state or base_dir) / "signing"
 
     faults = parse_fault_settings(top.section("faults"))
 
@@ -317,6 +363,7 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
         algorithm=algorithm,
         key_file=(base_dir / key_text).resolve() if key_text else signing_dir / f"{stem}-key.pem",
         cert_file=(base_dir / cert_text).resolve() if cert_text else signing_dir / f"{stem}-cert.pem",
+        state_dir=state,
         access_log=access_log,
         log_level=level,
         faults=faults,

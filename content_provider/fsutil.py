@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -31,3 +32,19 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def copy_tree(source: Path, target: Path) -> Path:
+    """Copy the files under ``source`` into ``target`` as new files of this user.
+
+    Unlike ``shutil.copytree`` no permissions are copied, so a copy of a read-only folder
+    (an installed package's demo set) can be written to.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.rglob("*")):
+        copy = target / path.relative_to(source)
+        if path.is_dir():
+            copy.mkdir(exist_ok=True)
+        elif path.is_file():
+            shutil.copyfile(path, copy)
+    return target

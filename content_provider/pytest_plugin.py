@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,8 +29,8 @@ from aiohttp import web
 
 from .app import create_app
 from .client import AdminClient, AdminError
-from .config import BUNDLED_FIXTURES, Settings
-from .fsutil import atomic_write
+from .config import DEMO_FIXTURES, Settings
+from .fsutil import atomic_write, copy_tree
 from .generate import write_demo
 from .layout import DEFAULT_DIR, EXTENSIONS, ORGS_DIR, USERS_DIR
 
@@ -173,10 +172,10 @@ def _saved_files(folder: Path, side: str) -> list[_SavedFile]:
 
 
 def prepare_fixture_folder(folder: Path) -> Path:
-    """A private copy of the demo fixtures (made with Pillow when the bundled ones are absent)."""
+    """A private, writable copy of the demo fixtures (made with Pillow when the bundled ones are absent)."""
     images = folder / "images"
-    if BUNDLED_FIXTURES.is_dir():
-        shutil.copytree(BUNDLED_FIXTURES, images)
+    if DEMO_FIXTURES.is_dir():
+        copy_tree(DEMO_FIXTURES, images)
     else:
         write_demo(images)
     return images

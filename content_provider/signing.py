@@ -26,7 +26,7 @@ from joserfc import jws
 from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
-from .config import ALGORITHMS, KEY_TYPES, ConfigError
+from .config import ALGORITHMS, KEY_TYPES, STATE_DIR_ENV, ConfigError, Settings
 from .fsutil import atomic_write
 
 log = logging.getLogger("content_provider.signing")
@@ -235,11 +235,29 @@ def stand_in_signer(algorithm: str, purpose: str) -> Signer:
     return Signer(algorithm, _jose_key(key), certificate, memory, memory)
 
 
-def load_or_create_signer(algorithm: str, key_file: Path, cert_file: Path) -> Signer:
+def signer_for(settings: Settings) -> Signer:
+    """The signer ``settings`` name; the state folder is made first when the key lives there."""
+    hint = ""
+    if settings.state_dir is not None:
+        hint = f"; set {STATE_DIR_ENV} to a folder you can write, or signing.directory in a config file"
+        for folder in sorted({settings.key_file.parent, settings.cert_file.parent}):
+            if not folder.is_relative_to(settings.state_dir):
+                continue  # a file named in the config file: made where it says, as before
+            try:
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot make the folder {folder} for the development signing key ({exc.strerror}){hint}"
+                ) from None
+    return load_or_create_signer(settings.algorithm, settings.key_file, settings.cert_file, hint=hint)
+
+
+def load_or_create_signer(algorithm: str, key_file: Path, cert_file: Path, *, hint: str = "") -> Signer:
     """Load the development key and certificate, making them on first use.
 
     A key of the wrong type for ``algorithm`` is an error, not silently replaced; an
-    expired or missing certificate is re-issued for the same key.
+    expired or missing certificate is re-issued for the same key. ``hint`` ends the
+    message when a file cannot be written.
     """
     family = KEY_TYPES[algorithm]
     if key_file.exists():
@@ -257,7 +275,7 @@ def load_or_create_signer(algorithm: str, key_file: Path, cert_file: Path) -> Si
         try:
             atomic_write(key_file, pem, mode=0o600)
         except OSError as exc:
-            raise ConfigError(f"signing.key_file: cannot write {key_file}: {exc}") from None
+            raise ConfigError(f"signing.key_file: cannot write {key_file}: {exc}{hint}") from None
         log.warning("made a new development signing key (%s) at %s", family, key_file)
 
     certificate = None
@@ -277,7 +295,7 @@ def load_or_create_signer(algorithm: str, key_file: Path, cert_file: Path) -> Si
         try:
             atomic_write(cert_file, certificate.public_bytes(serialization.Encoding.PEM))
         except OSError as exc:
-            raise ConfigError(f"signing.cert_file: cannot write {cert_file}: {exc}") from None
+            raise ConfigError(f"signing.cert_file: cannot write {cert_file}: {exc}{hint}") from None
 
     return Signer(algorithm, _jose_key(key), certificate, key_file, cert_file)
 

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from content_provider.accesslog import AccessLogger
 from content_provider.app import create_app
-from content_provider.config import BUNDLED_FIXTURES, Settings
+from content_provider.config import DEMO_FIXTURES, Settings
 
 from .helpers import MakeClient
 
@@ -37,7 +37,7 @@ def signing_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def fixture_root(tmp_path: Path) -> Path:
     """A private copy of the bundled fixtures, so tests can edit it freely."""
     root = tmp_path / "images"
-    shutil.copytree(BUNDLED_FIXTURES, root)
+    shutil.copytree(DEMO_FIXTURES, root)
     return root
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from content_provider.config import BUNDLED_FIXTURES, ConfigError, load_settings, parse_settings
+from content_provider.config import DEMO_FIXTURES, ConfigError, in_package, load_settings, parse_settings
 
 
 def parse(data: Any, env: dict[str, str] | None = None) -> Any:
@@ -18,14 +18,44 @@ def test_empty_config_gives_defaults() -> None:
     settings = parse(None)
     assert settings.port == 8080
     assert settings.host == "127.0.0.1"
-    assert settings.fixture_root == BUNDLED_FIXTURES
+    assert settings.fixture_root == DEMO_FIXTURES
     assert settings.algorithm == "RS256"
     assert settings.key_file.name == "rsa-key.pem"
 
 
+def test_the_demo_set_is_the_checkouts_own_when_run_from_one() -> None:
+    assert Path(__file__).resolve().parent.parent / "fixtures" / "images" == DEMO_FIXTURES
+    assert not in_package(DEMO_FIXTURES)
+
+
+@pytest.mark.parametrize(
+    ("env", "state"),
+    [
+        ({"CONTENT_PROVIDER_STATE_DIR": "/srv/cp", "XDG_STATE_HOME": "/x", "HOME": "/h"}, "/srv/cp"),
+        ({"XDG_STATE_HOME": "/x", "HOME": "/h"}, "/x/content-provider"),
+        ({"XDG_STATE_HOME": "relative/is/ignored", "HOME": "/h"}, "/h/.local/state/content-provider"),
+        ({"HOME": "/h"}, "/h/.local/state/content-provider"),
+    ],
+)
+def test_without_a_place_in_config_the_key_goes_to_the_state_folder(env: dict[str, str], state: str) -> None:
+    settings = parse(None, env)
+    assert settings.state_dir == Path(state)
+    assert settings.key_file == Path(state) / "signing" / "rsa-key.pem"
+    assert settings.cert_file == Path(state) / "signing" / "rsa-cert.pem"
+    assert not (Path(state) / "signing").exists()  # named only: made when the key is
+
+
+def test_a_config_file_names_the_signing_place_relative_to_itself(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("signing:\n  directory: .dev-signing\n  algorithm: ES256\n")
+    settings = load_settings(path, {"CONTENT_PROVIDER_STATE_DIR": "/srv/cp"})
+    assert settings.state_dir is None
+    assert settings.key_file == tmp_path / ".dev-signing" / "ec-p256-key.pem"
+
+
 def test_bundled_config_yaml_loads() -> None:
     settings = load_settings(Path(__file__).parent.parent / "config.yaml", {})
-    assert settings.fixture_root == BUNDLED_FIXTURES
+    assert settings.fixture_root == DEMO_FIXTURES
     assert "employee/0001" in settings.users
     assert settings.organisations[0].name == "globex"
 

@@ -11,8 +11,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from joserfc.errors import BadSignatureError, JoseError
 
-from content_provider.config import ConfigError
-from content_provider.signing import SUBJECT_CN, load_or_create_signer, verify_back
+from content_provider.config import ConfigError, parse_settings
+from content_provider.signing import SUBJECT_CN, load_or_create_signer, signer_for, verify_back
 
 from .helpers import DOC_CARD, MakeClient, get_content
 
@@ -100,3 +100,23 @@ async def test_ed25519_backs_under_either_name_verify_with_plain_ed25519(
     assert json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["alg"] == algorithm
     public = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(key["x"] + "=" * (-len(key["x"]) % 4)))
     public.verify(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)), f"{header}.{payload}".encode())
+
+
+def test_the_state_folder_is_made_on_first_use_and_reused(tmp_path: Path) -> None:
+    settings = parse_settings({}, tmp_path, {"CONTENT_PROVIDER_STATE_DIR": str(tmp_path / "state")})
+    first = signer_for(settings)
+    assert first.key_file == tmp_path / "state" / "signing" / "rsa-key.pem"
+    assert (tmp_path / "state" / "signing").stat().st_mode & 0o777 == 0o700
+    assert signer_for(settings).kid == first.kid
+
+
+def test_a_state_folder_that_cannot_be_made_names_it_and_the_variable(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    settings = parse_settings({}, tmp_path, {"CONTENT_PROVIDER_STATE_DIR": str(tmp_path / "file" / "state")})
+    with pytest.raises(ConfigError) as caught:
+        signer_for(settings)
+    assert str(caught.value) == (
+        f"cannot make the folder {tmp_path / 'file' / 'state' / 'signing'} for the development signing key "
+        "(Not a directory); set CONTENT_PROVIDER_STATE_DIR to a folder you can write, or signing.directory "
+        "in a config file"
+    )
