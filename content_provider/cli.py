@@ -1,4 +1,4 @@
-"""Command line: ``content-provider serve | generate | check-fixtures``.
+"""Command line: ``content-provider serve | check | check-fixtures | generate | dev-tls``.
 
 ``main(argv, environ)`` returns an exit code and touches no global state beyond
 logging, so tests call it directly.
