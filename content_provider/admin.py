@@ -88,7 +88,13 @@ def _rule_error(exc: ConfigError) -> ApiError:
 
 
 def _rules_json(request: web.Request) -> dict[str, Any]:
-    return {"rules": [rule.spec for rule in request.app[FAULTS].rules]}
+    """The rules as written and, for those with a time window, whether each is in force and for how long."""
+    engine = request.app[FAULTS]
+    shown: dict[str, Any] = {"rules": [rule.spec for rule in engine.rules]}
+    windows = engine.windows()
+    if windows:
+        shown["windows"] = windows
+    return shown
 
 
 # --------------------------------------------------------------------------- rules

@@ -39,7 +39,7 @@ DELAY_AT = ("headers", "body")
 KEYED_STATES = 10_000
 _V = TypeVar("_V")
 Z99 = 2.3263478740408408  # standard normal quantile at 0.99
-DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|min)?\s*$")
+DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|min|h)?\s*$")
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,46 @@ class Match:
 
 
 @dataclass(frozen=True)
+class Window:
+    """When a rule is in force, counted from when it was put in force (loaded, reset or added):
+    from ``after`` on, for ``lasting`` seconds (or ever), and within that, when ``period`` is
+    set, during the first ``active`` seconds of every period."""
+
+    after: float = 0.0
+    lasting: float | None = None
+    period: float | None = None
+    active: float = 0.0
+
+    def state(self, elapsed: float) -> tuple[bool, float | None]:
+        """Whether the rule is in force ``elapsed`` s after its start, and in how many seconds that
+        changes (``None``: never again)."""
+        if elapsed < self.after:
+            return False, self.after - elapsed
+        into = elapsed - self.after
+        if self.lasting is not None and into >= self.lasting:
+            return False, None
+        ends_in = None if self.lasting is None else self.lasting - into
+        if self.period is None:
+            return True, ends_in
+        phase = into % self.period
+        on = phase < self.active
+        flips_in = self.active - phase if on else self.period - phase
+        if ends_in is not None and ends_in <= flips_in:
+            return on, ends_in if on else None
+        return on, flips_in
+
+    def describe(self) -> str:
+        parts = []
+        if self.after:
+            parts.append(f"after {self.after:g}s")
+        if self.lasting is not None:
+            parts.append(f"for {self.lasting:g}s")
+        if self.period is not None:
+            parts.append(f"{self.active:g}s of every {self.period:g}s")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
 class Rule:
     name: str
     match: Match = Match()
@@ -125,6 +165,7 @@ class Rule:
     sequence: tuple[Outcome, ...] = ()
     rate_limit: tuple[int, float] | None = None
     spec: Any = field(default=None, compare=False)  # as written, for the admin API to show
+    window: Window | None = None
 
 
 @dataclass(frozen=True)
@@ -184,8 +225,10 @@ def _touch(states: OrderedDict[str, _V], key: str, new: Callable[[], _V]) -> _V:
 class FaultEngine:
     """Holds the rules in force and their counters; decides the plan for each request."""
 
-    def __init__(self, settings: FaultSettings) -> None:
+    def __init__(self, settings: FaultSettings, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
+        self._clock = clock
+        self._started: dict[str, float] = {}  # when each rule was put in force: its time window counts from then
         self._states: dict[str, _RuleState] = {}
         self._directive_states: OrderedDict[str, _RuleState] = OrderedDict()
         self.replace(settings.rules)
@@ -198,6 +241,8 @@ class FaultEngine:
         """Put new rules in force; all counters and random streams start again."""
         self._rules = rules
         self._states = {rule.name: self._new_state(rule.name) for rule in rules}
+        now = self._clock()
+        self._started = {rule.name: now for rule in rules}
         self._directive_states.clear()
 
     def add(self, rule: Rule) -> None:
@@ -206,6 +251,7 @@ class FaultEngine:
             raise ConfigError(f"rule.name: a rule named {rule.name!r} is already in force")
         self._rules = (*self._rules, rule)
         self._states[rule.name] = self._new_state(rule.name)
+        self._started[rule.name] = self._clock()
 
     def remove(self, name: str) -> bool:
         """Take a rule out of force; False when there is none of that name."""
@@ -214,7 +260,19 @@ class FaultEngine:
             return False
         self._rules = kept
         self._states.pop(name, None)
+        self._started.pop(name, None)
         return True
+
+    def windows(self) -> dict[str, dict[str, Any]]:
+        """For each rule with a time window: in force now or not, and in how many seconds that changes."""
+        now = self._clock()
+        shown: dict[str, dict[str, Any]] = {}
+        for rule in self._rules:
+            if rule.window is not None:
+                active, changes_in = rule.window.state(now - self._started[rule.name])
+                seconds = None if changes_in is None else round(changes_in, 3)
+                shown[rule.name] = {"active": active, "changesInSeconds": seconds, "window": rule.window.describe()}
+        return shown
 
     def reconfigure(self, settings: FaultSettings) -> None:
         """New fault settings from a reloaded config; counters start again."""
@@ -241,6 +299,8 @@ class FaultEngine:
     def _apply(self, rule: Rule, state: _RuleState, content_id: ContentId, client: str, plan: Plan) -> None:
         if not rule.match.matches(content_id):
             return
+        if rule.window is not None and not rule.window.state(self._clock() - self._started[rule.name])[0]:
+            return  # out of its window the rule is as if absent: it does not count the request either
         state.count += 1
         if rule.first is not None and state.count > rule.first:
             return
@@ -287,7 +347,7 @@ class FaultEngine:
 
 
 def parse_duration(value: Any, key: str) -> float:
-    """Seconds from a number or a string like ``200ms``, ``2s``, ``1.5m``."""
+    """Seconds from a number or a string like ``200ms``, ``2s``, ``1.5m``, ``1h``."""
     if isinstance(value, bool):
         raise ConfigError(f"{key}: expected a duration like 0.2, '200ms' or '2s', got {value!r}")
     if isinstance(value, int | float):
@@ -297,7 +357,7 @@ def parse_duration(value: Any, key: str) -> float:
         if not match:
             raise ConfigError(f"{key}: expected a duration like 0.2, '200ms' or '2s', got {value!r}")
         number, unit = float(match.group(1)), match.group(2) or "s"
-        seconds = number / 1000 if unit == "ms" else number * 60 if unit in ("m", "min") else number
+        seconds = number * {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}[unit]
     if seconds < 0 or not math.isfinite(seconds):
         raise ConfigError(f"{key}: must be zero or more, got {value!r}")
     return seconds
@@ -440,6 +500,7 @@ def parse_rule(data: Any, key: str, cap: float, default_name: str) -> Rule:
             raise ConfigError(f"{limit_reader.where}.requests: required")
         rate_limit = (requests, window or 1.0)
     limit_reader.finish()
+    in_force = _parse_window(reader)
     reader.finish()
     if outcome is not None and sequence:
         raise ConfigError(f"{key}: give outcome or sequence, not both")
@@ -459,7 +520,33 @@ def parse_rule(data: Any, key: str, cap: float, default_name: str) -> Rule:
         sequence,
         rate_limit,
         spec,
+        in_force,
     )
+
+
+def _parse_window(reader: Reader) -> Window | None:
+    """``after``, ``for`` and ``every_period: {period, active}``: when a rule is in force."""
+    after_value, for_value = reader.raw("after"), reader.raw("for")
+    after = parse_duration(after_value, reader.key("after")) if after_value is not None else 0.0
+    lasting = parse_duration(for_value, reader.key("for")) if for_value is not None else None
+    if lasting is not None and lasting <= 0:
+        raise ConfigError(f"{reader.key('for')}: must be more than zero, got {for_value!r}")
+    periodic = reader.section("every_period")
+    period = active = None
+    if periodic.data:
+        for name in ("period", "active"):
+            if periodic.data.get(name) is None:
+                raise ConfigError(f"{periodic.key(name)}: required (e.g. every_period: {{period: 5m, active: 1m}})")
+        period = parse_duration(periodic.raw("period"), periodic.key("period"))
+        active = parse_duration(periodic.raw("active"), periodic.key("active"))
+        if period <= 0:
+            raise ConfigError(f"{periodic.key('period')}: must be more than zero")
+        if not 0 < active <= period:
+            raise ConfigError(f"{periodic.key('active')}: must be more than zero and at most the period ({period:g}s)")
+    periodic.finish()
+    if after == 0.0 and lasting is None and period is None:
+        return None
+    return Window(after, lasting, period, active or 0.0)
 
 
 def parse_fault_settings(reader: Reader) -> FaultSettings:

@@ -71,11 +71,19 @@ def test_every_error_code_in_the_code_is_documented() -> None:
 
 def test_faults_example_parses_and_does_what_it_says() -> None:
     faults_page = (ROOT / "docs" / "faults.md",)
-    [example] = [block.text for block in blocks("yaml", faults_page) if block.text.startswith("faults:")]
+    [example, windows] = [block.text for block in blocks("yaml", faults_page) if block.text.startswith("faults:")]
     settings = parse_settings(yaml.safe_load(example), ROOT, {})
     names = [rule.name for rule in settings.faults.rules]
     assert names == ["retry-test", "slow-auth", "flaky-acme"]
     assert settings.faults.seed == 42
+    outage, spells = parse_settings(yaml.safe_load(windows), ROOT, {}).faults.rules
+    assert outage.window is not None
+    assert outage.window.state(5) == (False, 5)  # 10 s after the rules are put in force ...
+    assert outage.window.state(20) == (True, 20)  # ... for 30 s
+    assert outage.window.state(41) == (False, None)
+    assert spells.window is not None
+    assert spells.window.state(30) == (True, 30)  # the first minute of every five
+    assert spells.window.state(90) == (False, 210)
 
 
 def test_every_outcome_is_in_the_faults_table() -> None:

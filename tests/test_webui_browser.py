@@ -8,6 +8,7 @@ shows it. Skipped, saying what is missing, where no Chromium can be had (see bro
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -165,6 +166,13 @@ def test_a_broken_payload_rule_from_the_page(page: Any, admin: AdminClient, serv
     assert rule["outcome"] == "jws_bad_signature"
     assert rule["match"] == {"use_case": "PROV"}
     assert get_content(server, DOC_CARD)[0] == 200  # a broken payload still answers 200
+
+
+def test_a_rule_with_a_time_window_shows_when_it_is_in_force(page: Any, admin: AdminClient) -> None:
+    admin.add_rule(name="later", outcome=503, after="1h")
+    row = page.locator('#rules tr[data-rule="later"]')
+    row.filter(has_text="not in force, starts in").wait_for()
+    assert re.search(r"starts in 35[0-9]{2} s|starts in 3600 s", row.inner_text())
 
 
 def test_a_refused_rule_says_why_on_the_page(page: Any, admin: AdminClient) -> None:

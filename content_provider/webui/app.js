@@ -272,6 +272,14 @@ function describeEffect(spec) {
     .join("; ");
 }
 
+function describeWindow(window) {
+  // the server says whether a rule with a time window is in force, and for how long
+  if (!window) return "";
+  const left = window.changesInSeconds;
+  if (window.active) return left === null ? " (in force)" : ` (in force, ${Math.ceil(left)} s left)`;
+  return left === null ? " (window over)" : ` (not in force, starts in ${Math.ceil(left)} s)`;
+}
+
 async function loadRules(force) {
   try {
     const data = await api("GET", "/rules");
@@ -284,7 +292,7 @@ async function loadRules(force) {
         { "data-rule": spec.name },
         el("td", { class: "mono", text: spec.name }),
         el("td", { class: "mono", text: describeMatch(spec.match) }),
-        el("td", { class: "mono", text: describeEffect(spec) }),
+        el("td", { class: "mono", text: describeEffect(spec) + describeWindow(data.windows?.[spec.name]) }),
         el("td", {}, el("button", { type: "button", text: "Remove", onclick: () => removeRule(spec.name) })),
       ),
     );
