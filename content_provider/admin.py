@@ -20,12 +20,12 @@ from aiohttp import hdrs, web
 
 from .app_reload import reload_config
 from .config import SAFE_NAME
-from .contract import parse_content_id
+from .contract import error_body, parse_content_id
 from .errors import ApiError, json_errors
 from .faults import parse_rule, parse_rules, unused_name
 from .fsutil import atomic_write
 from .imagecheck import jpeg_problem
-from .keys import FAULTS, JOURNAL, ROLE, SETTINGS, STORE
+from .keys import EXPLAINER, FAULTS, JOURNAL, ROLE, SETTINGS, STORE
 from .layout import DEFAULT_DIR, EXTENSIONS, ORGS_DIR, SIDES, USERS_DIR, is_card_side
 from .preview import preview
 from .schema import ConfigError, ascii_int
@@ -254,17 +254,21 @@ async def fixtures(request: web.Request) -> web.Response:
 
 
 async def resolve(request: web.Request) -> web.Response:
-    """``?contentId=``: which images would answer it, and why."""
+    """``?contentId=``: which images would answer it, each step of the resolution order, and near misses."""
     raw = request.query.get("contentId")
     if not raw:
         raise ApiError(400, "invalid_query", "contentId: required")
     content_id = parse_content_id(raw, request.app[SETTINGS].bare_ids)
     if content_id is None:
-        raise ApiError(404, "unknown_content_id", "bare content ids are off (fixtures.bare_ids: off)")
+        message = "bare content ids are off (fixtures.bare_ids: off); use PROV: or AUTH:"
+        return web.json_response(error_body("unknown_content_id", message), status=404)
     store = request.app[STORE]
-    resolution = await asyncio.to_thread(store.resolve, content_id.use_case, content_id.subject)
+    explanation = await asyncio.to_thread(request.app[EXPLAINER].explain, content_id)
+    resolution = explanation.resolution
     if resolution is None:
-        raise ApiError(404, "unknown_content_id", f"no {content_id.use_case.name.lower()} image resolves")
+        message = f"no {content_id.use_case.name.lower()} image resolves"
+        body = error_body("unknown_content_id", message, explanation=explanation.as_json())
+        return web.json_response(body, status=404)
     return web.json_response(
         {
             "contentId": raw,
@@ -273,6 +277,7 @@ async def resolve(request: web.Request) -> web.Response:
             "level": resolution.level,
             "owner": resolution.owner,
             "files": {key: str(store.relative(path)) for key, path in resolution.files},
+            "explanation": explanation.as_json(),
         }
     )
 

@@ -12,10 +12,11 @@ from aiohttp import web
 from .app_reload import config_watch_ctx
 from .config import Settings
 from .delivery import InjectedWaits
+from .explain import Explainer
 from .faults import FaultEngine
 from .handlers import ParsedBodies
 from .journal import Journal
-from .keys import CONFIG_ENV, FAULTS, INJECTED_WAITS, JOURNAL, PARSED_BODIES, ROLE, SETTINGS, SIGNER, STORE
+from .keys import CONFIG_ENV, EXPLAINER, FAULTS, INJECTED_WAITS, JOURNAL, PARSED_BODIES, ROLE, SETTINGS, SIGNER, STORE
 from .routes import add_routes
 from .signing import signer_for
 from .store import FixtureError, FixtureStore
@@ -76,6 +77,7 @@ async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
             )
     app[SIGNER] = signer
     app[STORE] = store
+    app[EXPLAINER] = Explainer(store)
     yield
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``content-provider serve | check | check-fixtures | generate | dev-tls``.
+"""Command line: ``content-provider serve | check | check-fixtures | explain | generate | dev-tls``.
 
 ``main(argv, environ)`` returns an exit code and touches no global state beyond
 logging, so tests call it directly.
@@ -27,7 +27,9 @@ from .accesslog import AccessLogger
 from .app import SHUTDOWN_TIMEOUT, create_app
 from .config import ENV_PREFIX, SAFE_NAME, ConfigError, Settings, find_config, in_package, load_settings
 from .conformance import DEMO_IDS, check, format_junit, format_text, load_trust
+from .contract import parse_content_id
 from .devtls import make_dev_tls, server_context
+from .explain import Explainer
 from .fsutil import copy_tree
 from .generate import write_demo, write_images, write_members
 from .layout import ORGS_DIR, USERS_DIR
@@ -70,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-fixtures", help="decode every fixture and report problems")
     with_config(check)
+
+    explain = commands.add_parser("explain", help="why a content id gets the images it gets, and near misses")
+    explain.add_argument("content_id", metavar="ID", help="a content id as Hermod sends it, e.g. PROV:jane.doe")
+    with_config(explain)
 
     conformance = commands.add_parser("check", help="check a content provider against the contract")
     conformance.add_argument("url", help="the provider's content-provider-url (POST URL/getcontent is called)")
@@ -265,6 +271,17 @@ def _check(settings: Settings) -> int:
     return EXIT_PROBLEMS if problems else EXIT_OK
 
 
+def _explain(settings: Settings, raw: str) -> int:
+    """Exit 0 when something answers the id, 1 when nothing does (Hermod would get 404)."""
+    content_id = parse_content_id(raw, settings.bare_ids)
+    if content_id is None:
+        print(f"{raw}: bare content ids are off (fixtures.bare_ids: off); PROV:{raw} or AUTH:{raw} would be looked up")
+        return EXIT_PROBLEMS
+    explanation = Explainer(FixtureStore(settings, signer_for(settings))).explain(content_id)
+    print(explanation.text())
+    return EXIT_OK if explanation.resolution is not None else EXIT_PROBLEMS
+
+
 def _conformance(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     password = args.password or environ.get(ENV_PREFIX + "CHECK_PASSWORD")
     if (args.user is None) != (password is None):
@@ -352,6 +369,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return _generate(args, settings)
         if args.command == "check-fixtures":
             return _check(settings)
+        if args.command == "explain":
+            return _explain(settings, args.content_id)
         served_env = _effective_environ(args, env)
         with _writable_fixtures(settings) as copy:
             worker_env = dict(env)

@@ -202,7 +202,7 @@ async def deliver(
     plan: Plan,
     started: float,
     answer: Callable[[], Awaitable[Answer | None]],
-    not_found: Callable[[], web.Response],
+    not_found: Callable[[], Awaitable[web.Response]],
     *,
     header: bool,
     seed: int,
@@ -227,7 +227,7 @@ async def _deliver(
     plan: Plan,
     started: float,
     answer: Callable[[], Awaitable[Answer | None]],
-    not_found: Callable[[], web.Response],
+    not_found: Callable[[], Awaitable[web.Response]],
     *,
     header: bool,
     seed: int,
@@ -246,7 +246,7 @@ async def _deliver(
     elif kind in ("ok", "payload") or mode == "partial":
         found = await answer()
         if found is None:
-            missing = not_found()
+            missing = await not_found()
             parts = _Parts(missing.status, missing.body if isinstance(missing.body, bytes) else b"", JSON, {})
         else:
             body, content_type = found.body, JSON

@@ -16,7 +16,7 @@ from .delivery import deliver
 from .errors import ApiError
 from .faults import split_directives
 from .journal import Entry
-from .keys import EXCHANGE, FAULTS, PARSED_BODIES, ROLE, SETTINGS, SIGNER, STORE
+from .keys import EXCHANGE, EXPLAINER, FAULTS, PARSED_BODIES, ROLE, SETTINGS, SIGNER, STORE
 from .schema import ConfigError
 from .store import Answer, FixtureError, FixtureStore
 
@@ -111,8 +111,17 @@ async def _answer(store: FixtureStore, entry: Entry, content_id: ContentId) -> A
     return answer
 
 
-def _unknown(content_id: ContentId) -> ApiError:
-    return ApiError(404, "unknown_content_id", f"no {content_id.use_case.name.lower()} image for this content id")
+async def _unknown(app: web.Application, content_id: ContentId) -> ApiError:
+    """The 404, with the best near miss when there is one (worked out in a thread, remembered per id)."""
+    message = f"no {content_id.use_case.name.lower()} image for this content id"
+    hint = await asyncio.to_thread(app[EXPLAINER].hint, content_id)
+    if hint is not None:
+        message += f"; near miss: {hint}"
+    return ApiError(404, "unknown_content_id", message)
+
+
+async def _unknown_response(app: web.Application, content_id: ContentId) -> web.Response:
+    return (await _unknown(app, content_id)).response()
 
 
 async def get_content(request: web.Request) -> web.StreamResponse:
@@ -146,7 +155,7 @@ async def get_content(request: web.Request) -> web.StreamResponse:
                 plan,
                 started,
                 lambda: _answer(app[STORE], entry, content_id),
-                lambda: _unknown(content_id).response(),
+                lambda: _unknown_response(app, content_id),
                 header=faults.settings.header,
                 seed=faults.settings.seed,
                 max_delay=faults.settings.max_delay_seconds,
@@ -157,8 +166,10 @@ async def get_content(request: web.Request) -> web.StreamResponse:
     except FixtureError as exc:
         raise ApiError(500, exc.code, str(exc)) from None
     if answer is None:
-        raise _unknown(content_id)
+        raise await _unknown(app, content_id)
     entry.resolved = answer.resolution.label
+    if answer.resolution.level == "default":
+        app[EXPLAINER].defaulted(content_id)  # logs why, once per id, off this path
     return web.Response(
         body=answer.body,
         content_type=JSON,

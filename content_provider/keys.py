@@ -14,6 +14,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from .config import Settings
     from .delivery import InjectedWaits
+    from .explain import Explainer
     from .faults import FaultEngine
     from .handlers import ParsedBodies
     from .journal import Entry, Journal
@@ -26,6 +27,7 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 CONFIG_ENV: web.AppKey[dict[str, str]] = web.AppKey("config_env")  # the environment, for config reloads
 SIGNER: web.AppKey[Signer] = web.AppKey("signer")
 STORE: web.AppKey[FixtureStore] = web.AppKey("store")
+EXPLAINER: web.AppKey[Explainer] = web.AppKey("explainer")
 FAULTS: web.AppKey[FaultEngine] = web.AppKey("faults")
 INJECTED_WAITS: web.AppKey[InjectedWaits] = web.AppKey("injected_waits")
 JOURNAL: web.AppKey[Journal] = web.AppKey("journal")

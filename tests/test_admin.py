@@ -192,6 +192,7 @@ async def test_inventory_and_resolve(make_client: MakeClient) -> None:
     assert orgs["acme"]["patterns"] == ["acme-*"]
     assert inventory["default"] == ["front", "auth"]
     resolved = await (await client.get("/__admin/fixtures/resolve", params={"contentId": "AUTH:alice"})).json()
+    assert resolved.pop("explanation")["answeredBy"] == "organisation acme"  # tests/test_explain.py has the rest
     assert resolved == {
         "contentId": "AUTH:alice",
         "useCase": "AUTH",

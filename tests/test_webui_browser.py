@@ -203,6 +203,22 @@ def test_resolving_an_id_on_the_page_says_which_level_answers(page: Any) -> None
     page.locator("#resolved .why", has_text="default").wait_for()
 
 
+def test_resolving_an_id_on_the_page_explains_it_with_near_misses(page: Any, server: ContentProviderServer) -> None:
+    folder = server.settings.fixture_root / "users" / "jane_doe"
+    folder.mkdir()
+    (folder / "front.jpg").write_bytes((server.settings.fixture_root / "users" / "alice" / "front.jpg").read_bytes())
+    try:
+        page.fill("#resolve-id", "PROV:jane.doe")
+        page.click("#resolve-form button")
+        misses = page.locator("#explained .near-misses")
+        misses.wait_for()
+        assert misses.inner_text() == "users/jane_doe/ (differs only by . _ -)"
+        assert page.locator("#explained li.answered").inner_text() == "default default/: has front"
+    finally:
+        (folder / "front.jpg").unlink()
+        folder.rmdir()
+
+
 def test_a_problem_is_shown_beside_the_card(page: Any, server: ContentProviderServer) -> None:
     front = server.settings.fixture_root / "users" / "alice" / "front.jpg"
     original = front.read_bytes()

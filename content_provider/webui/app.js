@@ -151,6 +151,30 @@ async function previewInto(container, query, useCase) {
   }
 }
 
+async function explainInto(container, contentId) {
+  // each step of the resolution order and the near misses, from the server's explanation
+  let explanation;
+  try {
+    explanation = (await api("GET", "/fixtures/resolve?" + new URLSearchParams({ contentId }))).explanation;
+  } catch (failure) {
+    explanation = failure.body?.explanation;
+    if (!explanation) {
+      container.replaceChildren(el("p", { class: "muted", text: failure.message }));
+      return;
+    }
+  }
+  const steps = explanation.steps.map((step) =>
+    el("li", { class: step.answered ? "answered" : "", text: `${step.level} ${step.target}: ${step.why}` }),
+  );
+  const misses = explanation.nearMisses.map((miss) => el("li", { text: `${miss.target} (${miss.why})` }));
+  container.replaceChildren(...present([
+    el("p", { text: `Why: ${explanation.answeredBy ? "answered by " + explanation.answeredBy : "nothing answers (404)"}` }),
+    el("ol", { class: "steps" }, ...steps),
+    misses.length ? el("p", { text: "Near misses:" }) : null,
+    misses.length ? el("ul", { class: "near-misses" }, ...misses) : null,
+  ]));
+}
+
 function ownerSection(level, name, detail, images, problems) {
   const query = level === "default" ? { default: "" } : { [level === "organisation" ? "org" : "user"]: name };
   const heading = level === "default" ? "Default" : `${level === "organisation" ? "Organisation" : "User"} ${name}`;
@@ -371,7 +395,9 @@ function start() {
   $("overlay-form").addEventListener("submit", (event) => event.preventDefault());
   $("resolve-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    previewInto($("resolved"), { contentId: $("resolve-id").value.trim() });
+    const contentId = $("resolve-id").value.trim();
+    previewInto($("resolved"), { contentId });
+    explainInto($("explained"), contentId);
   });
   $("filter").addEventListener("input", drawOwners);
   $("reload-fixtures").addEventListener("click", () => loadInventory(true));
