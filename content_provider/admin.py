@@ -261,7 +261,9 @@ async def resolve(request: web.Request) -> web.Response:
     content_id = parse_content_id(raw, request.app[SETTINGS].bare_ids)
     if content_id is None:
         message = "bare content ids are off (fixtures.bare_ids: off); use PROV: or AUTH:"
-        return web.json_response(error_body("unknown_content_id", message), status=404)
+        misses = await asyncio.to_thread(request.app[EXPLAINER].with_prefix, raw)
+        why = {"answeredBy": None, "steps": [], "nearMisses": [miss.as_json() for miss in misses]}
+        return web.json_response(error_body("unknown_content_id", message, explanation=why), status=404)
     store = request.app[STORE]
     explanation = await asyncio.to_thread(request.app[EXPLAINER].explain, content_id)
     resolution = explanation.resolution

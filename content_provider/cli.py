@@ -273,11 +273,15 @@ def _check(settings: Settings) -> int:
 
 def _explain(settings: Settings, raw: str) -> int:
     """Exit 0 when something answers the id, 1 when nothing does (Hermod would get 404)."""
+    explainer = Explainer(FixtureStore(settings, signer_for(settings)))
     content_id = parse_content_id(raw, settings.bare_ids)
     if content_id is None:
-        print(f"{raw}: bare content ids are off (fixtures.bare_ids: off); PROV:{raw} or AUTH:{raw} would be looked up")
+        print(f"{raw}: bare content ids are off (fixtures.bare_ids: off); nothing answers (404)")
+        misses = explainer.with_prefix(raw)
+        if misses:
+            print("near misses:\n" + "\n".join(f"  {miss}" for miss in misses))
         return EXIT_PROBLEMS
-    explanation = Explainer(FixtureStore(settings, signer_for(settings))).explain(content_id)
+    explanation = explainer.explain(content_id)
     print(explanation.text())
     return EXIT_OK if explanation.resolution is not None else EXIT_PROBLEMS
 

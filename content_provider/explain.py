@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -292,15 +293,31 @@ class Explainer:
             )
         return misses
 
+    def with_prefix(self, raw: str) -> list[NearMiss]:
+        """For a bare id when bare ids are off: which prefixed id would have answered, and from where. Blocking."""
+        misses = []
+        for use_case, prefix in ((UseCase.CARD, "PROV:"), (UseCase.AUTH, "AUTH:")):
+            found = self.store.resolve(use_case, raw)
+            if found is not None and found.level != "default":
+                misses.append(NearMiss(f"{prefix}{raw}", f"would answer from {found.label}"))
+        return misses
+
     def hint(self, content_id: ContentId) -> str | None:
         """The best near miss in a few words, for a 404 (cheap near misses only; remembered). Blocking."""
+        return self._remembered(content_id.raw, lambda: self.near_misses(content_id, thorough=False))
+
+    def bare_hint(self, raw: str) -> str | None:
+        """The same for a bare id when bare ids are off. Blocking."""
+        return self._remembered("\0bare:" + raw, lambda: self.with_prefix(raw))
+
+    def _remembered(self, key: str, misses: Callable[[], list[NearMiss]]) -> str | None:
         with self._lock:
-            if content_id.raw in self._hints:
-                return self._hints[content_id.raw]
-        misses = self.near_misses(content_id, thorough=False)
-        best = str(misses[0]) if misses else None
+            if key in self._hints:
+                return self._hints[key]
+        found = misses()
+        best = str(found[0]) if found else None
         with self._lock:
-            self._hints[content_id.raw] = best
+            self._hints[key] = best
             if len(self._hints) > HINTS_KEPT:
                 self._hints.popitem(last=False)
         return best

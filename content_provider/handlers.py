@@ -144,9 +144,9 @@ async def get_content(request: web.Request) -> web.StreamResponse:
             raise ApiError(400, "invalid_directive", str(exc)) from None
     content_id = parse_content_id(lookup, settings.bare_ids)
     if content_id is None:
-        raise ApiError(
-            404, "unknown_content_id", "bare content ids are off (fixtures.bare_ids: off); use PROV: or AUTH:"
-        )
+        message = "bare content ids are off (fixtures.bare_ids: off); use PROV: or AUTH:"
+        hint = await asyncio.to_thread(app[EXPLAINER].bare_hint, lookup)
+        raise ApiError(404, "unknown_content_id", message + (f"; near miss: {hint}" if hint else ""))
     if faults.rules or directive is not None:
         plan = faults.plan(content_id, user or request.remote or "unknown", directive, raw)
         if plan.active:

@@ -157,3 +157,19 @@ def test_the_docs_example_is_what_explain_prints(
     config.write_text(f"fixtures:\n  root: {fixture_root}\nsigning:\n  directory: {signing_dir}\n")
     assert main(["explain", "PROV:jane.doe", "--config", str(config)], {}) == 0
     assert capsys.readouterr().out == shown
+
+
+async def test_a_bare_id_that_would_answer_with_a_prefix(make_client: MakeClient) -> None:
+    client = await make_client(bare_ids="off")
+    response = await get_content(client, "alice")
+    assert response.status == 404
+    assert (await response.json())["message"] == (
+        "bare content ids are off (fixtures.bare_ids: off); use PROV: or AUTH:; "
+        "near miss: PROV:alice (would answer from user alice)"
+    )
+    status, why = await explanation(client, "alice")
+    assert status == 404
+    assert why["nearMisses"] == [
+        {"target": "PROV:alice", "why": "would answer from user alice"},
+        {"target": "AUTH:alice", "why": "would answer from organisation acme"},
+    ]
