@@ -139,6 +139,7 @@ class Settings:
     aspect_tolerance: float = 0.01
     bare_ids: str = "card"
     default_enabled: bool = True
+    default_generated: bool = False  # fixtures.default: generated: a card of its own for every subject
     users: Mapping[str, UserImages] = field(default_factory=dict)
     organisations: tuple[Organisation, ...] = ()
     cache_max_bytes: int = 64 * 1024 * 1024
@@ -261,7 +262,11 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
     check: bool | Literal["auto"] = "auto" if check_value is None else check_value
     tolerance = fixtures.number("aspect_tolerance", 0.01, 0.0, 0.5)
     bare = fixtures.choice("bare_ids", "card", BARE_ID_MODES)
-    default_enabled = fixtures.boolean("default", True)
+    default_value = fixtures.raw("default")
+    if default_value is not None and not isinstance(default_value, bool) and default_value != "generated":
+        raise ConfigError(f"fixtures.default: expected true, false or generated, got {default_value!r}")
+    default_enabled = default_value is not False
+    default_generated = default_value == "generated"
 
     users_reader = fixtures.section("users")
     users: dict[str, UserImages] = {}
@@ -354,6 +359,7 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
         aspect_tolerance=tolerance,
         bare_ids=bare,
         default_enabled=default_enabled,
+        default_generated=default_generated,
         users=users,
         organisations=tuple(organisations),
         cache_max_bytes=cache_max,

@@ -223,7 +223,11 @@ class Explainer:
             else:
                 steps.append(Step("organisation", target, False, f"{how}, but it has no {primary} image"))
 
-        if not store.settings.default_enabled:
+        if store.settings.default_generated:
+            steps.append(
+                Step("default", "generated", True, "fixtures.default: generated draws a card for this subject")
+            )
+        elif not store.settings.default_enabled:
             steps.append(Step("default", "default/", False, "off (fixtures.default: false)"))
         elif resolution is not None:
             steps.append(Step("default", "default/", True, f"has {primary}"))
@@ -242,7 +246,7 @@ class Explainer:
         return [side for side in SIDES if any((folder / f"{side}{extension}").is_file() for extension in EXTENSIONS)]
 
     def _with_near_misses(self, found: Explanation, thorough: bool) -> Explanation:
-        if found.resolution is None or found.resolution.level in ("default", "organisation"):
+        if found.resolution is None or found.resolution.level in ("default", "generated", "organisation"):
             found.near_misses = self.near_misses(found.content_id, thorough=thorough)
         return found
 

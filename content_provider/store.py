@@ -37,6 +37,7 @@ import aiofiles
 from .cache import ByteBoundedLRU
 from .config import SAFE_NAME, Organisation, Settings, UserImages
 from .contract import ContentId, UseCase, answer_body, image_element, jws_element
+from .generate import auth_jpeg, card_jpeg
 from .imagecheck import FixtureProblem, jpeg_problem
 from .layout import DEFAULT_DIR, EXTENSIONS, MEMBERS_FILE, ORGS_DIR, SIDES, SIDES_FOR, USERS_DIR, is_card_side
 from .patterns import compile_pattern, is_pattern, pattern_error
@@ -44,6 +45,7 @@ from .signing import Signer
 
 log = logging.getLogger("content_provider.fixtures")
 
+GENERATED_LABEL = 40  # characters of the subject written on a generated card
 MEMO_ENTRIES = 20_000  # about 1.8 kB each; a forgotten id costs a few stat calls, not a rebuild
 MEMBERS_FILE_LIMIT = 4 * 1024 * 1024
 
@@ -332,6 +334,9 @@ class FixtureStore:
             self._memo.popitem(last=False)
 
     async def _build(self, use_case: UseCase, resolution: Resolution) -> Prepared:
+        if resolution.level == "generated":
+            self.stats.builds += 1
+            return await asyncio.to_thread(self._draw, use_case, resolution.owner)
         contents: list[tuple[str, Path, bytes]] = []
         for key, path in resolution.files:
             try:
@@ -356,6 +361,20 @@ class FixtureStore:
                 prepared.problems,
             )
         return prepared
+
+    def _draw(self, use_case: UseCase, subject: str) -> Prepared:
+        """A card (front, signed back) or an auth image drawn for ``subject``: the same images for the
+        same subject on every run; blocking, one thread hop for all of it."""
+        label = subject if len(subject) <= GENERATED_LABEL else subject[: GENERATED_LABEL - 1] + "…"
+        if use_case is UseCase.AUTH:
+            elements = [image_element("auth_image", auth_jpeg(label, optimize=False))]
+        else:
+            back = card_jpeg(label, "back", optimize=False)
+            elements = [
+                image_element("front", card_jpeg(label, "front", optimize=False)),
+                jws_element("back", self.signer.sign(back)),
+            ]
+        return Prepared(answer_body(elements), ())
 
     def _encode(self, use_case: UseCase, contents: list[tuple[str, Path, bytes]]) -> Prepared:
         problems = []
@@ -387,7 +406,14 @@ class FixtureStore:
             found = self._org_files(org, keys)
             if found:
                 return self._resolution("organisation", org.name, found)
+        if self.settings.default_generated:
+            return self._generated(use_case, subject)
         return self._default_resolution(keys)
+
+    @staticmethod
+    def _generated(use_case: UseCase, subject: str) -> Resolution:
+        """``fixtures.default: generated``: images drawn for this subject (no file; its own cache entry)."""
+        return Resolution("generated", subject, (), ((f"generated {use_case.value}", subject, 0, 0, 0),))
 
     def resolve_owner(self, use_case: UseCase, level: str, owner: str) -> Resolution | None:
         """The files a user, an organisation or the default answers with, whoever asks; blocking.
