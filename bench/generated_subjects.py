@@ -51,9 +51,8 @@ async def main() -> None:
                 f"{args.subjects} generated subjects ({args.concurrency} at a time): "
                 f"{args.subjects / took:.0f} req/s, p50 {cuts[49] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms"
             )
-            print(
-                f"resident: {before:.0f} MB after start-up, {after:.0f} MB after (answer cache limit {args.cache_mb} MB)"
-            )
+            limit = f"answer cache limit {args.cache_mb} MB"
+            print(f"resident: {before:.0f} MB after start-up, {after:.0f} MB after ({limit})")
         finally:
             process.terminate()
             with contextlib.suppress(ProcessLookupError):

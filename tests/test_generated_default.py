@@ -72,5 +72,5 @@ def test_the_setting_is_read_from_config() -> None:
     root = Path(__file__).resolve().parent.parent / "fixtures" / "images"
     settings = parse_settings({"fixtures": {"root": str(root), "default": "generated"}}, Path("/"), {})
     assert (settings.default_enabled, settings.default_generated) == (True, True)
-    with pytest.raises(ConfigError, match="fixtures.default: expected true, false or generated, got 'drawn'"):
+    with pytest.raises(ConfigError, match=r"fixtures\.default: expected true, false or generated, got 'drawn'"):
         parse_settings({"fixtures": {"root": str(root), "default": "drawn"}}, Path("/"), {})
