@@ -29,7 +29,9 @@ async def card(client: Any, content_id: str) -> tuple[str, dict[str, Any]]:
 def colour_at_centre(data: str) -> tuple[int, ...]:
     with Image.open(io.BytesIO(base64.b64decode(data))) as image:
         assert image.size == (1200, 757)
-        return tuple(image.convert("RGB").getpixel((600, 600)))
+        pixel = image.convert("RGB").getpixel((600, 600))
+        assert isinstance(pixel, tuple)
+        return pixel
 
 
 async def test_two_subjects_get_two_cards_and_one_subject_the_same_bytes_after_a_restart(
