@@ -8,15 +8,17 @@ import shutil
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from content_provider.client import AdminError, AsyncAdminClient
+from content_provider.config import ConfigError, parse_settings
 from content_provider.faults import draw
 from content_provider.generate import card_jpeg
 
-from .helpers import DOC_CARD
+from .helpers import DOC_CARD, MakeClient
 from .redis_server import RedisServer, redis_server
 from .test_cli import Server, serving, write_config
 
@@ -168,3 +170,45 @@ async def test_unreachable_redis_at_start_is_a_clear_error(
     assert process.returncode == 2, err.decode()
     assert f"state.redis_url: cannot reach Redis at {url}" in err.decode()
     assert "Traceback" not in err.decode()
+
+
+async def test_metrics_in_one_process(make_client: MakeClient) -> None:
+    client = await make_client()
+    for content_id in (DOC_CARD, DOC_CARD, "AUTH:nobody-at-all"):
+        await (await client.post("/getcontent", json={"contentId": content_id})).read()
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    text = await response.text()
+    ok = [line for line in text.splitlines() if line.startswith("content_provider_requests_total{")]
+    assert any('use_case="PROV"' in line and 'status="200"' in line and line.endswith(" 2.0") for line in ok), ok
+    assert "content_provider_request_duration_seconds_bucket" in text
+    assert "content_provider_answer_cache_hits_total 1.0" in text
+    assert "content_provider_journal_writes_dropped_total 0.0" in text
+
+
+async def test_memory_backend_health_says_so(make_client: MakeClient) -> None:
+    health = await (await (await make_client()).get("/healthz")).json()
+    assert health["status"] == "ok"
+    assert health["state"] == {"backend": "memory", "reachable": True, "journal_dropped": 0}
+
+
+@pytest.mark.parametrize(
+    ("data", "env", "message"),
+    [
+        ({"state": {"backend": "etcd"}}, {}, "state.backend"),
+        ({}, {"CONTENT_PROVIDER_STATE_BACKEND": "etcd"}, "CONTENT_PROVIDER_STATE_BACKEND"),
+        ({"state": {"redis_url": "http://x"}}, {}, "state.redis_url"),
+        ({"state": {"namespace": "a b"}}, {}, "state.namespace"),
+        ({"state": {"colour": "red"}}, {}, "state.colour"),
+    ],
+)
+def test_bad_state_settings_name_the_key(data: dict[str, Any], env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_settings(data, Path.cwd(), env)
+
+
+def test_a_redis_url_alone_means_the_redis_backend() -> None:
+    settings = parse_settings({}, Path.cwd(), {"CONTENT_PROVIDER_REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert (settings.state_backend, settings.redis_url) == ("redis", "redis://127.0.0.1:6379/0")
+    assert parse_settings({}, Path.cwd(), {}).state_backend == "memory"
