@@ -77,8 +77,12 @@ async def main() -> None:
                         runs.setdefault((name, connections), []).append(figures["rps"])
         finally:
             for process, _ in servers.values():
-                process.terminate()
                 with contextlib.suppress(ProcessLookupError):
+                    process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), 20)
+                except TimeoutError:
+                    process.kill()
                     await process.wait()
             redis.terminate()
             await redis.wait()

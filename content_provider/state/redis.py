@@ -53,6 +53,7 @@ DIRECTIVE_TTL = 86_400  # counters of content-id directives are forgotten after 
 KEYED_STATES = 10_000  # sequence steps per rule: past this many ids they all start again
 CONNECT_TIMEOUT = 2.0
 COMMAND_TIMEOUT = 2.0
+CLOSE_TIMEOUT = 5.0
 
 # One round trip per request that matches rules: counts every matching rule atomically.
 # ARGV: prefix, seed, content id, client, then 8 per rule: name, key, first, every, probability,
@@ -218,6 +219,13 @@ class RedisState(StateBackend, RemoteCounter):
         log.info("shared state in Redis at %s, namespace %s", redacted(self._url), self._prefix[:-1])
 
     async def close(self) -> None:
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):  # a Redis that does not answer must not hold the exit
+                await self._close()
+        except TimeoutError:
+            log.warning("the shared state backend did not close within %g s", CLOSE_TIMEOUT)
+
+    async def _close(self) -> None:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
