@@ -22,14 +22,14 @@ from .app_reload import reload_config
 from .config import SAFE_NAME
 from .contract import error_body, parse_content_id
 from .errors import ApiError, json_errors
-from .faults import parse_rule, parse_rules, unused_name
+from .faults import Rule, parse_rule, parse_rules, unused_name
 from .fsutil import atomic_write
 from .imagecheck import jpeg_problem
-from .keys import EXPLAINER, FAULTS, JOURNAL, ROLE, SETTINGS, STORE
+from .keys import EXPLAINER, FAULTS, SETTINGS, STATE, STORE
 from .layout import DEFAULT_DIR, EXTENSIONS, ORGS_DIR, SIDES, USERS_DIR, is_card_side
 from .preview import preview
 from .schema import ConfigError, ascii_int
-from .workers import gathered, is_sibling_call, replay
+from .state import unavailable
 
 PREFIX = "/__admin"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -105,22 +105,25 @@ async def list_rules(request: web.Request) -> web.Response:
 
 
 async def add_rule(request: web.Request) -> web.Response:
-    """Add one rule, last in order. Its name must be new."""
+    """Add one rule, last in order. Its name must be new (among the shared rules, with Redis)."""
     engine = request.app[FAULTS]
     data = await _json_body(request)
-    try:
-        rule = parse_rule(
-            data,
-            "rule",
-            engine.settings.max_delay_seconds,
-            unused_name((r.name for r in engine.rules), len(engine.rules) + 1),
-        )
-        engine.add(rule)
-    except ConfigError as exc:
-        if "already in force" in str(exc):
-            raise ApiError(409, "rule_exists", str(exc)) from None
-        raise _rule_error(exc) from None
-    return web.json_response(rule.spec, status=201)
+    added: list[Rule] = []
+
+    def change(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+        try:
+            rule = parse_rule(
+                data, "rule", engine.settings.max_delay_seconds, unused_name((r.name for r in rules), len(rules) + 1)
+            )
+        except ConfigError as exc:
+            raise _rule_error(exc) from None
+        if any(r.name == rule.name for r in rules):
+            raise ApiError(409, "rule_exists", f"rule.name: a rule named {rule.name!r} is already in force")
+        added[:] = [rule]
+        return (*rules, rule)
+
+    await request.app[STATE].change_rules(change, restart=False)
+    return web.json_response(added[0].spec, status=201)
 
 
 async def replace_rules(request: web.Request) -> web.Response:
@@ -133,27 +136,35 @@ async def replace_rules(request: web.Request) -> web.Response:
         rules = parse_rules(data["rules"], "rules", engine.settings.max_delay_seconds)
     except ConfigError as exc:
         raise _rule_error(exc) from None
-    engine.replace(rules)
+    await request.app[STATE].change_rules(lambda _: rules, restart=True)
     return web.json_response(_rules_json(request))
 
 
 async def delete_rule(request: web.Request) -> web.Response:
     name = request.match_info["name"]
-    if not request.app[FAULTS].remove(name):
-        raise ApiError(404, "no_such_rule", f"no rule named {name!r} is in force")
+
+    def change(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+        kept = tuple(r for r in rules if r.name != name)
+        if len(kept) == len(rules):
+            raise ApiError(404, "no_such_rule", f"no rule named {name!r} is in force")
+        return kept
+
+    await request.app[STATE].change_rules(change, restart=False)
     return web.json_response(_rules_json(request))
 
 
 async def delete_rules(request: web.Request) -> web.Response:
-    request.app[FAULTS].replace(())
+    await request.app[STATE].change_rules(lambda _: (), restart=True)
     return web.json_response(_rules_json(request))
 
 
 async def reset(request: web.Request) -> web.Response:
     """Back to the configured state: the config's rules, an empty journal."""
     engine = request.app[FAULTS]
-    engine.replace(engine.settings.rules)
-    request.app[JOURNAL].clear()
+    state = request.app[STATE]
+    configured = engine.settings.rules
+    await state.change_rules(lambda _: configured, restart=True)
+    await state.clear_journal()
     request.app[STORE].invalidate()
     return web.json_response({"reset": True, **_rules_json(request)})
 
@@ -184,21 +195,18 @@ def _limit(request: web.Request) -> int | None:
 async def list_requests(request: web.Request) -> web.Response:
     """Newest first; ``?contentId=`` to filter, ``?limit=`` to cut. With workers: all of theirs."""
     limit = _limit(request)
-    entries = [e.as_json() for e in request.app[JOURNAL].entries(request.query.get("contentId"), limit)]
-    for answer in await gathered(request):
-        entries += answer["requests"]
-    entries.sort(key=lambda entry: str(entry["time"]), reverse=True)
-    return web.json_response({"requests": entries[:limit]})
+    entries = await request.app[STATE].journal_entries(request.query.get("contentId"), limit)
+    return web.json_response({"requests": entries})
 
 
 async def count_requests(request: web.Request) -> web.Response:
     content_id = request.query.get("contentId")
-    count = request.app[JOURNAL].count(content_id) + sum(answer["count"] for answer in await gathered(request))
+    count = await request.app[STATE].journal_count(content_id)
     return web.json_response({"contentId": content_id, "count": count})
 
 
 async def clear_requests(request: web.Request) -> web.Response:
-    request.app[JOURNAL].clear()
+    await request.app[STATE].clear_journal()
     return web.json_response({"requests": []})
 
 
@@ -306,17 +314,12 @@ def _write(target: Path, data: bytes) -> None:
     target.with_suffix(".jpeg").unlink(missing_ok=True)  # one image per side: a .jpeg twin goes
 
 
-def _sibling_saw(request: web.Request, target: Path) -> web.Response:
-    """A sibling worker wrote or deleted the file already: only look at the disk again."""
-    request.app[STORE].invalidate()
-    return web.json_response({"path": str(request.app[STORE].relative(target)), "invalidated": True})
-
-
 async def upload(request: web.Request) -> web.Response:
     """PUT the JPEG bytes as the body. Checked as at start-up, then written atomically."""
     target = _target(request)
-    if is_sibling_call(request):
-        return _sibling_saw(request, target)
+    state = request.app[STATE]
+    if not state.reachable:  # before the image is written here: it must not be here only
+        raise unavailable()
     data = await request.read()
     if len(data) > MAX_UPLOAD:
         raise ApiError(413, "body_too_large", f"an image may be {MAX_UPLOAD} bytes at most")
@@ -329,13 +332,15 @@ async def upload(request: web.Request) -> web.Response:
     await asyncio.to_thread(_write, target, data)
     store = request.app[STORE]
     store.invalidate()
+    await state.image_written(target.relative_to(store.root), data)
     return web.json_response({"path": str(store.relative(target)), "bytes": len(data)}, status=200 if existed else 201)
 
 
 async def delete_image(request: web.Request) -> web.Response:
     target = _target(request)
-    if is_sibling_call(request):
-        return _sibling_saw(request, target)
+    state = request.app[STATE]
+    if not state.reachable:
+        raise unavailable()
     removed = False
     for candidate in (target, target.with_suffix(".jpeg")):
         try:
@@ -345,42 +350,31 @@ async def delete_image(request: web.Request) -> web.Response:
             continue
     if not removed:
         raise ApiError(404, "no_such_image", f"{request.app[STORE].relative(target)} does not exist")
-    request.app[STORE].invalidate()
-    return web.json_response({"deleted": str(request.app[STORE].relative(target))})
-
-
-def replayed(handler: Handler, *, with_body: bool = True) -> Handler:
-    """A change that, with several workers, is made on every one (see workers.py)."""
-
-    async def change(request: web.Request) -> web.StreamResponse:
-        body = await request.read() if with_body else b""  # read() is cached for the handler
-        response = await handler(request)
-        if response.status < 300 and ROLE in request.app:
-            await replay(request, body)
-        return response
-
-    return change
+    store = request.app[STORE]
+    store.invalidate()
+    await state.image_written(target.relative_to(store.root), None)
+    return web.json_response({"deleted": str(store.relative(target))})
 
 
 def add_admin_routes(app: web.Application, base_path: str) -> None:
     base = base_path + PREFIX
     routes = [
         web.get(f"{base}/rules", list_rules),
-        web.post(f"{base}/rules", replayed(add_rule)),
-        web.put(f"{base}/rules", replayed(replace_rules)),
-        web.delete(f"{base}/rules", replayed(delete_rules)),
-        web.delete(f"{base}/rules/{{name}}", replayed(delete_rule)),
-        web.post(f"{base}/reset", replayed(reset)),
-        web.post(f"{base}/reload", replayed(reload)),
+        web.post(f"{base}/rules", add_rule),
+        web.put(f"{base}/rules", replace_rules),
+        web.delete(f"{base}/rules", delete_rules),
+        web.delete(f"{base}/rules/{{name}}", delete_rule),
+        web.post(f"{base}/reset", reset),
+        web.post(f"{base}/reload", reload),
         web.get(f"{base}/requests", list_requests),
         web.get(f"{base}/requests/count", count_requests),
-        web.delete(f"{base}/requests", replayed(clear_requests)),
+        web.delete(f"{base}/requests", clear_requests),
         web.get(f"{base}/fixtures", fixtures),
         web.get(f"{base}/fixtures/resolve", resolve),
         web.get(f"{base}/preview", preview),
-        web.put(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", replayed(upload, with_body=False)),
-        web.delete(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", replayed(delete_image)),
-        web.put(f"{base}/fixtures/{{kind:default}}/{{side}}", replayed(upload, with_body=False)),
-        web.delete(f"{base}/fixtures/{{kind:default}}/{{side}}", replayed(delete_image)),
+        web.put(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", upload),
+        web.delete(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", delete_image),
+        web.put(f"{base}/fixtures/{{kind:default}}/{{side}}", upload),
+        web.delete(f"{base}/fixtures/{{kind:default}}/{{side}}", delete_image),
     ]
     app.router.add_routes([web.route(r.method, r.path, json_errors(guarded(r.handler)), **r.kwargs) for r in routes])

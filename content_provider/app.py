@@ -16,11 +16,25 @@ from .explain import Explainer
 from .faults import FaultEngine
 from .handlers import ParsedBodies
 from .journal import Journal
-from .keys import CONFIG_ENV, EXPLAINER, FAULTS, INJECTED_WAITS, JOURNAL, PARSED_BODIES, ROLE, SETTINGS, SIGNER, STORE
+from .keys import (
+    CONFIG_ENV,
+    EXPLAINER,
+    FAULTS,
+    INJECTED_WAITS,
+    JOURNAL,
+    METRICS,
+    PARSED_BODIES,
+    ROLE,
+    SETTINGS,
+    SIGNER,
+    STORE,
+)
+from .metrics import Metrics, metrics_ctx
 from .routes import add_routes
 from .signing import signer_for
+from .state import state_ctx
 from .store import FixtureError, FixtureStore
-from .workers import WorkerRole, sibling_session_ctx
+from .workers import WorkerRole
 
 log = logging.getLogger("content_provider")
 
@@ -98,12 +112,14 @@ def create_app(settings: Settings, environ: Mapping[str, str] | None = None) -> 
     app[JOURNAL] = Journal(settings.journal_size)
     app[PARSED_BODIES] = ParsedBodies()
     app[INJECTED_WAITS] = InjectedWaits()
+    app[METRICS] = Metrics()
     app.on_shutdown.append(end_injected_waits)
     app.cleanup_ctx.append(fixtures_ctx)
+    app.cleanup_ctx.append(state_ctx)  # after the fixtures: shared uploads are written into them
+    app.cleanup_ctx.append(metrics_ctx)
     role = WorkerRole.from_environ(env)
     if role is not None:
         app[ROLE] = role
-        app.cleanup_ctx.append(sibling_session_ctx)
     app.cleanup_ctx.append(config_watch_ctx)
     add_routes(app, settings.base_path)
     return app

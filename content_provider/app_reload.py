@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from .config import ConfigError, Settings, load_settings
-from .keys import CONFIG_ENV, FAULTS, SETTINGS
+from .keys import CONFIG_ENV, FAULTS, SETTINGS, STATE
 
 log = logging.getLogger("content_provider")
 
@@ -63,8 +63,16 @@ async def reload_config(app: web.Application, source: Path) -> str | None:
         return str(exc)
     engine = app[FAULTS]
     if fresh.faults != engine.settings:
-        engine.reconfigure(fresh.faults)
-        log.info("config reloaded: %d fault rule(s) in force, counters restarted", len(fresh.faults.rules))
+        state = app.get(STATE)
+        if state is None or state.kind == "memory":
+            engine.reconfigure(fresh.faults)
+            log.info("config reloaded: %d fault rule(s) in force, counters restarted", len(fresh.faults.rules))
+        else:  # shared rules: put the file's in force everywhere, unless another replica did already
+            shared = [rule.spec for rule in engine.rules]
+            engine.settings = fresh.faults
+            if [rule.spec for rule in fresh.faults.rules] != shared:
+                await state.change_rules(lambda _: fresh.faults.rules, restart=True)
+                log.info("config reloaded: %d shared fault rule(s) in force, counters restarted", len(engine.rules))
     running = app[SETTINGS]
     changed = [
         f.name

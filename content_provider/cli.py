@@ -156,7 +156,6 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
     role = WorkerRole.from_environ(environ)
     await runner.setup()
     listeners: list[asyncio.Server] = []
-    private = None
     try:
         if role is None:
             listeners = [await listen(runner, settings.host, settings.port, context, settings.max_connections)]
@@ -165,9 +164,8 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
                 await listen(runner, settings.host, settings.port, context, settings.max_connections, sock=sock)
                 for sock in role.listening_sockets()
             ]
-        if role is not None:  # the siblings' way in (see workers.py); the supervisor says where it serves
-            private = await listen(runner, "127.0.0.1", 0, None, settings.max_connections)
-            await asyncio.to_thread(role.announce, f"http://127.0.0.1:{private.sockets[0].getsockname()[1]}")
+        if role is not None:  # the supervisor says where it serves
+            await asyncio.to_thread(role.announce)
         for sock in listeners[0].sockets if role is None else ():
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
@@ -184,9 +182,8 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
             orphan_watch.cancel()
         log.info("shutting down: no new connections; in-flight requests get %g s", SHUTDOWN_TIMEOUT)
     finally:
-        for server in [*listeners, private]:
-            if server is not None:
-                server.close()
+        for server in listeners:
+            server.close()
         await runner.cleanup()
 
 
@@ -386,7 +383,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                 scheme = "https" if settings.tls_cert else "http"
                 command = list(sys.argv[1:] if argv is None else argv)
                 return supervise(
-                    command, worker_env, settings.workers, settings.host, settings.port, scheme, settings.base_path
+                    command,
+                    worker_env,
+                    settings.workers,
+                    settings.host,
+                    settings.port,
+                    scheme,
+                    settings.base_path,
+                    settings.redis_url,
                 )
             run_loop(serve(settings, served_env), settings.event_loop)
     except ConfigError as exc:

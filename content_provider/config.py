@@ -8,6 +8,7 @@ never as a traceback in the middle of a request.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import re
 from collections.abc import Mapping
@@ -156,6 +157,10 @@ class Settings:
     admin_enabled: bool = True
     admin_token: str | None = None
     journal_size: int = 1000
+    state_backend: str = "memory"  # memory | redis (see content_provider/state/)
+    redis_url: str | None = None
+    redis_password: str | None = None  # from the environment only; else the URL's
+    state_namespace: str = "content-provider"
     source: Path | None = None
 
     def replace(self, **changes: Any) -> Settings:
@@ -206,6 +211,9 @@ def _env_bool(environ: Mapping[str, str], name: str, fallback: bool) -> bool:
 # --------------------------------------------------------------------------- parsing
 
 MAX_WORKERS = 64
+STATE_BACKENDS = ("memory", "redis")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+NAMESPACE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 def find_config(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> Path | None:
@@ -334,6 +342,23 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
     if admin_token is not None and len(admin_token) < 16:
         raise ConfigError("admin.token: use at least 16 characters (e.g. `openssl rand -hex 16`)")
 
+    state_section = top.section("state")
+    redis_url = _env(environ, "REDIS_URL", state_section.string("redis_url", None))
+    backend_default = "redis" if redis_url else "memory"
+    backend = _env(environ, "STATE_BACKEND", state_section.choice("backend", backend_default, STATE_BACKENDS))
+    if backend not in STATE_BACKENDS:
+        raise ConfigError(f"{ENV_PREFIX}STATE_BACKEND: expected one of {', '.join(STATE_BACKENDS)}, got {backend!r}")
+    namespace = _env(environ, "STATE_NAMESPACE", state_section.string("namespace", "content-provider"))
+    state_section.finish()
+    if not namespace or not NAMESPACE.match(namespace):
+        raise ConfigError(f"state.namespace: letters, digits and . _ - : only (1-64), got {namespace!r}")
+    if redis_url is not None and not redis_url.startswith(REDIS_SCHEMES):
+        raise ConfigError(f"state.redis_url: expected redis://, rediss:// or unix://, got {redis_url.split('@')[-1]!r}")
+    if backend == "redis" and importlib.util.find_spec("redis") is None:
+        raise ConfigError(
+            "state.backend: redis needs redis-py, which is not installed: pip install 'content-provider[redis]'"
+        )
+
     logging_ = top.section("logging")
     access_log = logging_.boolean("access_log", True)
     level = logging_.choice("level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -376,6 +401,10 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
         admin_enabled=admin_enabled,
         admin_token=admin_token,
         journal_size=journal_size,
+        state_backend=backend or "memory",
+        redis_url=redis_url,
+        redis_password=environ.get(ENV_PREFIX + "REDIS_PASSWORD") or None,
+        state_namespace=namespace,
         source=source,
     )
 

@@ -9,20 +9,22 @@ of outcomes per id). Rules are looked at in order for every request:
 - delays of all firing rules add up; the lowest bandwidth limit wins;
 - the first firing rule that has an outcome decides the outcome.
 
-Random choices come from one ``random.Random`` per rule seeded with
-``faults.seed`` and the rule's name, so the same requests in the same order get the
-same faults on every run.
+Random choices are a pure function of ``faults.seed``, the rule's name and the rule's
+count (see :func:`draw`), so the same requests in the same order get the same faults on
+every run, and replicas that share their counts (``state.backend: redis``) give the same
+pattern as one process, whichever replica takes which request.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-import random
 import re
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any, TypeVar
 
 from .contract import ContentId, UseCase
@@ -40,6 +42,16 @@ KEYED_STATES = 10_000
 _V = TypeVar("_V")
 Z99 = 2.3263478740408408  # standard normal quantile at 0.99
 DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|min|h)?\s*$")
+_UNIT = NormalDist()
+DRAW_DIGITS = 13  # hex digits of SHA-1 taken for a draw: 52 bits, exact in a double (and in Redis's Lua)
+
+
+def draw(seed: int, name: str, count: int, purpose: str = "p") -> float:
+    """A number in [0, 1): a pure function of the seed, the rule's name, its count and the purpose
+    (``p`` for the probability trigger, ``d`` for the delay). The Redis backend's script computes the
+    same with ``redis.sha1hex``, so both backends draw the same for the same count."""
+    digest = hashlib.sha1(f"{seed}:{name}:{count}:{purpose}".encode()).hexdigest()
+    return int(digest[:DRAW_DIGITS], 16) / float(1 << (4 * DRAW_DIGITS))
 
 
 @dataclass(frozen=True)
@@ -50,15 +62,16 @@ class Delay:
     a: float
     b: float = 0.0
 
-    def sample(self, rng: random.Random, cap: float) -> float:
+    def sample(self, u: float, cap: float) -> float:
+        """The delay for the uniform draw ``u`` in [0, 1) (see :func:`draw`)."""
         if self.kind == "fixed":
             value = self.a
         elif self.kind == "uniform":
-            value = rng.uniform(self.a, self.b)
+            value = self.a + (self.b - self.a) * u
         else:
             mu = math.log(self.a)
             sigma = (math.log(self.b) - mu) / Z99
-            value = rng.lognormvariate(mu, sigma)
+            value = math.exp(mu + sigma * _UNIT.inv_cdf(min(max(u, 1e-12), 1 - 1e-12)))
         return min(value, cap)
 
     def describe(self) -> str:
@@ -204,10 +217,21 @@ class Plan:
 
 @dataclass
 class _RuleState:
-    rng: random.Random
     count: int = 0
     per_id: OrderedDict[str, int] = field(default_factory=OrderedDict)  # least recently seen first
     windows: OrderedDict[str, deque[float]] = field(default_factory=OrderedDict)
+
+
+@dataclass(frozen=True)
+class Counted:
+    """What a rule's counters say about one request that it matches: its count (this one
+    included), whether the triggers let it fire, the sequence step it takes (-1: none) and,
+    when rate limited, the seconds to wait (0: not limited)."""
+
+    count: int
+    fired: bool
+    step: int = -1
+    retry_after: int = 0
 
 
 def _touch(states: OrderedDict[str, _V], key: str, new: Callable[[], _V]) -> _V:
@@ -222,8 +246,27 @@ def _touch(states: OrderedDict[str, _V], key: str, new: Callable[[], _V]) -> _V:
     return value
 
 
+def triggered(rule: Rule, name: str, count: int, seed: int) -> bool:
+    """Whether the triggers (first, every, probability) let a rule fire on its ``count``-th request."""
+    if rule.first is not None and count > rule.first:
+        return False
+    if rule.every is not None and count % rule.every:
+        return False
+    return not (rule.probability < 1.0 and draw(seed, name, count) >= rule.probability)
+
+
+def directive_name(raw_id: str) -> str:
+    """The name a directive's counters and draws go by: its own per full content id."""
+    return f"directive:{raw_id}"
+
+
 class FaultEngine:
-    """Holds the rules in force and their counters; decides the plan for each request."""
+    """Holds the rules in force and their counters; decides the plan for each request.
+
+    The counters live here (one process) unless ``remote`` is set: then
+    :meth:`plan_remote` counts in the shared state backend (see state/redis.py) and this
+    process's counters are used only while that backend cannot be reached.
+    """
 
     def __init__(self, settings: FaultSettings, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
@@ -231,26 +274,38 @@ class FaultEngine:
         self._started: dict[str, float] = {}  # when each rule was put in force: its time window counts from then
         self._states: dict[str, _RuleState] = {}
         self._directive_states: OrderedDict[str, _RuleState] = OrderedDict()
+        self.remote: RemoteCounter | None = None
+        self.tokens: dict[str, str] = {}  # rule name -> the shared counters' key (remote only)
         self.replace(settings.rules)
 
     @property
     def rules(self) -> tuple[Rule, ...]:
         return self._rules
 
-    def replace(self, rules: tuple[Rule, ...]) -> None:
-        """Put new rules in force; all counters and random streams start again."""
+    def replace(self, rules: tuple[Rule, ...], tokens: dict[str, str] | None = None) -> None:
+        """Put new rules in force; all counters start again."""
         self._rules = rules
-        self._states = {rule.name: self._new_state(rule.name) for rule in rules}
+        self._states = {rule.name: _RuleState() for rule in rules}
         now = self._clock()
         self._started = {rule.name: now for rule in rules}
         self._directive_states.clear()
+        self.tokens = dict(tokens or {})
+
+    def adopt(self, rules: tuple[Rule, ...], tokens: dict[str, str]) -> None:
+        """The shared rules, as another replica left them: local counters kept for rules still there."""
+        kept = {name: state for name, state in self._states.items() if self.tokens.get(name) == tokens.get(name)}
+        now = self._clock()  # a rule new here starts its time window now (within the propagation bound)
+        self._started = {rule.name: self._started[rule.name] if rule.name in kept else now for rule in rules}
+        self._rules = rules
+        self._states = {rule.name: kept.get(rule.name) or _RuleState() for rule in rules}
+        self.tokens = dict(tokens)
 
     def add(self, rule: Rule) -> None:
         """Put one more rule in force, last; other rules keep their counters."""
         if any(r.name == rule.name for r in self._rules):
             raise ConfigError(f"rule.name: a rule named {rule.name!r} is already in force")
         self._rules = (*self._rules, rule)
-        self._states[rule.name] = self._new_state(rule.name)
+        self._states[rule.name] = _RuleState()
         self._started[rule.name] = self._clock()
 
     def remove(self, name: str) -> bool:
@@ -279,45 +334,85 @@ class FaultEngine:
         self.settings = settings
         self.replace(settings.rules)
 
-    def _new_state(self, name: str) -> _RuleState:
-        return _RuleState(random.Random(f"{self.settings.seed}:{name}"))
-
     def plan(self, content_id: ContentId, client: str, directive: Rule | None = None, raw_id: str = "") -> Plan:
-        """Count this request against every rule and say which faults it gets.
+        """Count this request against every rule (in this process) and say which faults it gets.
 
         A directive from the content id comes first, with its own counters per full
         content id (so ``seq=`` steps through its outcomes for that exact id).
         """
         plan = Plan()
         if directive is not None:
-            state = _touch(self._directive_states, raw_id, lambda: self._new_state(f"directive:{raw_id}"))
-            self._apply(directive, state, content_id, client, plan)
+            state = _touch(self._directive_states, raw_id, _RuleState)
+            self._apply(directive, directive_name(raw_id), state, content_id, client, plan)
         for rule in self._rules:
-            self._apply(rule, self._states[rule.name], content_id, client, plan)
+            self._apply(rule, rule.name, self._states[rule.name], content_id, client, plan)
         return plan
 
-    def _apply(self, rule: Rule, state: _RuleState, content_id: ContentId, client: str, plan: Plan) -> None:
+    async def plan_remote(
+        self, content_id: ContentId, client: str, directive: Rule | None = None, raw_id: str = ""
+    ) -> Plan:
+        """As :meth:`plan`, with the counts kept in the shared backend: one round trip for all the
+        rules that match, none when none does. Counted here while the backend is unreachable."""
+        remote = self.remote
+        matching: list[tuple[Rule, str, str]] = []  # (rule, name for draws, counters' key)
+        if directive is not None and directive.match.matches(content_id):
+            matching.append((directive, directive_name(raw_id), "d:" + raw_id))
+        for rule in self._rules:
+            if rule.match.matches(content_id) and self._in_window(rule):
+                matching.append((rule, rule.name, self.tokens.get(rule.name, rule.name)))
+        if not matching:
+            return Plan()
+        if remote is None or not remote.reachable:
+            return self.plan(content_id, client, directive, raw_id)
+        counted = await remote.count(self.settings.seed, matching, content_id.raw, client)
+        if counted is None:  # lost just now: this process counts until it is back
+            return self.plan(content_id, client, directive, raw_id)
+        plan = Plan()
+        for (rule, name, _), result in zip(matching, counted, strict=True):
+            self._shape(rule, name, result, plan)
+        return plan
+
+    def _apply(self, rule: Rule, name: str, state: _RuleState, content_id: ContentId, client: str, plan: Plan) -> None:
         if not rule.match.matches(content_id):
             return
-        if rule.window is not None and not rule.window.state(self._clock() - self._started[rule.name])[0]:
+        if not self._in_window(rule):
             return  # out of its window the rule is as if absent: it does not count the request either
         state.count += 1
-        if rule.first is not None and state.count > rule.first:
+        if not triggered(rule, name, state.count, self.settings.seed):
             return
-        if rule.every is not None and state.count % rule.every:
-            return
-        if rule.probability < 1.0 and state.rng.random() >= rule.probability:
-            return
-        outcome = rule.outcome
+        step = -1
         if rule.sequence:
             step = _touch(state.per_id, content_id.raw, int)
             state.per_id[content_id.raw] = step + 1
-            outcome = rule.sequence[step] if step < len(rule.sequence) else None
-        if rule.rate_limit is not None:
-            outcome = self._rate_limited(rule.rate_limit, state, client) or outcome
+        wait = self._rate_limited(rule.rate_limit, state, client) if rule.rate_limit is not None else 0
+        self._shape(rule, name, Counted(state.count, True, step, wait), plan)
+
+    def _in_window(self, rule: Rule) -> bool:
+        return rule.window is None or rule.window.state(self._clock() - self._started[rule.name])[0]
+
+    def _shape(self, rule: Rule, name: str, counted: Counted, plan: Plan) -> None:
+        """Add what a fired rule does to the plan (the same for both backends)."""
+        if not counted.fired:
+            return
+        outcome = rule.outcome
+        if rule.sequence:
+            step = counted.step
+            outcome = rule.sequence[step] if 0 <= step < len(rule.sequence) else None
+        if counted.retry_after and rule.rate_limit is not None:
+            requests, window = rule.rate_limit
+            outcome = Outcome(
+                "status",
+                429,
+                retry_after=counted.retry_after,
+                message=f"rate limit: {requests} requests per {window:g}s",
+            )
         if outcome is not None and outcome.kind == "ok":
             outcome = None
-        delay = rule.delay.sample(state.rng, self.settings.max_delay_seconds) if rule.delay else 0.0
+        delay = 0.0
+        if rule.delay:
+            delay = rule.delay.sample(
+                draw(self.settings.seed, name, counted.count, "d"), self.settings.max_delay_seconds
+            )
         if outcome is None and not delay and rule.bandwidth is None:
             return  # nothing to do this time (e.g. a sequence step that says ok)
         plan.rules.append(rule.name)
@@ -330,17 +425,30 @@ class FaultEngine:
             plan.outcome = outcome
 
     @staticmethod
-    def _rate_limited(limit: tuple[int, float], state: _RuleState, client: str) -> Outcome | None:
+    def _rate_limited(limit: tuple[int, float], state: _RuleState, client: str) -> int:
+        """Seconds to wait when ``client`` is over the limit, else 0 (and the request is counted)."""
         requests, window = limit
         now = time.monotonic()
         seen: deque[float] = _touch(state.windows, client, deque)
         while seen and seen[0] <= now - window:
             seen.popleft()
         if len(seen) >= requests:
-            wait = max(1, math.ceil(seen[0] + window - now))
-            return Outcome("status", 429, retry_after=wait, message=f"rate limit: {requests} requests per {window:g}s")
+            return max(1, math.ceil(seen[0] + window - now))
         seen.append(now)
-        return None
+        return 0
+
+
+class RemoteCounter:
+    """Counts in a shared backend (see state/redis.py); ``count`` answers None when it could not."""
+
+    @property
+    def reachable(self) -> bool:
+        raise NotImplementedError
+
+    async def count(
+        self, seed: int, matching: list[tuple[Rule, str, str]], content_id: str, client: str
+    ) -> list[Counted] | None:
+        raise NotImplementedError
 
 
 # --------------------------------------------------------------------------- parsing

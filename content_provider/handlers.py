@@ -16,7 +16,7 @@ from .delivery import deliver
 from .errors import ApiError
 from .faults import split_directives
 from .journal import Entry
-from .keys import EXCHANGE, EXPLAINER, FAULTS, PARSED_BODIES, ROLE, SETTINGS, SIGNER, STORE
+from .keys import EXCHANGE, EXPLAINER, FAULTS, PARSED_BODIES, ROLE, SETTINGS, SIGNER, STATE, STORE
 from .schema import ConfigError
 from .store import Answer, FixtureError, FixtureStore
 
@@ -148,7 +148,11 @@ async def get_content(request: web.Request) -> web.StreamResponse:
         hint = await asyncio.to_thread(app[EXPLAINER].bare_hint, lookup)
         raise ApiError(404, "unknown_content_id", message + (f"; near miss: {hint}" if hint else ""))
     if faults.rules or directive is not None:
-        plan = faults.plan(content_id, user or request.remote or "unknown", directive, raw)
+        client = user or request.remote or "unknown"
+        if faults.remote is None:
+            plan = faults.plan(content_id, client, directive, raw)
+        else:  # counted in the shared state backend: one round trip when a rule matches
+            plan = await faults.plan_remote(content_id, client, directive, raw)
         if plan.active:
             return await deliver(
                 request,
@@ -179,11 +183,14 @@ async def get_content(request: web.Request) -> web.StreamResponse:
 
 async def healthz(request: web.Request) -> web.Response:
     store = request.app[STORE]
+    state = request.app.get(STATE)
     health: dict[str, Any] = {
-        "status": "ok",
+        "status": "ok" if state is None or state.reachable else "degraded",
         "version": __version__,
         "fixture_problems": [{"path": str(p), "reason": r} for p, r in sorted(store.problems.items())],
     }
+    if state is not None:
+        health["state"] = state.health()
     role = request.app.get(ROLE)
     if role is not None:
         health["worker"] = role.index

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from .errors import error_response
-from .keys import EXCHANGE, JOURNAL
+from .keys import EXCHANGE, JOURNAL, METRICS
 
 DEFAULT_CAPACITY = 1000
 CLIENT_CLOSED = "client closed"  # the status of a request whose client went away before any answer
@@ -122,7 +122,9 @@ def journaled(handler: Handler) -> Handler:
             else:
                 entry.status = 500
             entry.seconds = loop.time() - start
-            request.app[JOURNAL].record(entry)
+            app = request.app
+            app[JOURNAL].record(entry)
+            app[METRICS].observe(entry)
         return response
 
     return record

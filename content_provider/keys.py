@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import aiohttp
 from aiohttp import web
 
 if TYPE_CHECKING:
@@ -18,7 +17,9 @@ if TYPE_CHECKING:
     from .faults import FaultEngine
     from .handlers import ParsedBodies
     from .journal import Entry, Journal
+    from .metrics import Metrics
     from .signing import Signer
+    from .state import StateBackend
     from .store import FixtureStore
     from .workers import WorkerRole
 
@@ -32,8 +33,9 @@ FAULTS: web.AppKey[FaultEngine] = web.AppKey("faults")
 INJECTED_WAITS: web.AppKey[InjectedWaits] = web.AppKey("injected_waits")
 JOURNAL: web.AppKey[Journal] = web.AppKey("journal")
 PARSED_BODIES: web.AppKey[ParsedBodies] = web.AppKey("parsed_bodies")
+STATE: web.AppKey[StateBackend] = web.AppKey("state")  # where rules, counts, journal and uploads are shared
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 ROLE: web.AppKey[WorkerRole] = web.AppKey("worker_role")  # only with serve --workers N
-SIBLING_SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("sibling_session")
 
 # each POST /getcontent's
 EXCHANGE: web.RequestKey[Entry] = web.RequestKey("exchange")

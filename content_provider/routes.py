@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import handlers, webui
+from . import handlers, metrics, webui
 from .admin import add_admin_routes
 from .errors import json_errors, no_route
 from .journal import journaled
@@ -17,6 +17,7 @@ def add_routes(app: web.Application, base_path: str) -> None:
             # journaled() also turns errors into JSON; the other routes get json_errors() for that.
             web.post(f"{base_path}/getcontent", journaled(handlers.get_content)),
             web.get(f"{base_path}/healthz", json_errors(handlers.healthz)),
+            web.get(f"{base_path}/metrics", json_errors(metrics.metrics)),
             web.get(f"{base_path}/.well-known/jwks.json", json_errors(handlers.jwks)),
             web.get(f"{base_path}/signing-cert.pem", json_errors(handlers.signing_certificate)),
             web.get(f"{base_path}/openapi.json", json_errors(handlers.openapi)),

@@ -1,33 +1,27 @@
-"""``serve --workers N``: N processes on one port, sharing what the admin API changes.
+"""``serve --workers N``: N processes on one port, sharing one state through Redis.
 
 The supervisor (the process the user started) binds the port, makes the signing key once
 and starts N workers: the same command again, told by environment variables which worker
-it is, which inherited sockets to accept on and where the shared state folder is. Every
-worker accepts on the supervisor's sockets (whichever is free takes a new connection), and
-listens on a private loopback port that it writes to the state folder. The port is bound
-once, without ``SO_REUSEPORT``: a second server on it is refused, as with one process.
+it is and which inherited sockets to accept on. Every worker accepts on the supervisor's
+sockets (whichever is free takes a new connection). The port is bound once, without
+``SO_REUSEPORT``: a second server on it is refused, as with one process.
 
-What is shared, and how:
+What the admin API changes (rules, counters, the journal, uploads) is shared the way
+replicas on several machines share it: ``state.backend: redis`` (content_provider/state/).
+With ``state.redis_url`` set the workers use that Redis; without one the supervisor starts a
+private ``redis-server`` on a Unix socket in its temporary folder (no TCP port, no disk
+writes) and stops it at the end; when there is no ``redis-server`` it says what to install.
+So trigger counts are exact across workers, as in one process.
 
-- fixture files: on disk; every worker sees a change within ``cache.revalidate_seconds``;
-- an admin call that changes something (rules, reset, reload, clearing the journal, an
-  upload or delete) is done by the worker it reaches, then replayed to every sibling on its
-  private port (an upload is not written again: the siblings only drop their memo);
-- a journal read (``/__admin/requests``, ``/count``) gathers every worker's entries;
-- trigger counters (``first``, ``every``, ``sequence``, probability draws, rate limits) are
-  per worker: with N workers a ``first: 2`` rule can fire 2 x N times. Use one worker
-  (the default) where exact counts matter.
+Metrics: the supervisor sets ``PROMETHEUS_MULTIPROC_DIR`` to a folder of its own, so a scrape
+of ``/metrics`` through any worker sums every worker's values (see metrics.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import hmac
-import json
+import importlib.util
 import logging
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -35,27 +29,30 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-from aiohttp import hdrs, web
-
+from .config import ENV_PREFIX
 from .fsutil import atomic_write
-from .keys import ROLE, SIBLING_SESSION
 from .listener import bind_sockets
+from .metrics import MULTIPROC_ENV
+from .schema import ConfigError
 
 log = logging.getLogger("content_provider")
 
 WORKER_ENV = "CONTENT_PROVIDER_WORKER"  # "<index>:<count>"
 STATE_ENV = "CONTENT_PROVIDER_WORKER_STATE"
 SOCKETS_ENV = "CONTENT_PROVIDER_WORKER_SOCKETS"  # inherited listening file descriptors, comma-separated
-SECRET_ENV = "CONTENT_PROVIDER_WORKER_SECRET"
-SIBLING_HEADER = "X-Content-Provider-Sibling"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
+REDIS_START_TIMEOUT = 10.0
+INSTALL_REDIS = (
+    "serve --workers N shares its state through Redis: install redis-server (Debian and Ubuntu: "
+    "apt-get install redis-server; macOS: brew install redis), or set state.redis_url "
+    f"({ENV_PREFIX}REDIS_URL) to a Redis of your own"
+)
 
 
 @dataclass(frozen=True)
@@ -65,83 +62,62 @@ class WorkerRole:
     index: int
     count: int
     state: Path
-    secret: str
     sockets: tuple[int, ...] = ()  # file descriptors of the supervisor's listening sockets
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> WorkerRole | None:
-        role, state, secret = environ.get(WORKER_ENV), environ.get(STATE_ENV), environ.get(SECRET_ENV)
-        if not role or not state or not secret:
+        role, state = environ.get(WORKER_ENV), environ.get(STATE_ENV)
+        if not role or not state:
             return None
         index, _, count = role.partition(":")
         sockets = tuple(int(fd) for fd in environ.get(SOCKETS_ENV, "").split(",") if fd)
-        return cls(int(index), int(count), Path(state), secret, sockets)
+        return cls(int(index), int(count), Path(state), sockets)
 
     def listening_sockets(self) -> list[socket.socket]:
         """The supervisor's listening sockets, inherited: every worker accepts on them."""
         return [socket.socket(fileno=fd) for fd in self.sockets]
 
-    def announce(self, url: str) -> None:
-        """Tell the supervisor and the siblings where this worker's private port is."""
-        record = {"index": self.index, "pid": os.getpid(), "url": url}
-        atomic_write(self.state / f"worker-{self.index}.json", json.dumps(record).encode())
+    def announce(self) -> None:
+        """Tell the supervisor this worker is serving."""
+        atomic_write(
+            self.state / f"worker-{self.index}.json", f'{{"index": {self.index}, "pid": {os.getpid()}}}'.encode()
+        )
 
 
-def is_sibling_call(request: web.Request) -> bool:
-    """A call replayed by a sibling worker (do it here only; do not replay it again)."""
-    role = request.app.get(ROLE)
-    given = request.headers.get(SIBLING_HEADER)
-    return role is not None and given is not None and hmac.compare_digest(given.encode(), role.secret.encode())
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, be sent SIGTERM when the supervisor dies (even by kill -9)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-async def sibling_session_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        app[SIBLING_SESSION] = session
-        yield
+def private_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A ``redis-server`` of the supervisor's own, on a Unix socket in ``folder``; its URL.
 
-
-def _sibling_urls(role: WorkerRole) -> list[str]:
-    urls = []
-    for index in range(role.count):
-        if index != role.index:
-            with contextlib.suppress(OSError, ValueError, KeyError):
-                urls.append(json.loads((role.state / f"worker-{index}.json").read_bytes())["url"])
-    return urls
-
-
-async def _to_siblings(request: web.Request, body: bytes) -> list[tuple[int, Any]]:
-    """The same call on every sibling: (status, JSON answer) from each that answered."""
-    role = request.app.get(ROLE)
-    if role is None or is_sibling_call(request):
-        return []
-    headers = {SIBLING_HEADER: role.secret}
-    for name in (hdrs.AUTHORIZATION, hdrs.CONTENT_TYPE):
-        if name in request.headers:
-            headers[name] = request.headers[name]
-    session = request.app[SIBLING_SESSION]
-
-    async def call(url: str) -> tuple[int, Any] | None:
-        try:
-            async with session.request(request.method, url + request.path_qs, data=body, headers=headers) as answer:
-                return answer.status, await answer.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            log.error("worker %d: replaying %s %s to %s failed: %s", role.index, request.method, request.path, url, exc)
-            return None
-
-    results = await asyncio.gather(*(call(url) for url in await asyncio.to_thread(_sibling_urls, role)))
-    return [result for result in results if result is not None]
-
-
-async def replay(request: web.Request, body: bytes) -> None:
-    """After a change here succeeded: the same change on every sibling."""
-    for status, answer in await _to_siblings(request, body):
-        if status >= 400:
-            log.error("a sibling worker refused %s %s: %s", request.method, request.path, answer)
-
-
-async def gathered(request: web.Request) -> list[Any]:
-    """A read's JSON answer from every sibling (empty when not a worker, or for a sibling's call)."""
-    return [answer for status, answer in await _to_siblings(request, b"") if status == 200]
+    Raises :class:`ConfigError` saying what to install when there is none, or why it did not start.
+    """
+    if importlib.util.find_spec("redis") is None:
+        raise ConfigError(f"{INSTALL_REDIS}; and redis-py: pip install 'content-provider[redis]'")
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise ConfigError(INSTALL_REDIS)
+    sock = folder / "redis.sock"
+    command = [binary, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700", "--save", "",
+               "--appendonly", "no", "--dir", str(folder), "--loglevel", "warning"]  # fmt: skip
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, preexec_fn=_die_with_parent
+    )
+    deadline = time.monotonic() + REDIS_START_TIMEOUT
+    while not sock.exists():
+        if process.poll() is not None:
+            raise ConfigError(f"the private redis-server ({binary}) exited with status {process.returncode}")
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise ConfigError(f"the private redis-server ({binary}) did not start within {REDIS_START_TIMEOUT:g} s")
+        time.sleep(0.02)
+    return process, f"unix://{sock}"
 
 
 # --------------------------------------------------------------------------- the supervisor
@@ -157,17 +133,38 @@ def free_port(host: str) -> int:
 
 
 def supervise(
-    argv: Sequence[str], environ: Mapping[str, str], count: int, host: str, port: int, scheme: str, base_path: str
+    argv: Sequence[str],
+    environ: Mapping[str, str],
+    count: int,
+    host: str,
+    port: int,
+    scheme: str,
+    base_path: str,
+    redis_url: str | None = None,
 ) -> int:
     """Run ``count`` workers of ``content-provider <argv>`` on ``host:port`` until SIGINT/SIGTERM.
 
-    Raises :class:`OSError` when the port cannot be bound (taken, say) before starting any.
+    ``redis_url``: the configured one; without it a private redis-server is started.
+    Raises :class:`OSError` when the port cannot be bound (taken, say) before starting any, and
+    :class:`ConfigError` when there is no Redis to share the state in.
     """
-    listening = bind_sockets(host, port)
+    state = Path(tempfile.mkdtemp(prefix="content-provider-workers-"))
+    redis_server: subprocess.Popen[bytes] | None = None
+    shared = dict(environ)
+    try:
+        if not environ.get(ENV_PREFIX + "REDIS_URL") and not redis_url:
+            redis_server, shared[ENV_PREFIX + "REDIS_URL"] = private_redis(state)
+            log.info("state shared by the workers in a private redis-server on %s", shared[ENV_PREFIX + "REDIS_URL"])
+        shared[ENV_PREFIX + "STATE_BACKEND"] = "redis"
+        (state / "metrics").mkdir()
+        shared[MULTIPROC_ENV] = str(state / "metrics")
+        listening = bind_sockets(host, port)
+    except BaseException:
+        _stop_redis(redis_server)
+        shutil.rmtree(state, ignore_errors=True)
+        raise
     port = listening[0].getsockname()[1]
     fds = tuple(sock.fileno() for sock in listening)
-    state = Path(tempfile.mkdtemp(prefix="content-provider-workers-"))
-    secret = secrets.token_hex(16)
     command = [sys.executable, "-m", "content_provider", *argv, "--port", str(port)]
     stopping = False
 
@@ -179,7 +176,7 @@ def supervise(
     workers: list[subprocess.Popen[bytes]] = []
     try:
         for index in range(count):
-            env = {**environ, WORKER_ENV: f"{index}:{count}", STATE_ENV: str(state), SECRET_ENV: secret}
+            env = {**shared, WORKER_ENV: f"{index}:{count}", STATE_ENV: str(state)}
             env[SOCKETS_ENV] = ",".join(map(str, fds))
             workers.append(subprocess.Popen(command, env=env, pass_fds=fds))
         for sock in listening:  # the workers hold them now
@@ -222,4 +219,16 @@ def supervise(
                 worker.wait()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        _stop_redis(redis_server)
         shutil.rmtree(state, ignore_errors=True)
+
+
+def _stop_redis(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -9,7 +9,6 @@ import datetime
 import io
 import json
 import logging
-import random
 import time
 import warnings
 from typing import Any
@@ -23,7 +22,7 @@ from PIL import Image, ImageOps
 
 from content_provider.contract import UseCase, parse_content_id
 from content_provider.faultpayloads import PAYLOAD_MODES
-from content_provider.faults import FaultEngine, split_directives
+from content_provider.faults import FaultEngine, draw, split_directives
 from content_provider.schema import ConfigError
 from content_provider.signing import verify_back
 
@@ -370,8 +369,8 @@ async def test_every_nth(make_client: MakeClient) -> None:
 
 async def test_probability_is_seeded_and_replayable(make_client: MakeClient) -> None:
     settings = faults(seed=1234, rules=[{"name": "flaky", "probability": 0.3, "outcome": 503}])
-    expected_rng = random.Random("1234:flaky")
-    expected = [503 if expected_rng.random() < 0.3 else 200 for _ in range(40)]
+    # the n-th request's draw is a pure function of the seed, the rule's name and n (faults.draw)
+    expected = [503 if draw(1234, "flaky", n) < 0.3 else 200 for n in range(1, 41)]
     first = await statuses(await make_client(faults=settings), DOC_CARD, 40)
     replay = await statuses(await make_client(faults=settings), DOC_CARD, 40)
     assert first == expected == replay

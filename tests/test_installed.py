@@ -244,7 +244,12 @@ async def use_the_demo(installed: Installed, cwd: Path, env: dict[str, str]) -> 
         async with session.post(f"{server.url}/getcontent", json={"contentId": DOC_AUTH}) as response:
             assert [e["key"] for e in (await response.json())["data"]] == ["auth_image"]
         async with session.get(f"{server.url}/healthz") as response:
-            assert await response.json() == {"status": "ok", "version": __version__, "fixture_problems": []}
+            assert await response.json() == {
+                "status": "ok",
+                "version": __version__,
+                "fixture_problems": [],
+                "state": {"backend": "memory", "reachable": True, "journal_dropped": 0},
+            }
 
         # The admin API changes a private copy of the demo set, never the package.
         upload = f"{server.url}/__admin/fixtures/users/zed/front"

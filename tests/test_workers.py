@@ -1,4 +1,4 @@
-"""``serve --workers 2``: both processes serve the port, and admin changes reach both.
+"""``serve --workers 2``: both processes serve the port and share one state (a private redis-server).
 
 Each request here goes on a new connection, so the kernel spreads them over the workers;
 with 40 connections the chance that one worker got none is 2 in 2**40.
@@ -76,6 +76,15 @@ async def test_two_workers_share_the_port_and_every_admin_change(workers: Server
         await admin.put_image("front", card_jpeg("zed"), user="zed")
         after = await fresh(url, "POST", "/getcontent", json={"contentId": "PROV:zed"})
         assert {headers["X-Content-Provider-Resolved"] for _, headers, _ in after} == {"user zed"}
+        # trigger counts are exact across the workers (they share a private redis-server)
+        await admin.add_rule(name="twice", match={"id": "PROV:twice"}, first=2, outcome=503)
+        counted = await fresh(url, "POST", "/getcontent", json={"contentId": "PROV:twice"})
+        assert [status for status, _, _ in counted] == [503, 503] + [200] * (FRESH - 2)
+        # /metrics through either worker counts every worker's requests, once
+        async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as response:
+            metrics = await response.text()
+        served = re.findall(r'content_provider_requests_total\{[^}]*use_case="PROV"[^}]*\} (\S+)', metrics)
+        assert sum(float(value) for value in served) == 4 * FRESH
         # reset through one worker: the rule is gone everywhere, and so is the journal
         await admin.reset()
         answers = await fresh(url, "POST", "/getcontent", json={"contentId": DOC_CARD})
@@ -172,3 +181,15 @@ async def test_workers_stop_when_their_supervisor_is_killed(workers: Server) -> 
     else:
         raise AssertionError("the workers still accept connections 10 s after their supervisor was killed")
     assert "the supervisor (pid" in await asyncio.wait_for(workers.full_log(), 10)
+
+
+async def test_workers_without_redis_say_what_to_install(tmp_path: Path, fixture_root: Path, signing_dir: Path) -> None:
+    config = write_config(tmp_path, fixture_root, signing_dir)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "content_provider", "serve", "--config", str(config), "--port", "0", "--workers", "2",
+        cwd=tmp_path, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PATH": str(tmp_path)},
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2, err.decode()
+    assert "install redis-server" in err.decode()
+    assert "Traceback" not in err.decode()

@@ -1,0 +1,102 @@
+"""Requests/s of the Redis state backend over the memory backend's, in the same run.
+
+Four mocks run pinned to the server CPU (wrk and a private redis-server on the client CPU):
+memory and redis with no rule, memory and redis with one counted rule (``every: 1000000000`` on
+the benchmarked id: every request is counted, none is failed, so each costs the Redis backend
+one round trip). Rounds are interleaved: each round measures all four back to back, and the
+ratios are taken per round and reported as medians, so a slow patch of this shared machine
+hits both sides alike. The last lines are ``redis / memory at 64 connections, no rules: R``
+and ``... one counted rule: R``. Run by ``bench/run`` after bench/throughput.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import shutil
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+from procutil import mock_command, start_server, wrk_load
+
+from content_provider.workers import free_port
+
+CONTENT_ID = "PROV:67d21afb-e830-4fee-a691-00a997ffbe1a"
+COUNTED = (
+    f'faults:\n  rules:\n    - name: counted\n      match: {{id: "{CONTENT_ID}"}}\n'
+    "      every: 1000000000\n      outcome: 503\n"
+)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, nargs="+", default=[64])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--server-cpu", default="0")
+    parser.add_argument("--client-cpu", default="1")
+    args, _ = parser.parse_known_args()  # bench/run passes throughput.py's arguments too
+    binary = shutil.which("redis-server")
+    if binary is None:
+        print("state backends: no redis-server here (apt-get install redis-server); not measured")
+        return
+    port = free_port("127.0.0.1")
+    command = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    if shutil.which("taskset"):
+        command = ["taskset", "-c", args.client_cpu, *command]
+    redis = await asyncio.create_subprocess_exec(*command, stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    loop = f"server:\n  event_loop: {args.event_loop}\n"
+    kinds = {
+        "memory": loop,
+        "redis": f"{loop}state:\n  redis_url: {url}\n  namespace: bench-plain\n",
+        "memory+rule": loop + COUNTED,
+        "redis+rule": f"{loop}state:\n  redis_url: {url}\n  namespace: bench-rule\n" + COUNTED,
+    }
+    servers: dict[str, tuple[asyncio.subprocess.Process, str]] = {}
+    runs: dict[tuple[str, int], list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        try:
+            await asyncio.sleep(0.3)  # redis-server listening
+            for name, yaml in kinds.items():
+                servers[name] = await start_server(mock_command(folder, yaml, f"{name}.yaml"), args.server_cpu)
+            for _, server_url in servers.values():
+                await wrk_load(server_url, 64, args.warmup, args.client_cpu, folder, CONTENT_ID)
+            for _ in range(args.rounds):
+                for connections in args.connections:
+                    for name, (_, server_url) in servers.items():
+                        figures = await wrk_load(
+                            server_url, connections, args.seconds, args.client_cpu, folder, CONTENT_ID
+                        )
+                        runs.setdefault((name, connections), []).append(figures["rps"])
+        finally:
+            for process, _ in servers.values():
+                with contextlib.suppress(ProcessLookupError):
+                    process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), 20)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+            redis.terminate()
+            await redis.wait()
+    print(f"state backends: {args.rounds} interleaved rounds x {args.seconds:g} s; medians of per-round ratios")
+    for connections in args.connections:
+        for name in kinds:
+            print(f"{name:<14}{connections:>6} conns {statistics.median(runs[name, connections]):>9.0f} req/s")
+        for label, over, under in (("no rules", "redis", "memory"), ("one counted rule", "redis+rule", "memory+rule")):
+            pairs = zip(runs[over, connections], runs[under, connections], strict=True)
+            ratios = [o / u for o, u in pairs]
+            each = ", ".join(f"{r:.2f}" for r in ratios)
+            ratio = statistics.median(ratios)
+            print(f"redis / memory at {connections} connections, {label}: {ratio:.2f} (rounds: {each})")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,518 @@
+"""The Redis backend: every replica, on every machine, sees one state.
+
+Keys, all under ``<state.namespace>:``:
+
+- ``rules``: the rules in force as written, each with a token naming its counters; ``version``
+  goes up by one on every change (rules, images, reset);
+- ``c:<token>`` (a rule's count), ``seq:<token>`` (its sequence step per content id),
+  ``rl:<token>:<client>`` (a rate-limit window): counted by one Lua script per request that
+  matches a rule, so counts are exact across replicas (directives use ``d:<content id>``);
+- ``journal``: a stream capped at ``admin.journal_size`` entries, written in pipelined
+  batches every ``JOURNAL_BATCH_SECONDS``;
+- ``images`` / ``imagever``: uploaded (or deleted: empty) images by path, and the version
+  each was changed at; every replica writes them into its own fixture folder;
+- ``replicas`` and ``alive:<id>``: each replica's heartbeat, with the version it has applied
+  and the last journal flush it did, so an admin change or a journal read waits until every
+  live replica is there (at most ``ACK_TIMEOUT`` seconds).
+
+Each replica looks at ``version`` every ``POLL_SECONDS``; that loop also notices when Redis
+goes away and comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from redis.exceptions import RedisError, WatchError
+
+from ..faults import Counted, RemoteCounter, Rule, parse_rule
+from ..fsutil import atomic_write
+from ..journal import Entry, Journal
+from ..keys import FAULTS, JOURNAL, SETTINGS, STORE
+from ..schema import ConfigError
+from . import RuleChange, StateBackend, unavailable
+
+log = logging.getLogger("content_provider.state")
+
+POLL_SECONDS = 0.05  # how often each replica looks for changes (and whether Redis is there)
+ACK_TIMEOUT = 2.0  # an admin change or journal read waits at most this for every live replica
+ALIVE_MS = 3000  # a replica that has not beaten its heart for this long is not waited for
+JOURNAL_BATCH_SECONDS = 0.01  # journal entries are written together, at most this late
+JOURNAL_BUFFER = 50_000  # entries waiting while Redis is slow; past this they are dropped (and counted)
+DIRECTIVE_TTL = 86_400  # counters of content-id directives are forgotten after a day unused
+KEYED_STATES = 10_000  # sequence steps per rule: past this many ids they all start again
+CONNECT_TIMEOUT = 2.0
+COMMAND_TIMEOUT = 2.0
+CLOSE_TIMEOUT = 5.0
+
+# One round trip per request that matches rules: counts every matching rule atomically.
+# ARGV: prefix, seed, content id, client, then 8 per rule: name, key, first, every, probability,
+# sequence length, rate-limit requests, rate-limit window (ms). 0 means "not set".
+# The draw is faults.draw(): the first 13 hex digits of SHA-1 over "seed:name:count:p".
+COUNT_SCRIPT = """
+local prefix, seed, id, client = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local out = {}
+local now = nil
+for i = 5, #ARGV, 8 do
+  local name, key = ARGV[i], ARGV[i + 1]
+  local first, every = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  local probability, seqlen = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
+  local rl_requests, rl_ms = tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
+  local directive = string.sub(key, 1, 2) == 'd:'
+  local count = redis.call('INCR', prefix .. 'c:' .. key)
+  if directive then redis.call('EXPIRE', prefix .. 'c:' .. key, __TTL__) end
+  local fired = 1
+  if first > 0 and count > first then fired = 0 end
+  if fired == 1 and every > 0 and count % every ~= 0 then fired = 0 end
+  if fired == 1 and probability < 1 then
+    local hex = redis.sha1hex(seed .. ':' .. name .. ':' .. string.format('%d', count) .. ':p')
+    if tonumber(string.sub(hex, 1, 13), 16) / 4503599627370496 >= probability then fired = 0 end
+  end
+  local step, wait = -1, 0
+  if fired == 1 and seqlen > 0 then
+    local seq = prefix .. 'seq:' .. key
+    step = redis.call('HINCRBY', seq, id, 1) - 1
+    if redis.call('HLEN', seq) > __KEYED__ then
+      redis.call('DEL', seq)
+      redis.call('HSET', seq, id, step + 1)
+    end
+    if directive then redis.call('EXPIRE', seq, __TTL__) end
+  end
+  if fired == 1 and rl_requests > 0 then
+    if now == nil then
+      local t = redis.call('TIME')
+      now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    end
+    local window = prefix .. 'rl:' .. key .. ':' .. client
+    redis.call('ZREMRANGEBYSCORE', window, '-inf', now - rl_ms)
+    if redis.call('ZCARD', window) >= rl_requests then
+      local oldest = tonumber(redis.call('ZRANGE', window, 0, 0, 'WITHSCORES')[2])
+      wait = math.max(1, math.ceil((oldest + rl_ms - now) / 1000))
+    else
+      redis.call('ZADD', window, now, string.format('%d', now) .. ':' .. string.format('%d', count))
+      redis.call('PEXPIRE', window, rl_ms + 1000)
+    end
+  end
+  out[#out + 1] = fired
+  out[#out + 1] = count
+  out[#out + 1] = step
+  out[#out + 1] = wait
+end
+return out
+""".replace("__TTL__", str(DIRECTIVE_TTL)).replace("__KEYED__", str(KEYED_STATES))
+
+# The lowest version applied and journal flush done among live replicas (the dead are forgotten).
+# KEYS: replicas hash; ARGV: prefix of the alive keys.
+REPLICAS_SCRIPT = """
+local entries = redis.call('HGETALL', KEYS[1])
+local low_version, low_flush, live = -1, -1, 0
+for i = 1, #entries, 2 do
+  if redis.call('EXISTS', ARGV[1] .. entries[i]) == 1 then
+    local sep = string.find(entries[i + 1], ' ')
+    local version = tonumber(string.sub(entries[i + 1], 1, sep - 1))
+    local flush = tonumber(string.sub(entries[i + 1], sep + 1))
+    if live == 0 or version < low_version then low_version = version end
+    if live == 0 or flush < low_flush then low_flush = flush end
+    live = live + 1
+  else
+    redis.call('HDEL', KEYS[1], entries[i])
+  end
+end
+return {low_version, low_flush, live}
+"""
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class _RedisJournal(Journal):
+    """The journal's hot-path side: entries wait in a list, written in batches by the backend."""
+
+    def __init__(self, backend: RedisState) -> None:
+        super().__init__(1)
+        self._backend = backend
+
+    def record(self, entry: Entry) -> None:
+        self._backend.buffer(entry)
+
+
+class RedisState(StateBackend, RemoteCounter):
+    kind = "redis"
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+        settings = app[SETTINGS]
+        self._url = settings.redis_url or "redis://127.0.0.1:6379/0"
+        # typed Any: redis-py's annotations mix bytes and str (decode_responses is off: bytes here)
+        self._redis: Any = aioredis.from_url(
+            self._url,
+            password=settings.redis_password,  # else the URL's, if it has one
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=COMMAND_TIMEOUT,
+            decode_responses=False,
+        )
+        self._prefix = settings.state_namespace + ":"
+        self._id = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._count_script = self._redis.register_script(COUNT_SCRIPT)
+        self._replicas_script = self._redis.register_script(REPLICAS_SCRIPT)
+        self._reachable = False
+        self._version = -1  # the version applied here
+        self._flushed = 0  # the last flush request done here
+        self._image_versions: dict[str, int] = {}
+        self._pending: list[Entry] = []
+        self._wake = asyncio.Event()
+        self._dropped = 0
+        self._errors = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sync_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ life
+
+    def key(self, name: str) -> bytes:
+        return (self._prefix + name).encode()
+
+    @property
+    def reachable(self) -> bool:
+        return self._reachable
+
+    @property
+    def journal_dropped(self) -> int:
+        return self._dropped
+
+    @property
+    def errors(self) -> int:
+        return self._errors
+
+    def health(self) -> dict[str, Any]:
+        return {**super().health(), "namespace": self._prefix[:-1], "errors": self._errors}
+
+    async def start(self) -> None:
+        try:
+            await self._redis.ping()
+            await self._sync(seed=True)
+        except RedisError as exc:
+            await self._redis.aclose()
+            raise ConfigError(
+                f"state.redis_url: cannot reach Redis at {redacted(self._url)}: {exc} "
+                "(start redis-server, or set state.backend: memory)"
+            ) from None
+        self._reachable = True
+        self._app[FAULTS].remote = self
+        self._app[JOURNAL] = _RedisJournal(self)
+        self._tasks = [asyncio.create_task(self._watch()), asyncio.create_task(self._write_journal())]
+        log.info("shared state in Redis at %s, namespace %s", redacted(self._url), self._prefix[:-1])
+
+    async def close(self) -> None:
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):  # a Redis that does not answer must not hold the exit
+                await self._close()
+        except TimeoutError:
+            log.warning("the shared state backend did not close within %g s", CLOSE_TIMEOUT)
+
+    async def _close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._pending and self._reachable:
+            with contextlib.suppress(RedisError):
+                await self._flush_journal()
+        with contextlib.suppress(RedisError):
+            await self._redis.hdel(self.key("replicas"), self._id)
+            await self._redis.delete(self.key("alive:" + self._id))
+        await self._redis.aclose()
+
+    def _lost(self, exc: BaseException) -> None:
+        self._errors += 1
+        if self._reachable:
+            log.error("lost the shared state backend (%s): serving with the last known rules, admin answers 503", exc)
+        self._reachable = False
+
+    async def _watch(self) -> None:
+        """Every POLL_SECONDS: beat the heart, look for changes, notice losing and finding Redis."""
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                if not self._reachable:
+                    await self._redis.ping()
+                    log.warning("the shared state backend is back; taking up its state")
+                    self._version = -1  # take everything again (or give it ours, if Redis lost its state)
+                await self._sync(seed=True)
+                self._reachable = True
+            except RedisError as exc:
+                self._lost(exc)
+            except Exception as exc:  # the watcher outlives anything in the data: log it, keep looking
+                self._errors += 1
+                log.error("shared state not applied: unexpected %s: %s", type(exc).__name__, exc)
+
+    async def _beat(self) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self.key("replicas"), self._id, f"{self._version} {self._flushed}")
+            pipe.set(self.key("alive:" + self._id), b"1", px=ALIVE_MS)
+            await pipe.execute()
+
+    async def _sync(self, seed: bool = False) -> None:
+        """Apply what changed since the version applied here; then beat the heart."""
+        async with self._sync_lock:
+            version_raw, flush_raw = await self._redis.mget([self.key("version"), self.key("flush")])
+            if version_raw is None and seed:  # a new (or emptied) Redis: our rules become the shared ones
+                await self._seed()
+                version_raw = await self._redis.get(self.key("version"))
+            version = int(version_raw or 0)
+            if version != self._version:
+                await self._apply_rules()
+                await self._apply_images()
+                self._version = version
+            flush = int(flush_raw or 0)
+            if flush > self._flushed:
+                await self._flush_journal()
+                self._flushed = flush
+            await self._beat()
+
+    async def _seed(self) -> None:
+        engine = self._app[FAULTS]
+        stored = [{"token": self._token(), "spec": rule.spec} for rule in engine.rules]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.key("rules"), json.dumps({"rules": stored}).encode(), nx=True)
+            pipe.incr(self.key("version"))
+            await pipe.execute()
+
+    @staticmethod
+    def _token() -> str:
+        return secrets.token_hex(6)
+
+    def _decode_rules(self, raw: bytes | None) -> tuple[tuple[Rule, ...], dict[str, str]]:
+        stored = json.loads(raw)["rules"] if raw else []
+        cap = self._app[FAULTS].settings.max_delay_seconds
+        rules = tuple(parse_rule(item["spec"], f"rules[{i}]", cap, f"rule-{i + 1}") for i, item in enumerate(stored))
+        return rules, {rule.name: str(item["token"]) for rule, item in zip(rules, stored, strict=True)}
+
+    async def _apply_rules(self) -> None:
+        try:
+            rules, tokens = self._decode_rules(await self._redis.get(self.key("rules")))
+        except (ConfigError, ValueError, KeyError, TypeError) as exc:
+            log.error("the shared rules cannot be used here, keeping the last ones: %s", exc)
+            return
+        engine = self._app[FAULTS]
+        if rules != engine.rules or tokens != engine.tokens:
+            engine.adopt(rules, tokens)
+
+    async def _apply_images(self) -> None:
+        versions = {
+            path.decode(): int(version) for path, version in (await self._redis.hgetall(self.key("imagever"))).items()
+        }
+        changed = [path for path, version in versions.items() if self._image_versions.get(path) != version]
+        if not changed:
+            return
+        datas = await self._redis.hmget(self.key("images"), changed)
+        store = self._app[STORE]
+        for path, data in zip(changed, datas, strict=True):
+            target = store.root / path
+            try:
+                if data:
+                    await asyncio.to_thread(_write_image, target, data)
+                else:
+                    await asyncio.to_thread(_delete_image, target)
+            except OSError as exc:
+                log.error("could not apply the shared image %s here: %s", path, exc)
+            self._image_versions[path] = versions[path]
+        store.invalidate()
+
+    async def _wait_for_replicas(self, version: int = 0, flush: int = 0) -> None:
+        """Until every live replica has applied ``version`` and flushed for ``flush`` (bounded)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ACK_TIMEOUT
+        await self._beat()
+        while True:
+            low_version, low_flush, _live = await self._replicas_script(
+                keys=[self.key("replicas")], args=[self._prefix + "alive:"]
+            )
+            if int(low_version) >= version and int(low_flush) >= flush:
+                return
+            if loop.time() > deadline:
+                log.warning("a replica has not caught up within %g s; answering anyway", ACK_TIMEOUT)
+                return
+            await asyncio.sleep(0.005)
+
+    # ------------------------------------------------------------------ rules and counts
+
+    def _check(self) -> None:
+        if not self._reachable:
+            raise unavailable()
+
+    async def change_rules(self, change: RuleChange, restart: bool) -> None:
+        self._check()
+        try:
+            await self._change_rules(change, restart)
+        except RedisError as exc:
+            self._lost(exc)
+            raise unavailable(str(exc)) from None
+
+    async def _change_rules(self, change: RuleChange, restart: bool) -> None:
+        engine = self._app[FAULTS]
+        async with self._sync_lock, self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(self.key("rules"))
+                    current, tokens = self._decode_rules(await pipe.get(self.key("rules")))
+                    rules = change(current)  # raises ApiError/ConfigError to refuse the change
+                    kept = {} if restart else {r.name: tokens[r.name] for r in rules if r.name in tokens}
+                    new_tokens = {rule.name: kept.get(rule.name) or self._token() for rule in rules}
+                    gone = set(tokens.values()) - set(new_tokens.values())
+                    stored = [{"token": new_tokens[r.name], "spec": r.spec} for r in rules]
+                    pipe.multi()
+                    pipe.set(self.key("rules"), json.dumps({"rules": stored}).encode())
+                    pipe.incr(self.key("version"))
+                    for token in gone:
+                        pipe.delete(self.key("c:" + token), self.key("seq:" + token))
+                    results = await pipe.execute()
+                    break
+                except WatchError:
+                    continue
+        engine.adopt(rules, new_tokens)
+        await self._sync()  # in force here (with whatever else changed meanwhile) before waiting for the rest
+        await self._wait_for_replicas(version=int(results[1]))
+
+    async def count(
+        self, seed: int, matching: list[tuple[Rule, str, str]], content_id: str, client: str
+    ) -> list[Counted] | None:
+        args: list[str | int] = [self._prefix, str(seed), content_id, client]
+        for rule, name, key in matching:
+            requests, window = rule.rate_limit or (0, 0.0)
+            args += [
+                name,
+                key,
+                rule.first or 0,
+                rule.every or 0,
+                repr(rule.probability),
+                len(rule.sequence),
+                requests,
+                max(1, round(window * 1000)) if requests else 0,
+            ]
+        try:
+            flat = await self._count_script(args=args)
+        except RedisError as exc:
+            self._lost(exc)
+            return None
+        return [
+            Counted(int(flat[i + 1]), bool(flat[i]), int(flat[i + 2]), int(flat[i + 3])) for i in range(0, len(flat), 4)
+        ]
+
+    # ------------------------------------------------------------------ journal
+
+    def buffer(self, entry: Entry) -> None:
+        if not self._reachable or len(self._pending) >= JOURNAL_BUFFER:
+            self._dropped += 1
+            return
+        self._pending.append(entry)
+        self._wake.set()
+
+    async def _write_journal(self) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(JOURNAL_BATCH_SECONDS)
+            self._wake.clear()
+            try:
+                await self._flush_journal()
+            except RedisError as exc:
+                self._lost(exc)
+
+    async def _flush_journal(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        capacity = self._app[SETTINGS].journal_size
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for entry in batch:
+                    pipe.xadd(
+                        self.key("journal"), {"e": json.dumps(entry.as_json())}, maxlen=capacity, approximate=False
+                    )
+                await pipe.execute()
+        except RedisError:
+            self._dropped += len(batch)
+            raise
+
+    async def _journal(self, content_id: str | None) -> list[dict[str, Any]]:
+        """Every entry, newest first, after every live replica wrote what it had."""
+        self._check()
+        try:
+            flush = int(await self._redis.incr(self.key("flush")))
+            await self._flush_journal()
+            self._flushed = max(self._flushed, flush)
+            await self._wait_for_replicas(flush=flush)
+            raw = await self._redis.xrevrange(self.key("journal"))
+        except RedisError as exc:
+            self._lost(exc)
+            raise unavailable(str(exc)) from None
+        entries = [json.loads(fields[b"e"]) for _, fields in raw]
+        if content_id is not None:
+            entries = [e for e in entries if e.get("contentId") == content_id]
+        entries.sort(key=lambda e: str(e["time"]), reverse=True)
+        return entries
+
+    async def journal_entries(self, content_id: str | None, limit: int | None) -> list[dict[str, Any]]:
+        entries = await self._journal(content_id)
+        return entries if limit is None else entries[:limit]
+
+    async def journal_count(self, content_id: str | None) -> int:
+        return len(await self._journal(content_id))
+
+    async def clear_journal(self) -> None:
+        self._check()
+        try:
+            flush = int(await self._redis.incr(self.key("flush")))
+            await self._flush_journal()
+            self._flushed = max(self._flushed, flush)
+            await self._wait_for_replicas(flush=flush)
+            await self._redis.delete(self.key("journal"))
+        except RedisError as exc:
+            self._lost(exc)
+            raise unavailable(str(exc)) from None
+
+    # ------------------------------------------------------------------ images
+
+    async def image_written(self, relative: Path, data: bytes | None) -> None:
+        self._check()
+        path = relative.as_posix()
+        try:
+            change = int(await self._redis.incr(self.key("imageseq")))  # tells this change from earlier ones
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self.key("images"), path, data or b"")
+                pipe.hset(self.key("imagever"), path, change)
+                pipe.incr(self.key("version"))
+                results = await pipe.execute()
+            self._image_versions[path] = change  # written here already
+            await self._sync()
+            await self._wait_for_replicas(version=int(results[2]))
+        except RedisError as exc:
+            self._lost(exc)
+            raise unavailable(str(exc)) from None
+
+
+def _write_image(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(target, data)
+    target.with_suffix(".jpeg").unlink(missing_ok=True)
+
+
+def _delete_image(target: Path) -> None:
+    for candidate in (target, target.with_suffix(".jpeg")):
+        candidate.unlink(missing_ok=True)

@@ -1,0 +1,214 @@
+"""``state.backend: redis``: two ``serve`` processes on two ports, as two machines, with one real
+Redis and no shared fixture folder (each has its own copy), see one state."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from content_provider.client import AdminError, AsyncAdminClient
+from content_provider.config import ConfigError, parse_settings
+from content_provider.faults import draw
+from content_provider.generate import card_jpeg
+
+from .helpers import DOC_CARD, MakeClient
+from .redis_server import RedisServer, redis_server
+from .test_cli import Server, serving, write_config
+
+SEED = 1234
+
+
+def replica_config(tmp_path: Path, name: str, fixture_root: Path, signing_dir: Path, url: str) -> Path:
+    """A replica's own folder: its config and its own copy of the fixtures."""
+    folder = tmp_path / name
+    folder.mkdir()
+    images = folder / "images"
+    shutil.copytree(fixture_root, images)
+    extra = f"state:\n  backend: redis\n  redis_url: {url}\n  namespace: test-{name}-pair\nfaults:\n  seed: {SEED}\n"
+    return write_config(folder, images, signing_dir, extra.replace(f"test-{name}-pair", "test-pair"))
+
+
+@pytest.fixture
+async def redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    folder = tmp_path / "redis"
+    folder.mkdir()
+    with redis_server(folder) as server:
+        yield server
+
+
+@pytest.fixture
+async def pair(
+    tmp_path: Path, fixture_root: Path, signing_dir: Path, redis: RedisServer
+) -> AsyncIterator[tuple[Server, Server]]:
+    config_a = replica_config(tmp_path, "a", fixture_root, signing_dir, redis.url)
+    config_b = replica_config(tmp_path, "b", fixture_root, signing_dir, redis.url)
+    async with serving(config_a, config_a.parent) as a, serving(config_b, config_b.parent) as b:
+        yield a, b
+
+
+async def post(session: aiohttp.ClientSession, url: str, content_id: str) -> tuple[int, str]:
+    async with session.post(f"{url}/getcontent", json={"contentId": content_id}) as response:
+        await response.read()
+        return response.status, response.headers.get("X-Content-Provider-Resolved", "")
+
+
+async def alternating(a: Server, b: Server, content_id: str, count: int) -> list[int]:
+    async with aiohttp.ClientSession() as session:
+        return [(await post(session, (a, b)[n % 2].url, content_id))[0] for n in range(count)]
+
+
+async def test_two_replicas_share_rules_counts_sequences_journal_and_uploads(pair: tuple[Server, Server]) -> None:
+    a, b = pair
+    async with AsyncAdminClient(a.url) as admin_a, AsyncAdminClient(b.url) as admin_b:
+        await admin_a.clear_requests()
+        # a rule added through A is in force on B when the admin call has answered
+        await admin_a.add_rule(name="down", match={"id": "PROV:down"}, outcome=503)
+        async with aiohttp.ClientSession() as session:
+            assert (await post(session, b.url, "PROV:down"))[0] == 503
+        assert [r["name"] for r in await admin_b.rules()] == ["down"]
+        # first: 2 fires exactly twice over 20 requests alternating A and B
+        await admin_b.add_rule(name="twice", match={"id": DOC_CARD}, first=2, outcome=503)
+        assert await alternating(a, b, DOC_CARD, 20) == [503, 503] + [200] * 18
+        # a sequence per content id advances across A and B
+        await admin_a.add_rule(name="retry", match={"id": "PROV:bob"}, sequence=[503, 502, "ok"])
+        assert await alternating(a, b, "PROV:bob", 4) == [503, 502, 200, 200]
+        # the journal read through either holds what both answered
+        total = 1 + 20 + 4
+        assert await admin_a.request_count() == total == await admin_b.request_count()
+        assert len(await admin_b.requests(DOC_CARD)) == 20
+        assert [e["status"] for e in await admin_a.requests("PROV:bob")] == [200, 200, 502, 503]
+        await admin_b.clear_requests()
+        assert await admin_a.request_count() == 0
+        # an image uploaded through A is served by B, which has no shared folder
+        async with aiohttp.ClientSession() as session:
+            assert (await post(session, b.url, "PROV:zed"))[1] == "default"
+            await admin_a.put_image("front", card_jpeg("zed"), user="zed")
+            assert (await post(session, b.url, "PROV:zed"))[1] == "user zed"
+            await admin_a.delete_image("front", user="zed")
+            assert (await post(session, b.url, "PROV:zed"))[1] == "default"
+        # a reset through B is a reset everywhere
+        await admin_b.reset()
+        assert await admin_a.rules() == []
+        assert await alternating(a, b, DOC_CARD, 2) == [200, 200]
+
+
+async def test_a_seeded_probability_gives_the_one_process_pattern(pair: tuple[Server, Server]) -> None:
+    a, b = pair
+    async with AsyncAdminClient(a.url) as admin:
+        await admin.add_rule(name="flaky", match={"id": DOC_CARD}, probability=0.3, outcome=503)
+    expected = [503 if draw(SEED, "flaky", n) < 0.3 else 200 for n in range(1, 41)]
+    assert await alternating(a, b, DOC_CARD, 40) == expected  # tests/test_faults.py: the same in one process
+
+
+async def test_losing_redis_keeps_content_served_and_admin_says_503_until_it_is_back(
+    pair: tuple[Server, Server], redis: RedisServer
+) -> None:
+    a, b = pair
+    async with AsyncAdminClient(a.url) as admin_a, AsyncAdminClient(b.url) as admin_b:
+        await admin_a.add_rule(name="down", match={"id": "PROV:down"}, outcome=503)
+        redis.stop()
+        async with aiohttp.ClientSession() as session:
+            for _ in range(50):  # noticed within a poll (50 ms) or at the next call
+                async with session.get(f"{b.url}/healthz") as response:
+                    health = await response.json()
+                if not health["state"]["reachable"]:
+                    break
+                await asyncio.sleep(0.05)
+            assert health["status"] == "degraded"
+            assert health["state"]["reachable"] is False
+            for server in (a, b):  # content still served, with the last known rules
+                assert (await post(session, server.url, DOC_CARD))[0] == 200
+                assert (await post(session, server.url, "PROV:down"))[0] == 503
+            with pytest.raises(AdminError) as refused:
+                await admin_b.add_rule(name="more", outcome=500)
+            assert refused.value.status == 503
+            assert refused.value.body["error"] == "state_unavailable"
+            async with session.get(f"{a.url}/healthz") as response:
+                assert (await response.json())["state"]["journal_dropped"] >= 2
+            redis.start()  # an empty Redis: the replicas give it their rules again
+            for _ in range(100):
+                async with session.get(f"{a.url}/healthz") as response:
+                    if (await response.json())["state"]["reachable"]:
+                        break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("replica A did not reconnect within 5 s")
+            for _ in range(100):
+                try:
+                    await admin_b.add_rule(name="twice", match={"id": DOC_CARD}, first=2, outcome=503)
+                    break
+                except AdminError:
+                    await asyncio.sleep(0.05)
+            assert [r["name"] for r in await admin_a.rules()] == ["down", "twice"]
+            assert await alternating(a, b, DOC_CARD, 6) == [503, 503, 200, 200, 200, 200]
+            async with session.get(f"{a.url}/metrics") as response:
+                text = await response.text()
+    assert "content_provider_state_backend_errors_total" in text
+    for server in (a, b):
+        assert "Traceback" not in "".join(server.log)
+
+
+async def test_unreachable_redis_at_start_is_a_clear_error(
+    tmp_path: Path, signing_dir: Path, fixture_root: Path
+) -> None:
+    from content_provider.workers import free_port
+
+    url = f"redis://127.0.0.1:{free_port('127.0.0.1')}/0"  # nobody listens there
+    config = write_config(tmp_path, fixture_root, signing_dir, f"state:\n  redis_url: {url}\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "content_provider", "serve", "--config", str(config), "--port", "0",
+        cwd=tmp_path, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2, err.decode()
+    assert f"state.redis_url: cannot reach Redis at {url}" in err.decode()
+    assert "Traceback" not in err.decode()
+
+
+async def test_metrics_in_one_process(make_client: MakeClient) -> None:
+    client = await make_client()
+    for content_id in (DOC_CARD, DOC_CARD, "AUTH:nobody-at-all"):
+        await (await client.post("/getcontent", json={"contentId": content_id})).read()
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    text = await response.text()
+    ok = [line for line in text.splitlines() if line.startswith("content_provider_requests_total{")]
+    assert any('use_case="PROV"' in line and 'status="200"' in line and line.endswith(" 2.0") for line in ok), ok
+    assert "content_provider_request_duration_seconds_bucket" in text
+    assert "content_provider_answer_cache_hits_total 1.0" in text
+    assert "content_provider_journal_writes_dropped_total 0.0" in text
+
+
+async def test_memory_backend_health_says_so(make_client: MakeClient) -> None:
+    health = await (await (await make_client()).get("/healthz")).json()
+    assert health["status"] == "ok"
+    assert health["state"] == {"backend": "memory", "reachable": True, "journal_dropped": 0}
+
+
+@pytest.mark.parametrize(
+    ("data", "env", "message"),
+    [
+        ({"state": {"backend": "etcd"}}, {}, "state.backend"),
+        ({}, {"CONTENT_PROVIDER_STATE_BACKEND": "etcd"}, "CONTENT_PROVIDER_STATE_BACKEND"),
+        ({"state": {"redis_url": "http://x"}}, {}, "state.redis_url"),
+        ({"state": {"namespace": "a b"}}, {}, "state.namespace"),
+        ({"state": {"colour": "red"}}, {}, "state.colour"),
+    ],
+)
+def test_bad_state_settings_name_the_key(data: dict[str, Any], env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_settings(data, Path.cwd(), env)
+
+
+def test_a_redis_url_alone_means_the_redis_backend() -> None:
+    settings = parse_settings({}, Path.cwd(), {"CONTENT_PROVIDER_REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert (settings.state_backend, settings.redis_url) == ("redis", "redis://127.0.0.1:6379/0")
+    assert parse_settings({}, Path.cwd(), {}).state_backend == "memory"
