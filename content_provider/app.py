@@ -91,8 +91,9 @@ async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
             )
     app[SIGNER] = signer
     app[STORE] = store
-    app[EXPLAINER] = Explainer(store)
+    app[EXPLAINER] = explainer = Explainer(store)
     yield
+    await explainer.finish()  # the "why the default" log lines still being written
 
 
 async def end_injected_waits(app: web.Application) -> None:

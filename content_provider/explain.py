@@ -336,6 +336,11 @@ class Explainer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def finish(self, seconds: float = 5.0) -> None:
+        """Wait (bounded) for log lines still being worked out, so none outlives the app."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=seconds)
+
     def _log_default(self, content_id: ContentId) -> None:
         hint = self.hint(content_id)
         log.info(
