@@ -77,6 +77,7 @@ async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SIGNER] = signer
     app[STORE] = store
     yield
+    store.close()
 
 
 async def end_injected_waits(app: web.Application) -> None:
