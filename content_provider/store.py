@@ -46,7 +46,7 @@ from urllib.parse import quote
 
 from .cache import ByteBoundedLRU
 from .config import SAFE_NAME, Organisation, Settings, UserImages
-from .contract import ContentId, UseCase, answer_body, image_element, jws_element
+from .contract import ContentId, UseCase, answer_of_parts, image_part, jws_part
 from .imagecheck import FixtureProblem, jpeg_problem
 from .layout import DEFAULT_DIR, EXTENSIONS, MEMBERS_FILE, ORGS_DIR, SIDES, SIDES_FOR, USERS_DIR, is_card_side
 from .patterns import compile_pattern, is_pattern, pattern_error
@@ -429,12 +429,12 @@ class FixtureStore:
             if reason is not None:
                 problems.append(FixtureProblem(self._relative(Path(real)), reason))
             if key == "back":
-                elements.append(jws_element("back", self.signer.sign(data)))
+                elements.append(jws_part("back", self.signer.sign(data)))
             elif key == "auth":
-                elements.append(image_element("auth_image", data))
+                elements.append(image_part("auth_image", data))
             else:
-                elements.append(image_element(key, data))
-        prepared = Prepared(answer_body(elements), tuple(problems))
+                elements.append(image_part(key, data))
+        prepared = Prepared(answer_of_parts(elements), tuple(problems))
         return _Built(prepared, len(resolution.fingerprint), checked, unchecked)
 
     def _accept(self, resolution: Resolution, built: _Built) -> Prepared:
