@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import logging
 import os
@@ -59,6 +58,9 @@ MEMBERS_FILE_LIMIT = 4 * 1024 * 1024
 CHECK_BACKLOG = 20_000  # files waiting for their background check; with more, the serving thread checks
 CHECKED_ENTRIES = 50_000  # files whose check result is remembered, so each is decoded once; ~350 bytes each
 CHECK_BATCH = 32  # files checked per hop into the checking thread
+# Threads that resolve, read, encode and sign cold ids. Few: their Python code takes turns on the GIL
+# with the event loop, and each more thread is one more the loop may wait behind.
+BUILD_THREADS = 2
 
 # (key, real path, size, mtime_ns, inode) of each file in an answer
 FileEntry = tuple[str, str, int, int, int]
@@ -90,28 +92,33 @@ class FixtureError(Exception):
         self.problems = problems
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Resolution:
-    """Which images answer a content id, and why."""
+    """Which images answer a content id, and why.
+
+    Up to MEMO_ENTRIES are kept, so each is one object the garbage collector tracks (slots; strings,
+    numbers and tuples of them it stops tracking): with a ``__dict__`` and ``Path`` objects each
+    was about ten, and the collector's full passes over a full memo showed in the cold p99.
+    """
 
     level: str  # "user", "organisation" or "default"
     owner: str  # the subject, the organisation's name, or "default"
-    files: tuple[tuple[str, Path], ...]
     fingerprint: Fingerprint
+    cache_key: str = field(init=False)  # the fingerprint as one string: its hash is computed once
+    label: str = field(init=False)  # for the log and the X-Content-Provider-Resolved header (header-safe)
 
-    @functools.cached_property
-    def cache_key(self) -> str:
-        """The fingerprint as one string: its hash is computed once, not on every cache lookup."""
-        return repr(self.fingerprint)
-
-    @functools.cached_property
-    def label(self) -> str:
-        """For the log and the ``X-Content-Provider-Resolved`` header (kept header-safe); made once."""
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cache_key", repr(self.fingerprint))
         text = self.level if self.level == "default" else f"{self.level} {self.owner}"
-        return quote(text, safe=" /:@+=-._~")
+        object.__setattr__(self, "label", quote(text, safe=" /:@+=-._~"))
+
+    @property
+    def files(self) -> tuple[tuple[str, Path], ...]:
+        """Each image's side and real path."""
+        return tuple((key, Path(real)) for key, real, *_ in self.fingerprint)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Prepared:
     """An encoded 200 answer for a set of files; shared by every id that resolves to them."""
 
@@ -149,7 +156,7 @@ class StoreStats:
     checks: int = 0  # images decoded to check them (start-up check excluded)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Memo:
     resolution: Resolution | None
     checked_at: float
@@ -285,14 +292,22 @@ class FixtureStore:
         self._unchecked: dict[FileKey, bool] = {}
         self._checking: asyncio.Task[None] | None = None
         self._checker: ThreadPoolExecutor | None = None
+        self._builder: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
         """Stop the background checks (at shutdown)."""
         if self._checking is not None:
             self._checking.cancel()
-        if self._checker is not None:
-            self._checker.shutdown(wait=False, cancel_futures=True)
-            self._checker = None
+        for pool in (self._checker, self._builder):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+        self._checker = self._builder = None
+
+    def _in_builder(self, work: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+        """Run ``work(*args)`` in one of the BUILD_THREADS threads."""
+        if self._builder is None:
+            self._builder = ThreadPoolExecutor(BUILD_THREADS, "fixture-build")
+        return asyncio.get_running_loop().run_in_executor(self._builder, work, *args)
 
     # ------------------------------------------------------------------ serving
 
@@ -375,7 +390,7 @@ class FixtureStore:
         encode and sign them in the same hop (the answer it made, if it did)."""
         self.stats.revalidations += 1
         check_now = self._check_now()
-        resolution, built = await asyncio.to_thread(self._resolve_and_make, *memo_key, check_now)
+        resolution, built = await self._in_builder(self._resolve_and_make, *memo_key, check_now)
         if resolution is None or built is None:
             return resolution, None
         return resolution, self._accept(resolution, built)
@@ -389,7 +404,7 @@ class FixtureStore:
         return resolution, self._make(use_case, resolution, check_now)
 
     async def _prepare(self, use_case: UseCase, resolution: Resolution) -> Prepared:
-        built = await asyncio.to_thread(self._make, use_case, resolution, self._check_now())
+        built = await self._in_builder(self._make, use_case, resolution, self._check_now())
         return self._accept(resolution, built)
 
     def _remember(self, key: tuple[UseCase, str], memo: _Memo) -> None:
@@ -670,7 +685,7 @@ class FixtureStore:
         return found
 
     def _resolution(self, level: str, owner: str, found: list[FileEntry]) -> Resolution:
-        return Resolution(level, owner, tuple((key, Path(real)) for key, real, *_ in found), tuple(found))
+        return Resolution(level, owner, tuple(found))
 
     def invalidate(self) -> None:
         """Look at the disk again on the next request (after an upload or a delete)."""
