@@ -32,20 +32,26 @@ from content_provider.generate import card_jpeg
 LINKS_PER_FILE = 50_000
 
 
-def generate(root: Path, users: int) -> float:
-    """``users`` user folders under ``root``; the seconds it took."""
+def generate(root: Path, users: int, back_every: int = 0) -> float:
+    """``users`` user folders under ``root``, each with a front.jpg and, with ``back_every`` N, every
+    Nth (user 0, N, 2N, ...) also a back.jpg; the seconds it took."""
     started = time.perf_counter()
-    card = card_jpeg("Large fixture set")
-    source = root / "card.jpg"
+    sides = {"front": card_jpeg("Large fixture set")}
+    if back_every:
+        sides["back"] = card_jpeg("Large fixture set, back")
     top = root / "images" / "users"
     top.mkdir(parents=True)
     for n in range(users):
-        if n % LINKS_PER_FILE == 0:  # file systems cap the links to one file (ext4: 65,000)
-            source = root / f"card-{n}.jpg"
-            source.write_bytes(card)
         folder = top / f"user-{n:06d}"
         folder.mkdir()
-        os.link(source, folder / "front.jpg")
+        for side, card in sides.items():
+            if side == "back" and n % back_every:
+                continue
+            # file systems cap the links to one file (ext4: 65,000): a new source every LINKS_PER_FILE users
+            source = root / f"{side}-{n // LINKS_PER_FILE}.jpg"
+            if not source.exists():
+                source.write_bytes(card)
+            os.link(source, folder / f"{side}.jpg")
     return time.perf_counter() - started
 
 

@@ -52,12 +52,18 @@ WRK_RATE = re.compile(r"Requests/sec:\s+([0-9.]+)")
 UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
 
 
+WRK_ISSUED = re.compile(r"^ids issued: (\d+)$", re.MULTILINE)
+
+
 async def wrk_load(
-    url: str, concurrency: int, seconds: float, cpu: str | None, folder: Path, content_id: str
+    url: str, concurrency: int, seconds: float, cpu: str | None, folder: Path, content_id: str, lua: str | None = None
 ) -> dict[str, float]:
-    """Requests/s and latency percentiles (seconds) from wrk, which adds little of its own."""
+    """Requests/s and latency percentiles (seconds) from wrk, which adds little of its own.
+
+    ``lua``, when given, is the wrk script instead of one that posts ``content_id``; a line
+    ``ids issued: N`` it prints at the end is returned as ``issued``."""
     script = folder / "post.lua"
-    script.write_text(WRK_SCRIPT.format(content_id=content_id), encoding="utf-8")
+    script.write_text(lua or WRK_SCRIPT.format(content_id=content_id), encoding="utf-8")
     command = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--latency", "-s", str(script)]
     command.append(f"{url}/getcontent")
     if cpu is not None and shutil.which("taskset"):
@@ -72,6 +78,9 @@ async def wrk_load(
         raise SystemExit(f"could not read wrk's output:\n{text}")
     figures["max"] = float(top.group(1)) * UNITS[top.group(2)]
     figures["rps"] = float(rate.group(1))
+    issued = WRK_ISSUED.search(text)
+    if issued is not None:
+        figures["issued"] = float(issued.group(1))
     return figures
 
 

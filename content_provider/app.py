@@ -94,6 +94,7 @@ async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
     app[EXPLAINER] = explainer = Explainer(store)
     yield
     await explainer.finish()  # the "why the default" log lines still being written
+    store.close()
 
 
 async def end_injected_waits(app: web.Application) -> None:

@@ -31,6 +31,11 @@ class ByteBoundedLRU(Generic[V]):
         self._items.move_to_end(key)
         return item[0]
 
+    def peek(self, key: Hashable) -> V | None:
+        """The value without marking it used: one dictionary read, so a worker thread may call it."""
+        item = self._items.get(key)
+        return None if item is None else item[0]
+
     def put(self, key: Hashable, value: V, size: int) -> None:
         self.discard(key)
         if size > self.max_bytes:

@@ -116,5 +116,6 @@ async def preview(request: web.Request) -> web.Response:
     jwks = request.app[SIGNER].jwks()
     elements = json.loads(prepared.body)["data"]
     images = await asyncio.to_thread(lambda: [_element(e, jwks) for e in elements])
-    problems = [{"path": str(p.path), "reason": p.reason} for p in prepared.problems]
+    # checked in the background when served; checked here if that has not run yet
+    problems = [{"path": str(p.path), "reason": p.reason} for p in await store.check(resolution)]
     return web.json_response({**shown, "served": True, "images": images, "problems": problems})

@@ -176,6 +176,11 @@ class Signer:
 
     def header(self) -> dict[str, Any]:
         """The protected header (assumed: the vendor's exact header is not public)."""
+        return {**self._header, "x5c": list(self._header["x5c"])}
+
+    @functools.cached_property
+    def _header(self) -> dict[str, Any]:
+        """Made once: the key and certificate never change (a thumbprint and a hash each time cost a cold back)."""
         der = self.certificate_der
         return {
             "alg": self.algorithm,
@@ -185,10 +190,14 @@ class Signer:
             "cty": "image/jpeg",
         }
 
+    @functools.cached_property
+    def _registry(self) -> jws.JWSRegistry:
+        return _registry([self.algorithm])
+
     def sign(self, payload: bytes, **header: Any) -> str:
         """Compact JWS of ``payload``; ``header`` overrides members of the protected header."""
-        protected = {**self.header(), **header}
-        return jws.serialize_compact(protected, payload, self.jose_key, registry=_registry([self.algorithm]))
+        protected = {**self._header, **header}
+        return jws.serialize_compact(protected, payload, self.jose_key, registry=self._registry)
 
     def sign_as(self, purpose: str, payload: bytes) -> str:
         """Sign as a broken provider would: ``wrong-kid``, ``untrusted`` or ``expired``."""

@@ -14,29 +14,38 @@ folder after symlinks are followed.
 The encoded answer is cached in memory, keyed by the files' identity (path, size,
 mtime, inode), so a hot id costs two dictionary lookups and no disk read or base64 work.
 Files on disk are looked at again at most every ``cache.revalidate_seconds``.
+
+A cold id (a user asked for the first time) costs one hop into a worker thread, which
+resolves it (one ``scandir`` of the user's folder), reads its files, base64-encodes them
+and signs the back. Each file is checked (decoded by :func:`jpeg_problem`) once: with
+``fixtures.strict`` before it is served; otherwise after, in the background, by one
+thread of low priority, and a problem is reported (log, ``/healthz``, the web page) when
+the check has run. The files waiting for their check are bounded: when
+``CHECK_BACKLOG`` wait, the serving thread checks the file itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
+import itertools
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import aiofiles
-
 from .cache import ByteBoundedLRU
 from .config import SAFE_NAME, Organisation, Settings, UserImages
-from .contract import ContentId, UseCase, answer_body, image_element, jws_element
+from .contract import ContentId, UseCase, answer_of_parts, image_part, jws_part
 from .generate import auth_jpeg, card_jpeg
 from .imagecheck import FixtureProblem, jpeg_problem
 from .layout import DEFAULT_DIR, EXTENSIONS, MEMBERS_FILE, ORGS_DIR, SIDES, SIDES_FOR, USERS_DIR, is_card_side
@@ -46,11 +55,34 @@ from .signing import Signer
 log = logging.getLogger("content_provider.fixtures")
 
 GENERATED_LABEL = 40  # characters of the subject written on a generated card
-MEMO_ENTRIES = 20_000  # about 1.8 kB each; a forgotten id costs a few stat calls, not a rebuild
+MEMO_ENTRIES = 20_000  # about 1.8 kB each; a forgotten id costs a scandir, not a rebuild
 MEMBERS_FILE_LIMIT = 4 * 1024 * 1024
+CHECK_BACKLOG = 20_000  # files waiting for their background check; with more, the serving thread checks
+CHECKED_ENTRIES = 50_000  # files whose check result is remembered, so each is decoded once; ~350 bytes each
+CHECK_BATCH = 32  # files checked per hop into the checking thread
+# Threads that resolve, read, encode and sign cold ids. Few: their Python code takes turns on the GIL
+# with the event loop, and each more thread is one more the loop may wait behind.
+BUILD_THREADS = 2
 
 # (key, real path, size, mtime_ns, inode) of each file in an answer
-Fingerprint = tuple[tuple[str, str, int, int, int], ...]
+FileEntry = tuple[str, str, int, int, int]
+Fingerprint = tuple[FileEntry, ...]
+# (real path, size, mtime_ns, inode): one version of one file, checked once
+FileKey = tuple[str, int, int, int]
+_STALE = "stale"  # a check's file changed (or went) before it ran: the new version is checked when served
+
+
+def read_file(path: str) -> bytes:
+    """A fixture's bytes; blocking."""
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _lower_priority() -> None:
+    """Run the calling thread (the background checker) at the lowest priority, so checks yield to serving."""
+    if sys.platform == "linux":  # there a thread has its own nice value; elsewhere the whole process would
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 class FixtureError(Exception):
@@ -62,33 +94,50 @@ class FixtureError(Exception):
         self.problems = problems
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Resolution:
-    """Which images answer a content id, and why."""
+    """Which images answer a content id, and why.
 
-    level: str  # "user", "organisation" or "default"
+    Up to MEMO_ENTRIES are kept, so each is one object the garbage collector tracks (slots; strings,
+    numbers and tuples of them it stops tracking): with a ``__dict__`` and ``Path`` objects each
+    was about ten, and the collector's full passes over a full memo showed in the cold p99.
+    """
+
+    level: str  # "user", "organisation", "default" or "generated"
     owner: str  # the subject, the organisation's name, or "default"
-    files: tuple[tuple[str, Path], ...]
     fingerprint: Fingerprint
+    cache_key: str = field(init=False)  # the fingerprint as one string: its hash is computed once
+    label: str = field(init=False)  # for the log and the X-Content-Provider-Resolved header (header-safe)
 
-    @functools.cached_property
-    def cache_key(self) -> str:
-        """The fingerprint as one string: its hash is computed once, not on every cache lookup."""
-        return repr(self.fingerprint)
-
-    @functools.cached_property
-    def label(self) -> str:
-        """For the log and the ``X-Content-Provider-Resolved`` header (kept header-safe); made once."""
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cache_key", repr(self.fingerprint))
         text = self.level if self.level == "default" else f"{self.level} {self.owner}"
-        return quote(text, safe=" /:@+=-._~")
+        object.__setattr__(self, "label", quote(text, safe=" /:@+=-._~"))
+
+    @property
+    def files(self) -> tuple[tuple[str, Path], ...]:
+        """Each image's side and real path (none for a generated answer: it is drawn, not read)."""
+        if self.level == "generated":
+            return ()
+        return tuple((key, Path(real)) for key, real, *_ in self.fingerprint)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Prepared:
     """An encoded 200 answer for a set of files; shared by every id that resolves to them."""
 
     body: bytes
     problems: tuple[FixtureProblem, ...]
+
+
+@dataclass
+class _Built:
+    """What a worker thread made of a resolution's files, handed to the event loop."""
+
+    prepared: Prepared
+    reads: int
+    checked: list[tuple[FileKey, str | None]]  # checks done now: file, reason (None: fine)
+    unchecked: list[tuple[FileKey, bool]]  # left to the background: file, whether it is a card side
 
 
 @dataclass(slots=True)  # not frozen: one is made per request, and frozen ones are slow to make
@@ -108,9 +157,10 @@ class StoreStats:
     builds: int = 0
     hits: int = 0
     revalidations: int = 0
+    checks: int = 0  # images decoded to check them (start-up check excluded)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Memo:
     resolution: Resolution | None
     checked_at: float
@@ -241,6 +291,27 @@ class FixtureStore:
         self._orgs = _OrgIndex(self.root, settings.organisations)
         self._orgs_checked_at = -1e18
         self.problems: dict[Path, str] = {}
+        # the image check, once per file version: results (loop-owned; threads only read them) and the backlog
+        self._checked: OrderedDict[FileKey, str | None] = OrderedDict()
+        self._unchecked: dict[FileKey, bool] = {}
+        self._checking: asyncio.Task[None] | None = None
+        self._checker: ThreadPoolExecutor | None = None
+        self._builder: ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        """Stop the background checks (at shutdown)."""
+        if self._checking is not None:
+            self._checking.cancel()
+        for pool in (self._checker, self._builder):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+        self._checker = self._builder = None
+
+    def _in_builder(self, work: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+        """Run ``work(*args)`` in one of the BUILD_THREADS threads."""
+        if self._builder is None:
+            self._builder = ThreadPoolExecutor(BUILD_THREADS, "fixture-build")
+        return asyncio.get_running_loop().run_in_executor(self._builder, work, *args)
 
     # ------------------------------------------------------------------ serving
 
@@ -263,14 +334,16 @@ class FixtureStore:
                 self.stats.hits += 1
                 return Answer(cached.body, memo.resolution, cached.problems)
         try:
-            resolution = await self._once(self._resolving, memo_key, lambda: self._resolve(memo_key))
+            resolution, built = await self._once(self._resolving, memo_key, lambda: self._cold(memo_key))
         except OSError as exc:
             raise FixtureError("fixture_unreadable", f"cannot read the fixture folder: {exc.strerror}") from None
         if revalidate > 0:  # with 0 every request looks at the disk: a memo would never be read
             self._remember(memo_key, _Memo(resolution, now))
         if resolution is None:
             return None
-        cached = await self.prepared(content_id.use_case, resolution)
+        # a user's answer was made in the same hop as the resolution; an organisation's or the
+        # default's (shared by many ids) is made once for all who wait, by prepared()
+        cached = built or await self.prepared(content_id.use_case, resolution)
         return Answer(cached.body, resolution, cached.problems)
 
     async def prepared(self, use_case: UseCase, resolution: Resolution) -> Prepared:
@@ -306,26 +379,37 @@ class FixtureStore:
     async def _refresh(self, memo_key: tuple[UseCase, str]) -> None:
         """Look at the disk again for one id, off the request path; prepare a changed answer."""
         try:
-            resolution = await self._once(self._resolving, memo_key, lambda: self._resolve(memo_key))
+            resolution, _ = await self._once(self._resolving, memo_key, lambda: self._cold(memo_key))
+            self._remember(memo_key, _Memo(resolution, time.monotonic()))
+            if resolution is not None and self.answers.get(resolution.cache_key) is None:
+                await self._once(self._building, resolution.cache_key, lambda: self._prepare(memo_key[0], resolution))
         except OSError as exc:
             log.error("cannot read the fixture folder: %s", exc)
-            return
-        self._remember(memo_key, _Memo(resolution, time.monotonic()))
-        if resolution is not None and self.answers.get(resolution.cache_key) is None:
-            try:
-                await self._once(self._building, resolution.cache_key, lambda: self._prepare(memo_key[0], resolution))
-            except FixtureError as exc:
-                log.error("%s", exc)
-                self._memo.pop(memo_key, None)  # the next request takes the slow path and reports it
+        except FixtureError as exc:
+            log.error("%s", exc)
+            self._memo.pop(memo_key, None)  # the next request takes the slow path and reports it
 
-    async def _resolve(self, memo_key: tuple[UseCase, str]) -> Resolution | None:
+    async def _cold(self, memo_key: tuple[UseCase, str]) -> tuple[Resolution | None, Prepared | None]:
+        """Resolve an id in a worker thread and, for a user's own files not in the cache, read,
+        encode and sign them in the same hop (the answer it made, if it did)."""
         self.stats.revalidations += 1
-        return await asyncio.to_thread(self.resolve, *memo_key)
+        check_now = self._check_now()
+        resolution, built = await self._in_builder(self._resolve_and_make, *memo_key, check_now)
+        if resolution is None or built is None:
+            return resolution, None
+        return resolution, self._accept(resolution, built)
+
+    def _resolve_and_make(
+        self, use_case: UseCase, subject: str, check_now: bool
+    ) -> tuple[Resolution | None, _Built | None]:
+        resolution = self.resolve(use_case, subject)
+        if resolution is None or resolution.level != "user" or self.answers.peek(resolution.cache_key) is not None:
+            return resolution, None
+        return resolution, self._make(use_case, resolution, check_now)
 
     async def _prepare(self, use_case: UseCase, resolution: Resolution) -> Prepared:
-        prepared = await self._build(use_case, resolution)
-        self.answers.put(resolution.cache_key, prepared, len(prepared.body))
-        return prepared
+        built = await self._in_builder(self._make, use_case, resolution, self._check_now())
+        return self._accept(resolution, built)
 
     def _remember(self, key: tuple[UseCase, str], memo: _Memo) -> None:
         self._memo[key] = memo
@@ -333,65 +417,155 @@ class FixtureStore:
         if len(self._memo) > MEMO_ENTRIES:
             self._memo.popitem(last=False)
 
-    async def _build(self, use_case: UseCase, resolution: Resolution) -> Prepared:
+    # ------------------------------------------------------------------ building and checking
+
+    def _check_now(self) -> bool:
+        """Whether a build checks its files itself: under ``strict``, or when the backlog is full."""
+        return self.settings.strict or len(self._unchecked) >= CHECK_BACKLOG
+
+    def _make(self, use_case: UseCase, resolution: Resolution, check_now: bool) -> _Built:
+        """Read, check (when ``check_now`` and not checked before), encode and sign; blocking, in a worker thread."""
         if resolution.level == "generated":
-            self.stats.builds += 1
-            return await asyncio.to_thread(self._draw, use_case, resolution.owner)
-        contents: list[tuple[str, Path, bytes]] = []
-        for key, path in resolution.files:
+            return _Built(self._draw(use_case, resolution.owner), 0, [], [])
+        problems: list[FixtureProblem] = []
+        checked: list[tuple[FileKey, str | None]] = []
+        unchecked: list[tuple[FileKey, bool]] = []
+        elements = []
+        card = use_case is UseCase.CARD
+        for key, real, size, mtime, inode in resolution.fingerprint:
             try:
-                async with aiofiles.open(path, "rb") as handle:
-                    data = await handle.read()
+                data = read_file(real)
             except OSError as exc:
-                raise FixtureError(
-                    "fixture_unreadable", f"cannot read fixture {self._relative(path)}: {exc.strerror}"
-                ) from None
-            self.stats.file_reads += 1
-            contents.append((key, path, data))
+                relative = self._relative(Path(real))
+                raise FixtureError("fixture_unreadable", f"cannot read fixture {relative}: {exc.strerror}") from None
+            file_key = (real, size, mtime, inode)
+            reason = self._checked.get(file_key, _STALE)  # a dict read: safe beside the loop's writes
+            if reason == _STALE:
+                if check_now:
+                    reason = jpeg_problem(data, card=card, tolerance=self.settings.aspect_tolerance)
+                    checked.append((file_key, reason))
+                else:
+                    reason = None
+                    unchecked.append((file_key, card))
+            if reason is not None:
+                problems.append(FixtureProblem(self._relative(Path(real)), reason))
+            if key == "back":
+                elements.append(jws_part("back", self.signer.sign(data)))
+            elif key == "auth":
+                elements.append(image_part("auth_image", data))
+            else:
+                elements.append(image_part(key, data))
+        prepared = Prepared(answer_of_parts(elements), tuple(problems))
+        return _Built(prepared, len(resolution.fingerprint), checked, unchecked)
+
+    def _accept(self, resolution: Resolution, built: _Built) -> Prepared:
+        """On the event loop: note the checks, queue the rest, refuse under strict, cache the answer."""
+        self.stats.file_reads += built.reads
         self.stats.builds += 1
-        prepared = await asyncio.to_thread(self._encode, use_case, contents)
-        for _, path, _ in contents:  # update on the event loop, where /healthz reads it
-            self.problems.pop(self._relative(path), None)
-        for problem in prepared.problems:
-            self.problems[problem.path] = problem.reason
+        for file_key, reason in built.checked:
+            self._record_check(file_key, reason)
+        for file_key, card in built.unchecked:
+            self._queue_check(file_key, card)
+        prepared = built.prepared
         if prepared.problems and self.settings.strict:
             raise FixtureError(
                 "fixture_invalid",
                 "; ".join(str(p) for p in prepared.problems) + " (fixtures.strict is on)",
                 prepared.problems,
             )
+        self.answers.put(resolution.cache_key, prepared, len(prepared.body))
         return prepared
 
     def _draw(self, use_case: UseCase, subject: str) -> Prepared:
         """A card (front, signed back) or an auth image drawn for ``subject``: the same images for the
-        same subject on every run; blocking, one thread hop for all of it."""
+        same subject on every run; blocking (in the build thread, one hop for all of it)."""
         label = subject if len(subject) <= GENERATED_LABEL else subject[: GENERATED_LABEL - 1] + "…"
         if use_case is UseCase.AUTH:
-            elements = [image_element("auth_image", auth_jpeg(label, optimize=False))]
+            parts = [image_part("auth_image", auth_jpeg(label, optimize=False))]
         else:
             back = card_jpeg(label, "back", optimize=False)
-            elements = [
-                image_element("front", card_jpeg(label, "front", optimize=False)),
-                jws_element("back", self.signer.sign(back)),
+            parts = [
+                image_part("front", card_jpeg(label, "front", optimize=False)),
+                jws_part("back", self.signer.sign(back)),
             ]
-        return Prepared(answer_body(elements), ())
+        return Prepared(answer_of_parts(parts), ())
 
-    def _encode(self, use_case: UseCase, contents: list[tuple[str, Path, bytes]]) -> Prepared:
-        problems = []
-        elements = []
-        for key, path, data in contents:
-            reason = jpeg_problem(data, card=use_case is UseCase.CARD, tolerance=self.settings.aspect_tolerance)
-            if reason is not None:
-                problem = FixtureProblem(self._relative(path), reason)
-                problems.append(problem)
-                log.warning("fixture problem: %s", problem)
-            if key == "back":
-                elements.append(jws_element("back", self.signer.sign(data)))
-            elif key == "auth":
-                elements.append(image_element("auth_image", data))
+    def _record_check(self, file_key: FileKey, reason: str | None) -> None:
+        """A check's result, on the event loop, where /healthz reads the problems."""
+        self.stats.checks += 1
+        self._checked[file_key] = reason
+        self._checked.move_to_end(file_key)
+        if len(self._checked) > CHECKED_ENTRIES:
+            self._checked.popitem(last=False)
+        relative = self._relative(Path(file_key[0]))
+        if reason is None:
+            self.problems.pop(relative, None)
+        else:
+            log.warning("fixture problem: %s", FixtureProblem(relative, reason))
+            self.problems[relative] = reason
+
+    def _queue_check(self, file_key: FileKey, card: bool) -> None:
+        if file_key in self._checked or file_key in self._unchecked:
+            return
+        self._unchecked[file_key] = card
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.ensure_future(self._check_backlog())
+
+    async def _check_backlog(self) -> None:
+        """Check the files served unchecked, a batch per hop, in one thread of low priority."""
+        loop = asyncio.get_running_loop()
+        if self._checker is None:
+            self._checker = ThreadPoolExecutor(1, "fixture-check", initializer=_lower_priority)
+        while self._unchecked:
+            batch = list(itertools.islice(self._unchecked.items(), CHECK_BATCH))
+            try:
+                reasons = await loop.run_in_executor(self._checker, self._check_files, batch)
+            except Exception:  # never lose the backlog's bound: drop the batch, it is checked when built again
+                log.exception("checking fixtures failed")
+                reasons = [_STALE] * len(batch)
+            for (file_key, _), reason in zip(batch, reasons, strict=True):
+                self._unchecked.pop(file_key, None)
+                if reason != _STALE:
+                    self._record_check(file_key, reason)
+
+    def _check_files(self, batch: list[tuple[FileKey, bool]]) -> list[str | None]:
+        """Decode each file if it is still the version served; blocking."""
+        reasons: list[str | None] = []
+        for (real, size, mtime, inode), card in batch:
+            try:
+                with open(real, "rb") as handle:
+                    st = os.fstat(handle.fileno())
+                    data = handle.read() if (st.st_size, st.st_mtime_ns, st.st_ino) == (size, mtime, inode) else None
+            except OSError:
+                data = None
+            if data is None:
+                reasons.append(_STALE)
             else:
-                elements.append(image_element(key, data))
-        return Prepared(answer_body(elements), tuple(problems))
+                reasons.append(jpeg_problem(data, card=card, tolerance=self.settings.aspect_tolerance))
+        return reasons
+
+    async def checks_done(self) -> None:
+        """Wait until every file served so far has been checked (tests use it)."""
+        while self._checking is not None and not self._checking.done():
+            await asyncio.shield(self._checking)
+
+    async def check(self, resolution: Resolution) -> tuple[FixtureProblem, ...]:
+        """The problems of a resolution's files, checking those not checked yet (for the web page)."""
+        batch = [
+            ((real, size, mtime, inode), is_card_side(key)) for key, real, size, mtime, inode in resolution.fingerprint
+        ]
+        unknown = [item for item in batch if item[0] not in self._checked]
+        if unknown:
+            reasons = await asyncio.to_thread(self._check_files, unknown)
+            for (file_key, _), reason in zip(unknown, reasons, strict=True):
+                if reason != _STALE:
+                    self._record_check(file_key, reason)
+        problems = []
+        for file_key, _ in batch:
+            reason = self._checked.get(file_key)
+            if reason is not None:
+                problems.append(FixtureProblem(self._relative(Path(file_key[0])), reason))
+        return tuple(problems)
 
     # ------------------------------------------------------------------ resolution (runs in a thread)
 
@@ -413,7 +587,7 @@ class FixtureStore:
     @staticmethod
     def _generated(use_case: UseCase, subject: str) -> Resolution:
         """``fixtures.default: generated``: images drawn for this subject (no file; its own cache entry)."""
-        return Resolution("generated", subject, (), ((f"generated {use_case.value}", subject, 0, 0, 0),))
+        return Resolution("generated", subject, ((f"generated {use_case.value}", subject, 0, 0, 0),))
 
     def resolve_owner(self, use_case: UseCase, level: str, owner: str) -> Resolution | None:
         """The files a user, an organisation or the default answers with, whoever asks; blocking.
@@ -433,7 +607,7 @@ class FixtureStore:
             return None
         return self._default_resolution(keys) if level == "default" else None
 
-    def _user_files(self, subject: str, keys: tuple[str, ...]) -> list[tuple[str, str, int, int, int]]:
+    def _user_files(self, subject: str, keys: tuple[str, ...]) -> list[FileEntry]:
         configured = self.settings.users.get(subject)
         if configured is not None and getattr(configured, keys[0]) is not None:
             found = self._configured_files(configured, keys)
@@ -441,7 +615,7 @@ class FixtureStore:
                 return found
         return self._folder_files(self.root / USERS_DIR / subject, keys) if SAFE_NAME.match(subject) else []
 
-    def _org_files(self, org: _Org, keys: tuple[str, ...]) -> list[tuple[str, str, int, int, int]]:
+    def _org_files(self, org: _Org, keys: tuple[str, ...]) -> list[FileEntry]:
         if getattr(org.images, keys[0]) is not None:
             return self._configured_files(org.images, keys)
         return self._folder_files(org.folder, keys)
@@ -464,7 +638,7 @@ class FixtureStore:
         real = os.path.realpath(path)
         return real if real.startswith(self.real_root + os.sep) else None
 
-    def _stat(self, key: str, path: Path) -> tuple[str, str, int, int, int] | None:
+    def _stat(self, key: str, path: Path) -> FileEntry | None:
         real = self._inside(path)
         if real is None:
             if os.path.lexists(path):
@@ -478,7 +652,39 @@ class FixtureStore:
             return None
         return (key, real, st.st_size, st.st_mtime_ns, st.st_ino)
 
-    def _folder_files(self, folder: Path, keys: tuple[str, ...]) -> list[tuple[str, str, int, int, int]]:
+    def _folder_files(self, folder: Path, keys: tuple[str, ...]) -> list[FileEntry]:
+        """The images of one folder: one ``scandir`` and a ``stat`` per image found, when the folder's real
+        path lies inside the fixture folder; else (a symlink out, say) each file is looked at on its own."""
+        real_folder = os.path.realpath(folder)
+        if not real_folder.startswith(self.real_root + os.sep):
+            return self._files_one_by_one(folder, keys)
+        try:
+            with os.scandir(real_folder) as listing:
+                entries = {entry.name: entry for entry in listing}
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        found = []
+        for key in keys:
+            for extension in EXTENSIONS:
+                entry = entries.get(f"{key}{extension}")
+                if entry is None:
+                    continue
+                if entry.is_symlink():
+                    file = self._stat(key, folder / entry.name)
+                elif entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    file = (key, entry.path, st.st_size, st.st_mtime_ns, st.st_ino)
+                else:
+                    file = None  # a folder where an image should be: missing
+                if file is not None:
+                    found.append(file)
+                    break
+            else:
+                if key == keys[0]:
+                    return []  # no primary image here: this level does not answer
+        return found
+
+    def _files_one_by_one(self, folder: Path, keys: tuple[str, ...]) -> list[FileEntry]:
         found = []
         for key in keys:
             for extension in EXTENSIONS:
@@ -491,7 +697,7 @@ class FixtureStore:
                     return []  # no primary image here: this level does not answer
         return found
 
-    def _configured_files(self, images: UserImages, keys: tuple[str, ...]) -> list[tuple[str, str, int, int, int]]:
+    def _configured_files(self, images: UserImages, keys: tuple[str, ...]) -> list[FileEntry]:
         found = []
         for key in keys:
             path = getattr(images, key)
@@ -505,8 +711,8 @@ class FixtureStore:
             found.append(entry)
         return found
 
-    def _resolution(self, level: str, owner: str, found: list[tuple[str, str, int, int, int]]) -> Resolution:
-        return Resolution(level, owner, tuple((key, Path(real)) for key, real, *_ in found), tuple(found))
+    def _resolution(self, level: str, owner: str, found: list[FileEntry]) -> Resolution:
+        return Resolution(level, owner, tuple(found))
 
     def invalidate(self) -> None:
         """Look at the disk again on the next request (after an upload or a delete)."""
@@ -573,16 +779,21 @@ class FixtureStore:
         """Decode every fixture once; blocking, call off the event loop. Reports, never raises."""
         problems: list[FixtureProblem] = []
         for path, card in self.fixture_files():
+            real = self._inside(path)
             relative = self._relative(Path(os.path.realpath(path)))
-            if self._inside(path) is None:
+            if real is None:
                 problems.append(FixtureProblem(relative, "points outside the fixture folder; never served"))
                 continue
             try:
-                data = path.read_bytes()
+                with open(real, "rb") as handle:
+                    st = os.fstat(handle.fileno())
+                    data = handle.read()
             except OSError as exc:
                 problems.append(FixtureProblem(relative, f"cannot read: {exc.strerror}"))
                 continue
             reason = jpeg_problem(data, card=card, tolerance=self.settings.aspect_tolerance)
+            if len(self._checked) < CHECKED_ENTRIES:  # before serving: a file served later is not decoded again
+                self._checked[(real, st.st_size, st.st_mtime_ns, st.st_ino)] = reason
             if reason is not None:
                 problems.append(FixtureProblem(relative, reason))
         self._orgs.refresh()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="also save the web page's screenshot from the browser tests to PATH (the README's picture)",
     )
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """``main()`` sets up logging on the stream pytest captures for that test; put the root
+    logger back afterwards, or later log lines go to a closed stream ("Logging error")."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,20 @@ import io
 import pytest
 from PIL import Image
 
-from content_provider.contract import CARD_ASPECT, JWS_TYPE, UseCase, parse_content_id
+from content_provider.contract import (
+    CARD_ASPECT,
+    JWS_TYPE,
+    UseCase,
+    answer_body,
+    answer_of_parts,
+    image_element,
+    image_part,
+    jws_element,
+    jws_part,
+    parse_content_id,
+)
+from content_provider.generate import card_jpeg
+from content_provider.signing import stand_in_signer
 
 from .helpers import DOC_AUTH, DOC_CARD, MakeClient, get_content
 
@@ -127,3 +140,13 @@ async def test_base_path_prefixes_the_operation(make_client: MakeClient) -> None
     client = await make_client(base_path="/cp")
     assert (await client.post("/cp/getcontent", json={"contentId": DOC_CARD})).status == 200
     assert (await client.post("/getcontent", json={"contentId": DOC_CARD})).status == 404
+
+
+def test_encoded_parts_make_the_same_bytes_as_json() -> None:
+    """The store splices base64 into the answer instead of having json.dumps scan it: same bytes."""
+    signer = stand_in_signer("RS256", "expired")
+    front, back, auth = card_jpeg("front"), card_jpeg("back"), b"\x00\xff" * 100
+    jws = signer.sign(back)
+    expected = answer_body([image_element("front", front), jws_element("back", jws), image_element("auth_image", auth)])
+    spliced = answer_of_parts([image_part("front", front), jws_part("back", jws), image_part("auth_image", auth)])
+    assert spliced == expected

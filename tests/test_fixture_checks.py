@@ -14,6 +14,7 @@ from content_provider.app import create_app
 from content_provider.config import Settings
 from content_provider.generate import card_jpeg
 from content_provider.imagecheck import jpeg_problem
+from content_provider.keys import STORE
 from content_provider.store import FixtureError
 
 from .helpers import MakeClient, get_content, png_bytes
@@ -72,8 +73,25 @@ async def test_non_strict_serves_a_bad_fixture_and_reports_it_when_loaded(
     (fixture_root / "users" / "bob" / "front.jpg").write_bytes(jpeg_bytes((800, 800)))
     with caplog.at_level(logging.WARNING, logger="content_provider"):
         response = await get_content(client, "PROV:bob")
-    assert response.status == 200
+        assert response.status == 200
+        await client.app[STORE].checks_done()  # served first, checked behind it
     assert "users/bob/front.jpg: aspect ratio 800x800" in caplog.text
+    health = await (await client.get("/healthz")).json()
+    problems = {p["path"]: p["reason"] for p in health["fixture_problems"]}
+    assert "aspect ratio 800x800" in problems["users/bob/front.jpg"]
+
+
+async def test_the_web_page_checks_an_image_not_checked_yet(make_client: MakeClient, fixture_root: Path) -> None:
+    """The preview the web page shows does not wait for the background check: it checks then and there."""
+    client = await make_client()
+    (fixture_root / "users" / "bob").mkdir()
+    (fixture_root / "users" / "bob" / "front.jpg").write_bytes(jpeg_bytes((800, 800)))
+    response = await client.get("/__admin/preview", params={"contentId": "PROV:bob"})
+    assert response.status == 200
+    body = await response.json()
+    assert body["served"] is True
+    assert [p["path"] for p in body["problems"]] == ["users/bob/front.jpg"]
+    assert "aspect ratio 800x800" in body["problems"][0]["reason"]
 
 
 async def test_strict_refuses_to_start(settings: Settings, fixture_root: Path) -> None:
@@ -111,7 +129,7 @@ async def test_read_error_is_a_clear_500_not_a_crash(make_client: MakeClient, mo
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("content_provider.store.aiofiles.open", refuse)
+    monkeypatch.setattr("content_provider.store.read_file", refuse)
     response = await get_content(client, "PROV:stranger")
     assert response.status == 500
     body = await response.json()

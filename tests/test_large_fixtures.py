@@ -55,6 +55,7 @@ async def test_start_up_with_a_large_set_reads_no_image(
     assert response.status == 200
     assert response.headers["X-Content-Provider-Resolved"] == "user user-00042"
     assert store.stats.file_reads == 1  # that user's front, nothing else
+    await store.checks_done()  # checked after it was served
     assert len(decoded) == 1
     assert (await get_content(client, "PROV:user-00042")).status == 200
     assert store.stats.file_reads == 1
