@@ -24,6 +24,8 @@ class AccessLogger(AbstractAccessLogger):
             if entry.fault is not None:
                 parts.append(f"fault={entry.fault!r}")
             if entry.client_closed:
-                parts.append(f"client closed after {entry.bytes_sent} body bytes")
+                sent = entry.bytes_sent
+                said = "before the answer" if sent is None else f"after {sent} body bytes"
+                parts.append(f"client closed {said}")
         parts.append(f"{response.body_length}B {time * 1000:.1f}ms")
         self.logger.info(" ".join(parts))

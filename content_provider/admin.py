@@ -22,6 +22,7 @@ from .app_reload import reload_config
 from .config import SAFE_NAME
 from .contract import error_body, parse_content_id
 from .errors import ApiError, json_errors
+from .explain import looked_up
 from .faults import Rule, parse_rule, parse_rules, unused_name
 from .fsutil import atomic_write
 from .imagecheck import jpeg_problem
@@ -266,6 +267,10 @@ async def resolve(request: web.Request) -> web.Response:
     raw = request.query.get("contentId")
     if not raw:
         raise ApiError(400, "invalid_query", "contentId: required")
+    try:
+        raw = looked_up(raw, request.app[SETTINGS])
+    except ValueError as exc:
+        raise ApiError(400, "invalid_query", str(exc)) from None
     content_id = parse_content_id(raw, request.app[SETTINGS].bare_ids)
     if content_id is None:
         message = "bare content ids are off (fixtures.bare_ids: off); use PROV: or AUTH:"

@@ -97,6 +97,10 @@ async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
     store.close()
 
 
+async def start_fault_windows(app: web.Application) -> None:
+    app[FAULTS].restart_windows()
+
+
 async def end_injected_waits(app: web.Application) -> None:
     """Runs at shutdown, before in-flight requests are waited for."""
     ended = app[INJECTED_WAITS].stop(SHUTDOWN_TIMEOUT - SHUTDOWN_MARGIN)
@@ -115,6 +119,7 @@ def create_app(settings: Settings, environ: Mapping[str, str] | None = None) -> 
     app[PARSED_BODIES] = ParsedBodies()
     app[INJECTED_WAITS] = InjectedWaits()
     app[METRICS] = Metrics()
+    app.on_startup.append(start_fault_windows)  # after the cleanup contexts' start-up (key, fixtures)
     app.on_shutdown.append(end_injected_waits)
     app.cleanup_ctx.append(fixtures_ctx)
     app.cleanup_ctx.append(state_ctx)  # after the fixtures: shared uploads are written into them

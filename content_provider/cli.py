@@ -30,7 +30,7 @@ from .config import ENV_PREFIX, SAFE_NAME, ConfigError, Settings, find_config, i
 from .conformance import DEMO_IDS, check, format_junit, format_text, load_trust
 from .contract import parse_content_id
 from .devtls import make_dev_tls, server_context
-from .explain import Explainer
+from .explain import Explainer, looked_up
 from .fsutil import copy_tree
 from .generate import write_demo, write_images, write_members
 from .layout import ORGS_DIR, USERS_DIR
@@ -275,6 +275,11 @@ def _check(settings: Settings) -> int:
 
 def _explain(settings: Settings, raw: str) -> int:
     """Exit 0 when something answers the id, 1 when nothing does (Hermod would get 404)."""
+    try:
+        raw = looked_up(raw, settings)
+    except ValueError as exc:
+        print(f"content-provider: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     explainer = Explainer(FixtureStore(settings, signer_for(settings)))
     content_id = parse_content_id(raw, settings.bare_ids)
     if content_id is None:

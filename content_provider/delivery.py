@@ -165,7 +165,11 @@ async def _write_body(
     entry = request[EXCHANGE]
     bandwidth = plan.bandwidth
     response.content_length = len(body)
-    await response.prepare(request)
+    try:
+        await response.prepare(request)
+    except ConnectionError:  # gone already, during a delay before the headers: nothing was sent
+        entry.client_closed = True
+        return
     entry.sent_status = response.status
     entry.bytes_sent = 0
     half = len(body) // 2

@@ -17,14 +17,17 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import SAFE_NAME
+from .config import SAFE_NAME, Settings
 from .contract import ContentId, UseCase
+from .faults import split_directives
 from .layout import EXTENSIONS, SIDES, SIDES_FOR, USERS_DIR
+from .schema import ConfigError
 from .store import FixtureStore, Resolution
 
 log = logging.getLogger("content_provider.fixtures")
@@ -32,6 +35,8 @@ log = logging.getLogger("content_provider.fixtures")
 MAX_EDITS = 2
 HINTS_KEPT = 10_000  # best near miss per content id, for 404 messages
 DEFAULT_LOG_IDS = 1_000  # ids falling through to the default that are logged (then one line saying it stops)
+HINT_SECONDS = 5.0
+LOG_TASKS = 4  # "why the default" lines worked out at once; ids beyond that in a burst are not logged
 SEPARATORS = str.maketrans("", "", "._-")
 
 
@@ -156,6 +161,22 @@ class _FolderNames:
         self.names, self.by_key, self.mtime = names, by_key, mtime
 
 
+def looked_up(raw: str, settings: Settings) -> str:
+    """The id the server would look up for ``raw``: checked as ``POST /getcontent`` checks it
+    (not empty, not too long), with content id directives cut off when they are on.
+    Raises ``ValueError`` saying what is wrong."""
+    if not raw.strip(" \t\n\r\x0b\x0c"):
+        raise ValueError("contentId: is empty")
+    if len(raw) > settings.max_content_id_length:
+        raise ValueError(f"contentId: {len(raw)} characters; the limit is {settings.max_content_id_length}")
+    if settings.faults.content_id_directives:
+        try:
+            raw, _ = split_directives(raw, settings.faults.max_delay_seconds)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+    return raw
+
+
 class Explainer:
     """Explains content ids against one fixture store; the blocking methods run in a thread."""
 
@@ -163,7 +184,7 @@ class Explainer:
         self.store = store
         self._users = _FolderNames()
         self._lock = threading.Lock()
-        self._hints: OrderedDict[str, str | None] = OrderedDict()
+        self._hints: OrderedDict[str, tuple[float, str | None]] = OrderedDict()  # key -> (when, best near miss)
         self._logged: set[str] = set()
         self._logging_stopped = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -286,7 +307,7 @@ class Explainer:
                     misses.append(NearMiss(f"orgs/{org.name}/ member {member!r}", why))
         other = UseCase.AUTH if use_case is UseCase.CARD else UseCase.CARD
         elsewhere = store.resolve(other, subject)
-        if elsewhere is not None and elsewhere.level != "default":
+        if elsewhere is not None and elsewhere.level not in ("default", "generated"):
             prefix = "AUTH:" if other is UseCase.AUTH else "PROV:"
             sides = ", ".join(key for key, _ in elsewhere.files)
             misses.append(
@@ -315,13 +336,16 @@ class Explainer:
         return self._remembered("\0bare:" + raw, lambda: self.with_prefix(raw))
 
     def _remembered(self, key: str, misses: Callable[[], list[NearMiss]]) -> str | None:
+        """Remembered for HINT_SECONDS: a folder made or removed since shows in the next 404 after that."""
+        now = time.monotonic()
         with self._lock:
-            if key in self._hints:
-                return self._hints[key]
+            seen = self._hints.get(key)
+            if seen is not None and now - seen[0] < HINT_SECONDS:
+                return seen[1]
         found = misses()
         best = str(found[0]) if found else None
         with self._lock:
-            self._hints[key] = best
+            self._hints[key] = (now, best)
             if len(self._hints) > HINTS_KEPT:
                 self._hints.popitem(last=False)
         return best
@@ -330,6 +354,12 @@ class Explainer:
         """An answer came from the default: the first time for this id, say why in the log, off the
         serving path. Cheap when already said: called on the event loop for every default answer."""
         if content_id.raw in self._logged or self._logging_stopped:
+            return
+        if len(self._logged) >= DEFAULT_LOG_IDS:  # decided here, on the loop, so no work piles up
+            self._logging_stopped = True
+            log.info("%d ids fell through to the default: no more of them are logged", DEFAULT_LOG_IDS)
+            return
+        if len(self._tasks) >= LOG_TASKS:  # a burst of new ids: skip rather than queue thread work
             return
         self._logged.add(content_id.raw)
         task = asyncio.ensure_future(asyncio.to_thread(self._log_default, content_id))
@@ -350,6 +380,3 @@ class Explainer:
             f"; near miss: {hint}" if hint else "",
             content_id.raw,
         )
-        if len(self._logged) >= DEFAULT_LOG_IDS and not self._logging_stopped:
-            self._logging_stopped = True
-            log.info("%d ids fell through to the default: no more of them are logged", DEFAULT_LOG_IDS)

@@ -318,6 +318,12 @@ class FaultEngine:
         self._started.pop(name, None)
         return True
 
+    def restart_windows(self) -> None:
+        """Time windows count from now: called when the server starts serving, so start-up (making a
+        key, checking fixtures) does not use up a rule's ``after`` or ``for``."""
+        now = self._clock()
+        self._started = dict.fromkeys(self._started, now)
+
     def windows(self) -> dict[str, dict[str, Any]]:
         """For each rule with a time window: in force now or not, and in how many seconds that changes."""
         now = self._clock()

@@ -115,10 +115,10 @@ def journaled(handler: Handler) -> Handler:
         finally:
             if entry.broken is not None:
                 entry.status = entry.broken
-            elif response is not None:
-                entry.status = response.status
             elif entry.client_closed:  # what it was sent before it went: a status line, or nothing
                 entry.status = entry.sent_status or CLIENT_CLOSED
+            elif response is not None:
+                entry.status = response.status
             else:
                 entry.status = 500
             entry.seconds = loop.time() - start

@@ -403,7 +403,9 @@ class FixtureStore:
         self, use_case: UseCase, subject: str, check_now: bool
     ) -> tuple[Resolution | None, _Built | None]:
         resolution = self.resolve(use_case, subject)
-        if resolution is None or resolution.level != "user" or self.answers.peek(resolution.cache_key) is not None:
+        if resolution is None or resolution.level not in ("user", "generated"):  # only this id's own answer
+            return resolution, None
+        if self.answers.peek(resolution.cache_key) is not None:
             return resolution, None
         return resolution, self._make(use_case, resolution, check_now)
 
@@ -551,6 +553,8 @@ class FixtureStore:
 
     async def check(self, resolution: Resolution) -> tuple[FixtureProblem, ...]:
         """The problems of a resolution's files, checking those not checked yet (for the web page)."""
+        if resolution.level == "generated":
+            return ()  # drawn, not read: its fingerprint names no file
         batch = [
             ((real, size, mtime, inode), is_card_side(key)) for key, real, size, mtime, inode in resolution.fingerprint
         ]

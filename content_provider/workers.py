@@ -178,7 +178,8 @@ def supervise(
         for index in range(count):
             env = {**shared, WORKER_ENV: f"{index}:{count}", STATE_ENV: str(state)}
             env[SOCKETS_ENV] = ",".join(map(str, fds))
-            workers.append(subprocess.Popen(command, env=env, pass_fds=fds))
+            # SIGTERM when the supervisor dies, even by kill -9 before a worker could look (cli.py also watches)
+            workers.append(subprocess.Popen(command, env=env, pass_fds=fds, preexec_fn=_die_with_parent))
         for sock in listening:  # the workers hold them now
             sock.close()
         deadline = time.monotonic() + READY_TIMEOUT

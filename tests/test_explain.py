@@ -13,7 +13,7 @@ from content_provider.cli import main
 from content_provider.explain import edits_within
 from content_provider.keys import EXPLAINER
 
-from .helpers import MakeClient, get_content
+from .helpers import MakeClient, faults, get_content
 
 
 def user_folder(root: Path, name: str, side: str = "front") -> None:
@@ -173,3 +173,14 @@ async def test_a_bare_id_that_would_answer_with_a_prefix(make_client: MakeClient
         {"target": "PROV:alice", "why": "would answer from user alice"},
         {"target": "AUTH:alice", "why": "would answer from organisation acme"},
     ]
+
+
+async def test_resolve_checks_the_id_as_the_server_does(make_client: MakeClient) -> None:
+    client = await make_client(faults=faults(content_id_directives=True))
+    for bad in (" ", "PROV:" + "x" * 300, "PROV:a;fault=nonsense"):
+        response = await client.get("/__admin/fixtures/resolve", params={"contentId": bad})
+        assert response.status == 400, bad
+        assert (await response.json())["error"] == "invalid_query"
+    response = await client.get("/__admin/fixtures/resolve", params={"contentId": "PROV:alice;fault=503"})
+    resolved = await response.json()
+    assert resolved["subject"] == "alice"  # the directive is cut off, as the server does

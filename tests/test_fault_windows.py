@@ -19,8 +19,11 @@ async def timeline(client: Any, seconds: float, step: float = 0.05) -> list[tupl
     The time is the middle of the request; a request that took long (a busy machine) is left
     out, since the server may have looked at the clock anywhere in it.
     """
-    before = time.monotonic()
-    assert (await client.post("/__admin/reset")).status == 200
+    for _ in range(20):  # a reset that took long leaves the windows' start unclear: do it again
+        before = time.monotonic()
+        assert (await client.post("/__admin/reset")).status == 200
+        if time.monotonic() - before < 0.02:
+            break
     start = (before + time.monotonic()) / 2  # the rules' windows started in there
     seen = []
     while (sent := time.monotonic() - start) < seconds:
@@ -29,6 +32,7 @@ async def timeline(client: Any, seconds: float, step: float = 0.05) -> list[tupl
         if answered - sent < 0.02:
             seen.append(((sent + answered) / 2, status))
         await asyncio.sleep(step)
+    assert len(seen) >= seconds / step / 3, f"too few quick requests to judge ({len(seen)}): is the machine swamped?"
     return seen
 
 
@@ -69,10 +73,10 @@ async def test_a_periodic_rule_switches_on_and_off_on_time(make_client: MakeClie
 
 
 async def test_outside_its_window_a_rule_does_not_count(make_client: MakeClient) -> None:
-    rules = [{"name": "first-two-later", "outcome": 503, "first": 2, "after": "0.3s"}]
+    rules = [{"name": "first-two-later", "outcome": 503, "first": 2, "after": "1s"}]
     client = await make_client(faults=faults(rules=rules))
     assert [(await get_content(client, DOC_CARD)).status for _ in range(3)] == [200, 200, 200]
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(1.05)
     assert [(await get_content(client, DOC_CARD)).status for _ in range(3)] == [503, 503, 200]
 
 
