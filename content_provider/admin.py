@@ -20,14 +20,14 @@ from aiohttp import hdrs, web
 
 from .app_reload import reload_config
 from .config import SAFE_NAME
-from .contract import error_body, parse_content_id
+from .contract import BARE_IDS_OFF, error_body, parse_content_id
 from .errors import ApiError, json_errors
 from .explain import looked_up
 from .faults import Rule, parse_rule, parse_rules, unused_name
 from .fsutil import atomic_write
 from .imagecheck import jpeg_problem
 from .keys import EXPLAINER, FAULTS, SETTINGS, STATE, STORE
-from .layout import DEFAULT_DIR, EXTENSIONS, ORGS_DIR, SIDES, USERS_DIR, is_card_side
+from .layout import DEFAULT_DIR, ORGS_DIR, SIDES, USERS_DIR, is_card_side, sides_in
 from .preview import preview
 from .schema import ConfigError, ascii_int
 from .state import unavailable
@@ -221,10 +221,6 @@ def _names(folder: Path) -> list[str]:
         return []
 
 
-def _sides(folder: Path) -> list[str]:
-    return [side for side in SIDES if any((folder / f"{side}{ext}").is_file() for ext in EXTENSIONS)]
-
-
 def _inventory(request: web.Request, problems: list[dict[str, str]]) -> dict[str, Any]:
     """Blocking (it lists folders): runs in a thread, so it reads nothing the event loop changes."""
     store = request.app[STORE]
@@ -232,7 +228,7 @@ def _inventory(request: web.Request, problems: list[dict[str, str]]) -> dict[str
     configured = request.app[SETTINGS].users
     users = []
     for name in sorted(set(_names(root / USERS_DIR)) | set(configured)):
-        images = set(_sides(root / USERS_DIR / name)) if SAFE_NAME.match(name) else set()
+        images = set(sides_in(root / USERS_DIR / name)) if SAFE_NAME.match(name) else set()
         if name in configured:
             images |= {side for side in SIDES if getattr(configured[name], side) is not None}
         users.append({"name": name, "images": [side for side in SIDES if side in images]})
@@ -240,7 +236,7 @@ def _inventory(request: web.Request, problems: list[dict[str, str]]) -> dict[str
     orgs = [
         {
             "name": org.name,
-            "images": _sides(org.folder),
+            "images": sides_in(org.folder),
             "members": sorted(org.members),
             "patterns": list(org.patterns),
         }
@@ -250,7 +246,7 @@ def _inventory(request: web.Request, problems: list[dict[str, str]]) -> dict[str
         "root": str(root),
         "users": users,
         "organisations": orgs,
-        "default": _sides(root / DEFAULT_DIR) if request.app[SETTINGS].default_enabled else [],
+        "default": sides_in(root / DEFAULT_DIR) if request.app[SETTINGS].default_enabled else [],
         "problems": problems,
     }
 
@@ -273,7 +269,7 @@ async def resolve(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_query", str(exc)) from None
     content_id = parse_content_id(raw, request.app[SETTINGS].bare_ids)
     if content_id is None:
-        message = "bare content ids are off (fixtures.bare_ids: off); use PROV: or AUTH:"
+        message = BARE_IDS_OFF
         misses = await asyncio.to_thread(request.app[EXPLAINER].with_prefix, raw)
         why = {"answeredBy": None, "steps": [], "nearMisses": [miss.as_json() for miss in misses]}
         return web.json_response(error_body("unknown_content_id", message, explanation=why), status=404)

@@ -28,7 +28,7 @@ from .accesslog import AccessLogger
 from .app import SHUTDOWN_TIMEOUT, create_app
 from .config import ENV_PREFIX, SAFE_NAME, ConfigError, Settings, find_config, in_package, load_settings
 from .conformance import DEMO_IDS, check, format_junit, format_text, load_trust
-from .contract import parse_content_id
+from .contract import BARE_IDS_OFF, parse_content_id
 from .devtls import make_dev_tls, server_context
 from .explain import Explainer, looked_up
 from .fsutil import copy_tree
@@ -283,7 +283,7 @@ def _explain(settings: Settings, raw: str) -> int:
     explainer = Explainer(FixtureStore(settings, signer_for(settings)))
     content_id = parse_content_id(raw, settings.bare_ids)
     if content_id is None:
-        print(f"{raw}: bare content ids are off (fixtures.bare_ids: off); nothing answers (404)")
+        print(f"{raw}: {BARE_IDS_OFF}; nothing answers (404)")
         misses = explainer.with_prefix(raw)
         if misses:
             print("near misses:\n" + "\n".join(f"  {miss}" for miss in misses))

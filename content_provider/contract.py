@@ -40,6 +40,9 @@ class ContentId:
     prefixed: bool
 
 
+BARE_IDS_OFF = "bare content ids are off (fixtures.bare_ids: off); use PROV: or AUTH:"
+
+
 @functools.lru_cache(maxsize=4096)  # a pure function; a hot id is parsed once
 def parse_content_id(raw: str, bare_ids: str) -> ContentId | None:
     """Split the use-case prefix off; ``None`` when a bare id is not served (``bare_ids: off``).

@@ -26,7 +26,7 @@ from typing import Any
 from .config import SAFE_NAME, Settings
 from .contract import ContentId, UseCase
 from .faults import split_directives
-from .layout import EXTENSIONS, SIDES, SIDES_FOR, USERS_DIR
+from .layout import SIDES_FOR, USERS_DIR, sides_in
 from .schema import ConfigError
 from .store import FixtureStore, Resolution
 
@@ -224,7 +224,7 @@ class Explainer:
         elif not (store.root / USERS_DIR / subject).is_dir():
             steps.append(Step("user folder", folder, False, "no such folder"))
         else:
-            has = self._sides_in(store.root / USERS_DIR / subject)
+            has = sides_in(store.root / USERS_DIR / subject)
             steps.append(Step("user folder", folder, False, f"no {primary} image (it has: {', '.join(has) or 'none'})"))
 
         store.refresh_organisations()
@@ -261,10 +261,6 @@ class Explainer:
         return any(
             f"{os.sep}{USERS_DIR}{os.sep}{resolution.owner}{os.sep}" in str(path) for _, path in resolution.files
         )
-
-    @staticmethod
-    def _sides_in(folder: Any) -> list[str]:
-        return [side for side in SIDES if any((folder / f"{side}{extension}").is_file() for extension in EXTENSIONS)]
 
     def _with_near_misses(self, found: Explanation, thorough: bool) -> Explanation:
         if found.resolution is None or found.resolution.level in ("default", "generated", "organisation"):

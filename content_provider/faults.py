@@ -300,24 +300,6 @@ class FaultEngine:
         self._states = {rule.name: kept.get(rule.name) or _RuleState() for rule in rules}
         self.tokens = dict(tokens)
 
-    def add(self, rule: Rule) -> None:
-        """Put one more rule in force, last; other rules keep their counters."""
-        if any(r.name == rule.name for r in self._rules):
-            raise ConfigError(f"rule.name: a rule named {rule.name!r} is already in force")
-        self._rules = (*self._rules, rule)
-        self._states[rule.name] = _RuleState()
-        self._started[rule.name] = self._clock()
-
-    def remove(self, name: str) -> bool:
-        """Take a rule out of force; False when there is none of that name."""
-        kept = tuple(r for r in self._rules if r.name != name)
-        if len(kept) == len(self._rules):
-            return False
-        self._rules = kept
-        self._states.pop(name, None)
-        self._started.pop(name, None)
-        return True
-
     def restart_windows(self) -> None:
         """Time windows count from now: called when the server starts serving, so start-up (making a
         key, checking fixtures) does not use up a rule's ``after`` or ``for``."""

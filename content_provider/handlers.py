@@ -11,7 +11,7 @@ from aiohttp import hdrs, web
 
 from . import __version__
 from .auth import require_basic_auth
-from .contract import ContentId, parse_content_id
+from .contract import BARE_IDS_OFF, ContentId, parse_content_id
 from .delivery import deliver
 from .errors import ApiError
 from .faults import split_directives
@@ -144,7 +144,7 @@ async def get_content(request: web.Request) -> web.StreamResponse:
             raise ApiError(400, "invalid_directive", str(exc)) from None
     content_id = parse_content_id(lookup, settings.bare_ids)
     if content_id is None:
-        message = "bare content ids are off (fixtures.bare_ids: off); use PROV: or AUTH:"
+        message = BARE_IDS_OFF
         hint = await asyncio.to_thread(app[EXPLAINER].bare_hint, lookup)
         raise ApiError(404, "unknown_content_id", message + (f"; near miss: {hint}" if hint else ""))
     if faults.rules or directive is not None:

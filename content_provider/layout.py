@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .contract import UseCase
 
 USERS_DIR = "users"
@@ -20,6 +22,11 @@ SIDES = ("front", "back", "auth")  # the images a folder (or a config mapping) m
 CARD_SIDES = ("front", "back")
 SIDES_FOR = {UseCase.CARD: CARD_SIDES, UseCase.AUTH: ("auth",)}  # the first of each is the one a level needs
 EXTENSIONS = (".jpg", ".jpeg")  # in this order: a side's .jpg wins over its .jpeg
+
+
+def sides_in(folder: Path) -> list[str]:
+    """The sides that ``folder`` has an image for, in the usual order; blocking."""
+    return [side for side in SIDES if any((folder / f"{side}{ext}").is_file() for ext in EXTENSIONS)]
 
 
 def is_card_side(side: str) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from joserfc.errors import JoseError
 
-from .contract import UseCase, parse_content_id
+from .contract import BARE_IDS_OFF, UseCase, parse_content_id
 from .errors import ApiError
 from .keys import SETTINGS, SIGNER, STORE
 from .signing import verify_back
@@ -83,7 +83,7 @@ def _target(request: web.Request) -> tuple[UseCase, str | None, str, str]:
     if name == "contentId":
         content_id = parse_content_id(query["contentId"], request.app[SETTINGS].bare_ids)
         if content_id is None:
-            raise ApiError(404, "unknown_content_id", "bare content ids are off (fixtures.bare_ids: off)")
+            raise ApiError(404, "unknown_content_id", BARE_IDS_OFF)
         return content_id.use_case, content_id.subject, "", ""
     owner = query[name] if name != "default" else "default"
     if not owner:
