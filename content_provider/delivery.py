@@ -219,78 +219,64 @@ async def deliver(
     not that plus the time to make it.
     """
     try:
-        return await _deliver(request, plan, started, answer, not_found, header=header, seed=seed, max_delay=max_delay)
+        loop = asyncio.get_running_loop()
+        waits = request.app[INJECTED_WAITS]
+        entry = request[EXCHANGE]
+        outcome = plan.outcome
+        kind = outcome.kind if outcome is not None else "ok"
+        mode = outcome.mode if outcome is not None else ""
+        parts: _Parts | None = None
+        found: Answer | None = None
+        if outcome is not None and kind == "status":
+            parts = _status_parts(outcome, plan.rules[0])
+        elif kind in ("ok", "payload") or mode == "partial":
+            found = await answer()
+            if found is None:
+                missing = await not_found()
+                parts = _Parts(missing.status, missing.body if isinstance(missing.body, bytes) else b"", JSON, {})
+            else:
+                body, content_type = found.body, JSON
+                if kind == "payload":
+                    signer = request.app[SIGNER]
+                    context = PayloadContext(json.loads(body)["data"], signer.sign, signer.sign_as, signer.header())
+                    body, content_type = await asyncio.to_thread(PAYLOAD_MODES[mode].make, context)
+                parts = _Parts(200, body, content_type, {"X-Content-Provider-Resolved": found.resolution.label})
+
+        has_body = parts is not None and bool(parts.body)
+        mid_delay = plan.delay if plan.delay_at == "body" and has_body else 0.0
+        head_delay = plan.delay - mid_delay  # a body delay without a body to pause in comes before the headers
+        dribble = len(parts.body) / plan.bandwidth if parts is not None and plan.bandwidth else 0.0
+        answer_ends = math.inf if kind == "hang" else started + plan.delay + dribble
+
+        entry.fault = plan.describe()  # as asked; what was applied is added when it is known
+        if head_delay:
+            await waits.sleep_until(started + head_delay, answer_ends)
+            # from the request to the answer, preparation included; known before the headers, so the header says it
+            note = " before the headers (no body to pause in)" if plan.delay_at == "body" else ""
+            _applied(entry, plan, loop.time() - started, note)
+        fault_header = {"X-Content-Provider-Fault": entry.fault} if header else {}
+
+        if kind == "hang":
+            return await _hang(request, waits, max_delay)
+        if mode in ("reset", "close"):
+            return _abort(request, mode)
+        if mode == "garbage":
+            rng = random.Random(f"{seed}:garbage")
+            if request.transport is not None:
+                request.transport.write(bytes(rng.getrandbits(8) for _ in range(512)))
+            return _abort(request, "garbage")
+        assert parts is not None
+        headers = {**parts.headers, **fault_header}
+        if parts.content_type is not None:
+            headers["Content-Type"] = parts.content_type
+        if mode != "partial" and not mid_delay and not (plan.bandwidth and has_body):
+            return web.Response(status=parts.status, body=parts.body, headers=headers)
+        stream = web.StreamResponse(status=parts.status, headers=headers)
+        await _write_body(request, stream, parts.body, plan, mid_delay, answer_ends, stop_at_half=mode == "partial")
+        if mode == "partial" and not entry.client_closed:
+            return _abort(request, "partial")
+        return stream
     except ShuttingDown:
         entry = request[EXCHANGE]
         entry.fault = f"{plan.describe()}; ended by shutdown"
         return _abort(request, "shutdown")
-
-
-async def _deliver(
-    request: web.Request,
-    plan: Plan,
-    started: float,
-    answer: Callable[[], Awaitable[Answer | None]],
-    not_found: Callable[[], Awaitable[web.Response]],
-    *,
-    header: bool,
-    seed: int,
-    max_delay: float,
-) -> web.StreamResponse:
-    loop = asyncio.get_running_loop()
-    waits = request.app[INJECTED_WAITS]
-    entry = request[EXCHANGE]
-    outcome = plan.outcome
-    kind = outcome.kind if outcome is not None else "ok"
-    mode = outcome.mode if outcome is not None else ""
-    parts: _Parts | None = None
-    found: Answer | None = None
-    if outcome is not None and kind == "status":
-        parts = _status_parts(outcome, plan.rules[0])
-    elif kind in ("ok", "payload") or mode == "partial":
-        found = await answer()
-        if found is None:
-            missing = await not_found()
-            parts = _Parts(missing.status, missing.body if isinstance(missing.body, bytes) else b"", JSON, {})
-        else:
-            body, content_type = found.body, JSON
-            if kind == "payload":
-                signer = request.app[SIGNER]
-                context = PayloadContext(json.loads(body)["data"], signer.sign, signer.sign_as, signer.header())
-                body, content_type = await asyncio.to_thread(PAYLOAD_MODES[mode].make, context)
-            parts = _Parts(200, body, content_type, {"X-Content-Provider-Resolved": found.resolution.label})
-
-    has_body = parts is not None and bool(parts.body)
-    mid_delay = plan.delay if plan.delay_at == "body" and has_body else 0.0
-    head_delay = plan.delay - mid_delay  # a body delay without a body to pause in comes before the headers
-    dribble = len(parts.body) / plan.bandwidth if parts is not None and plan.bandwidth else 0.0
-    answer_ends = math.inf if kind == "hang" else started + plan.delay + dribble
-
-    entry.fault = plan.describe()  # as asked; what was applied is added when it is known
-    if head_delay:
-        await waits.sleep_until(started + head_delay, answer_ends)
-        # from the request to the answer, preparation included; known before the headers, so the header says it
-        note = " before the headers (no body to pause in)" if plan.delay_at == "body" else ""
-        _applied(entry, plan, loop.time() - started, note)
-    fault_header = {"X-Content-Provider-Fault": entry.fault} if header else {}
-
-    if kind == "hang":
-        return await _hang(request, waits, max_delay)
-    if mode in ("reset", "close"):
-        return _abort(request, mode)
-    if mode == "garbage":
-        rng = random.Random(f"{seed}:garbage")
-        if request.transport is not None:
-            request.transport.write(bytes(rng.getrandbits(8) for _ in range(512)))
-        return _abort(request, "garbage")
-    assert parts is not None
-    headers = {**parts.headers, **fault_header}
-    if parts.content_type is not None:
-        headers["Content-Type"] = parts.content_type
-    if mode != "partial" and not mid_delay and not (plan.bandwidth and has_body):
-        return web.Response(status=parts.status, body=parts.body, headers=headers)
-    stream = web.StreamResponse(status=parts.status, headers=headers)
-    await _write_body(request, stream, parts.body, plan, mid_delay, answer_ends, stop_at_half=mode == "partial")
-    if mode == "partial" and not entry.client_closed:
-        return _abort(request, "partial")
-    return stream
