@@ -23,6 +23,8 @@ class AccessLogger(AbstractAccessLogger):
                 parts.append(f"user={entry.user!r}")
             if entry.fault is not None:
                 parts.append(f"fault={entry.fault!r}")
+            if entry.upstream is not None:
+                parts.append(entry.upstream.describe())
             if entry.client_closed:
                 parts.append(f"client closed after {entry.bytes_sent} body bytes")
         parts.append(f"{response.body_length}B {time * 1000:.1f}ms")

@@ -26,7 +26,7 @@ from .faults import parse_rule, parse_rules, unused_name
 from .fsutil import atomic_write
 from .imagecheck import jpeg_problem
 from .keys import FAULTS, JOURNAL, ROLE, SETTINGS, STORE
-from .layout import DEFAULT_DIR, EXTENSIONS, ORGS_DIR, SIDES, USERS_DIR, is_card_side
+from .layout import DEFAULT_DIR, JWS_EXTENSION, ORGS_DIR, SIDES, USERS_DIR, extensions_for, is_card_side
 from .preview import preview
 from .schema import ConfigError, ascii_int
 from .workers import gathered, is_sibling_call, replay
@@ -207,7 +207,7 @@ def _names(folder: Path) -> list[str]:
 
 
 def _sides(folder: Path) -> list[str]:
-    return [side for side in SIDES if any((folder / f"{side}{ext}").is_file() for ext in EXTENSIONS)]
+    return [side for side in SIDES if any((folder / f"{side}{ext}").is_file() for ext in extensions_for(side))]
 
 
 def _inventory(request: web.Request, problems: list[dict[str, str]]) -> dict[str, Any]:
@@ -291,6 +291,7 @@ def _target(request: web.Request) -> Path:
 def _write(target: Path, data: bytes) -> None:
     atomic_write(target, data)
     target.with_suffix(".jpeg").unlink(missing_ok=True)  # one image per side: a .jpeg twin goes
+    target.with_suffix(JWS_EXTENSION).unlink(missing_ok=True)  # and a recorded back.jws, which would win
 
 
 def _sibling_saw(request: web.Request, target: Path) -> web.Response:
@@ -324,7 +325,7 @@ async def delete_image(request: web.Request) -> web.Response:
     if is_sibling_call(request):
         return _sibling_saw(request, target)
     removed = False
-    for candidate in (target, target.with_suffix(".jpeg")):
+    for candidate in (target, target.with_suffix(".jpeg"), target.with_suffix(JWS_EXTENSION)):
         try:
             await asyncio.to_thread(candidate.unlink)
             removed = True

@@ -19,6 +19,7 @@ from .keys import CONFIG_ENV, FAULTS, INJECTED_WAITS, JOURNAL, PARSED_BODIES, RO
 from .routes import add_routes
 from .signing import signer_for
 from .store import FixtureError, FixtureStore
+from .upstream.proxy import upstream_ctx
 from .workers import WorkerRole, sibling_session_ctx
 
 log = logging.getLogger("content_provider")
@@ -98,6 +99,8 @@ def create_app(settings: Settings, environ: Mapping[str, str] | None = None) -> 
     app[INJECTED_WAITS] = InjectedWaits()
     app.on_shutdown.append(end_injected_waits)
     app.cleanup_ctx.append(fixtures_ctx)
+    if settings.upstream is not None:
+        app.cleanup_ctx.append(upstream_ctx)
     role = WorkerRole.from_environ(env)
     if role is not None:
         app[ROLE] = role

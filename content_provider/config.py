@@ -22,6 +22,7 @@ from .faults import FaultSettings, parse_fault_settings
 from .layout import SIDES
 from .schema import ConfigError as ConfigError
 from .schema import Reader, ascii_int, bounded
+from .upstream.settings import UpstreamSettings, parse_upstream
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG_NAME = "config.yaml"
@@ -155,6 +156,7 @@ class Settings:
     admin_enabled: bool = True
     admin_token: str | None = None
     journal_size: int = 1000
+    upstream: UpstreamSettings | None = None  # a real content provider to stand in front of (upstream/)
     source: Path | None = None
 
     def replace(self, **changes: Any) -> Settings:
@@ -329,6 +331,13 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
     if admin_token is not None and len(admin_token) < 16:
         raise ConfigError("admin.token: use at least 16 characters (e.g. `openssl rand -hex 16`)")
 
+    upstream = parse_upstream(top.section("upstream"), base_dir, environ)
+    if upstream is not None and upstream.mode == "record" and root == DEMO_FIXTURES:
+        raise ConfigError(
+            "upstream.mode: record writes into the fixture folder, and the demo set is not written to; "
+            "choose a folder with --fixtures DIR (or fixtures.root)"
+        )
+
     logging_ = top.section("logging")
     access_log = logging_.boolean("access_log", True)
     level = logging_.choice("level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -370,6 +379,7 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
         admin_enabled=admin_enabled,
         admin_token=admin_token,
         journal_size=journal_size,
+        upstream=upstream,
         source=source,
     )
 

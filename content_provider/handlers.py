@@ -14,11 +14,12 @@ from .auth import require_basic_auth
 from .contract import ContentId, parse_content_id
 from .delivery import deliver
 from .errors import ApiError
-from .faults import split_directives
+from .faults import Rule, split_directives
 from .journal import Entry
 from .keys import EXCHANGE, FAULTS, PARSED_BODIES, ROLE, SETTINGS, SIGNER, STORE
 from .schema import ConfigError
 from .store import Answer, FixtureError, FixtureStore
+from .upstream.proxy import answer_from_upstream, goes_upstream
 
 JSON = "application/json"
 # What makes a content id "empty": the same set as the OpenAPI pattern, which JSON Schema tools agree on
@@ -138,6 +139,9 @@ async def get_content(request: web.Request) -> web.StreamResponse:
         raise ApiError(
             404, "unknown_content_id", "bare content ids are off (fixtures.bare_ids: off); use PROV: or AUTH:"
         )
+    if settings.upstream is not None and await goes_upstream(app, content_id):
+        forward = body if directive is None else json.dumps({"contentId": lookup}).encode()
+        return await _upstream_content(request, entry, content_id, forward, user, directive, raw, started)
     if faults.rules or directive is not None:
         plan = faults.plan(content_id, user or request.remote or "unknown", directive, raw)
         if plan.active:
@@ -164,6 +168,36 @@ async def get_content(request: web.Request) -> web.StreamResponse:
         content_type=JSON,
         headers={"X-Content-Provider-Resolved": answer.resolution.label},
     )
+
+
+async def _upstream_content(
+    request: web.Request,
+    entry: Entry,
+    content_id: ContentId,
+    body: bytes,
+    user: str | None,
+    directive: Rule | None,
+    raw: str,
+    started: float,
+) -> web.StreamResponse:
+    """The upstream's answer (content_provider/upstream/), shaped by the fault rules like any other."""
+    app = request.app
+    faults = app[FAULTS]
+    if faults.rules or directive is not None:
+        plan = faults.plan(content_id, user or request.remote or "unknown", directive, raw)
+        if plan.active:
+            return await deliver(
+                request,
+                plan,
+                started,
+                lambda: answer_from_upstream(app, entry, content_id, body),
+                lambda: _unknown(content_id).response(),
+                header=faults.settings.header,
+                seed=faults.settings.seed,
+                max_delay=faults.settings.max_delay_seconds,
+            )
+    answer = await answer_from_upstream(app, entry, content_id, body)
+    return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .journal import Entry, Journal
     from .signing import Signer
     from .store import FixtureStore
+    from .upstream.proxy import Upstream
     from .workers import WorkerRole
 
 # the application's
@@ -32,6 +33,7 @@ JOURNAL: web.AppKey[Journal] = web.AppKey("journal")
 PARSED_BODIES: web.AppKey[ParsedBodies] = web.AppKey("parsed_bodies")
 ROLE: web.AppKey[WorkerRole] = web.AppKey("worker_role")  # only with serve --workers N
 SIBLING_SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("sibling_session")
+UPSTREAM: web.AppKey[Upstream] = web.AppKey("upstream")  # only with upstream.url
 
 # each POST /getcontent's
 EXCHANGE: web.RequestKey[Entry] = web.RequestKey("exchange")

@@ -33,12 +33,23 @@ from typing import Any
 from urllib.parse import quote
 
 import aiofiles
+from multidict import CIMultiDict
 
 from .cache import ByteBoundedLRU
 from .config import SAFE_NAME, Organisation, Settings, UserImages
 from .contract import ContentId, UseCase, answer_body, image_element, jws_element
-from .imagecheck import FixtureProblem, jpeg_problem
-from .layout import DEFAULT_DIR, EXTENSIONS, MEMBERS_FILE, ORGS_DIR, SIDES, SIDES_FOR, USERS_DIR, is_card_side
+from .imagecheck import FixtureProblem, jpeg_problem, jws_payload
+from .layout import (
+    DEFAULT_DIR,
+    MEMBERS_FILE,
+    ORGS_DIR,
+    SIDES,
+    SIDES_FOR,
+    USERS_DIR,
+    extensions_for,
+    is_card_side,
+    is_recorded_back,
+)
 from .patterns import compile_pattern, is_pattern, pattern_error
 from .signing import Signer
 
@@ -96,6 +107,15 @@ class Answer:
     body: bytes
     resolution: Resolution
     problems: tuple[FixtureProblem, ...]
+
+
+@dataclass(slots=True)
+class UpstreamAnswer(Answer):
+    """An answer that came from the upstream (content_provider/upstream/), to be passed on as it came."""
+
+    status: int
+    content_type: str | None
+    headers: CIMultiDict[str]  # the upstream's end-to-end headers, plus ours
 
 
 @dataclass
@@ -361,12 +381,20 @@ class FixtureStore:
         problems = []
         elements = []
         for key, path, data in contents:
-            reason = jpeg_problem(data, card=use_case is UseCase.CARD, tolerance=self.settings.aspect_tolerance)
+            recorded = jws_payload(data) if key == "back" and is_recorded_back(path) else None
+            if isinstance(recorded, str):
+                reason: str | None = recorded
+            else:
+                image = data if recorded is None else recorded[1]
+                reason = jpeg_problem(image, card=use_case is UseCase.CARD, tolerance=self.settings.aspect_tolerance)
             if reason is not None:
                 problem = FixtureProblem(self._relative(path), reason)
                 problems.append(problem)
                 log.warning("fixture problem: %s", problem)
-            if key == "back":
+            if key == "back" and recorded is not None:  # recorded from a real provider: as it is, never re-signed
+                compact = recorded[0] if not isinstance(recorded, str) else data.decode("ascii", "replace").strip()
+                elements.append(jws_element("back", compact))
+            elif key == "back":
                 elements.append(jws_element("back", self.signer.sign(data)))
             elif key == "auth":
                 elements.append(image_element("auth_image", data))
@@ -455,7 +483,7 @@ class FixtureStore:
     def _folder_files(self, folder: Path, keys: tuple[str, ...]) -> list[tuple[str, str, int, int, int]]:
         found = []
         for key in keys:
-            for extension in EXTENSIONS:
+            for extension in extensions_for(key):
                 entry = self._stat(key, folder / f"{key}{extension}")
                 if entry is not None:
                     found.append(entry)
@@ -538,7 +566,7 @@ class FixtureStore:
 
     def _images_in(self, folder: Path) -> Iterator[tuple[Path, bool]]:
         for side in SIDES:
-            for extension in EXTENSIONS:
+            for extension in extensions_for(side):
                 path = folder / f"{side}{extension}"
                 if path.is_file():
                     yield path, is_card_side(side)
@@ -556,7 +584,12 @@ class FixtureStore:
             except OSError as exc:
                 problems.append(FixtureProblem(relative, f"cannot read: {exc.strerror}"))
                 continue
-            reason = jpeg_problem(data, card=card, tolerance=self.settings.aspect_tolerance)
+            recorded = jws_payload(data) if is_recorded_back(path) else None
+            if isinstance(recorded, str):
+                reason: str | None = recorded
+            else:
+                image = data if recorded is None else recorded[1]
+                reason = jpeg_problem(image, card=card, tolerance=self.settings.aspect_tolerance)
             if reason is not None:
                 problems.append(FixtureProblem(relative, reason))
         self._orgs.refresh()
