@@ -332,6 +332,10 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
         raise ConfigError("admin.token: use at least 16 characters (e.g. `openssl rand -hex 16`)")
 
     upstream = parse_upstream(top.section("upstream"), base_dir, environ)
+    if upstream is not None and upstream.mode == "record" and workers > 1:
+        raise ConfigError(
+            "upstream.mode: record keeps one manifest, written by one process; use server.workers: 1 to record"
+        )
     if upstream is not None and upstream.mode == "record" and root == DEMO_FIXTURES:
         raise ConfigError(
             "upstream.mode: record writes into the fixture folder, and the demo set is not written to; "

@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from cryptography import x509
 from PIL import Image
 
 from content_provider.config import DEMO_FIXTURES, ConfigError, parse_settings
@@ -284,9 +285,17 @@ async def test_record_then_replay_offline_gives_the_same_bytes_and_vendor_signat
             assert (status, body) == (200, recorded[content_id]), content_id
             assert headers[RESOLVED].startswith("user ")
         status, _, body = await post(replay.url, DOC_CARD)
-        _, payload = verify_back(json.loads(body)["data"][1]["data"], json.loads(jwks.read_text()))
+        header, payload = verify_back(json.loads(body)["data"][1]["data"], json.loads(jwks.read_text()))
         assert payload == (upstream_root / f"users/{subject}/back.jpg").read_bytes()
         assert (await post(replay.url, "PROV:never-recorded"))[0] == 404
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{replay.url}/__admin/preview", params={"contentId": DOC_CARD}) as response,
+        ):
+            back_shown = (await response.json())["images"][1]
+        upstream_cert = x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0]))
+    assert back_shown["jws"]["recorded"] is True  # the web page: "recorded", and who signed it
+    assert back_shown["jws"]["signer"] == upstream_cert.subject.rfc4514_string()
 
 
 # --------------------------------------------------------------------------- upstream trouble
