@@ -6,6 +6,9 @@ so a slow patch of this shared machine hits all of them alike. The figure that c
 the mock's requests/s over the bare app's, taken per round and reported as the median
 (absolute numbers vary run to run). Where installed, nginx serving the same file and
 WireMock stubbed with the same answer are measured too, as the references users know.
+The mock in ``proxy`` mode in front of the bare app (every answer validated with the
+conformance rules, the back verified) is measured beside the bare app alone: the
+``proxy / bare`` line is what standing in front of a provider costs (``--no-proxy`` skips it).
 The server's CPU time per request and resident memory are printed beside, read from
 /proc: unlike requests/s they do not move when the machine lends the CPU elsewhere.
 The last line is ``ratio at 64 connections: R``. Run it with ``bench/run``.
@@ -46,6 +49,15 @@ async def start_mock(folder: Path, args: argparse.Namespace) -> Server:
     command = mock_command(folder, f"server:\n  event_loop: {args.event_loop}\n")
     process, url = await start_server(command, args.server_cpu)
     return Server("mock", process, url)
+
+
+async def start_proxy(folder: Path, args: argparse.Namespace, upstream: Server) -> Server:
+    """The mock in ``proxy`` mode in front of the bare app, every answer validated (CP13 verified too)."""
+    yaml = (
+        f"server:\n  event_loop: {args.event_loop}\nupstream:\n  url: {upstream.url}\n  trust: {folder / 'jwks.json'}\n"
+    )
+    process, url = await start_server(mock_command(folder, yaml, "proxy.yaml"), args.server_cpu)
+    return Server("mock proxy", process, url)
 
 
 async def start_bare(folder: Path, args: argparse.Namespace) -> Server:
@@ -146,6 +158,7 @@ async def main() -> None:
     parser.add_argument("--server-cpu", default="0")
     parser.add_argument("--client-cpu", default="1")
     parser.add_argument("--no-references", action="store_true", help="skip nginx and WireMock even when installed")
+    parser.add_argument("--no-proxy", action="store_true", help="skip the mock in proxy mode in front of the bare app")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk (bench/run does it)")
@@ -154,13 +167,15 @@ async def main() -> None:
         folder = Path(tmp)
         try:
             servers.append(await start_mock(folder, args))
-            async with (
-                aiohttp.ClientSession() as session,
-                session.post(f"{servers[0].url}/getcontent", json={"contentId": CONTENT_ID}) as response,
-            ):
-                body = await response.read()
+            async with aiohttp.ClientSession() as session:
+                async with session.post(f"{servers[0].url}/getcontent", json={"contentId": CONTENT_ID}) as response:
+                    body = await response.read()
+                async with session.get(f"{servers[0].url}/.well-known/jwks.json") as response:
+                    (folder / "jwks.json").write_bytes(await response.read())
             (folder / "answer.json").write_bytes(body)
             servers.insert(0, await start_bare(folder, args))
+            if not args.no_proxy:  # in front of the bare app, which answers the mock's own bytes
+                servers.append(await start_proxy(folder, args, servers[0]))
             if not args.no_references:
                 for start in (start_nginx, start_wiremock):
                     reference = await start(folder, args)
@@ -206,6 +221,16 @@ def report(servers: list[Server], body: bytes, args: argparse.Namespace) -> None
         print(
             f"mock / bare at {connections} connections: {ratios[connections]:.2f} of the requests/s "
             f"(rounds: {each}), {p99:.2f}x the p99, {cpu:.2f} by CPU time per request"
+        )
+    proxy = next((server for server in servers if server.name == "mock proxy"), None)
+    for connections in args.connections if proxy is not None else ():
+        assert proxy is not None
+        pairs = list(zip(proxy.runs[connections], bare.runs[connections], strict=True))
+        each = ", ".join(f"{p['rps'] / b['rps']:.2f}" for p, b in pairs)
+        print(
+            f"proxy (mock validating in front of bare) / bare alone at {connections} connections: "
+            f"{statistics.median(p['rps'] / b['rps'] for p, b in pairs):.2f} of the requests/s (rounds: {each}), "
+            f"{statistics.median(p['p99'] / b['p99'] for p, b in pairs):.2f}x the p99"
         )
     if 64 in ratios:
         print(f"ratio at 64 connections: {ratios[64]:.2f}")

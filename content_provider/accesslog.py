@@ -23,6 +23,8 @@ class AccessLogger(AbstractAccessLogger):
                 parts.append(f"user={entry.user!r}")
             if entry.fault is not None:
                 parts.append(f"fault={entry.fault!r}")
+            if entry.upstream is not None:
+                parts.append(entry.upstream.describe())
             if entry.client_closed:
                 sent = entry.bytes_sent
                 said = "before the answer" if sent is None else f"after {sent} body bytes"

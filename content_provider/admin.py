@@ -27,7 +27,7 @@ from .faults import Rule, parse_rule, parse_rules, unused_name
 from .fsutil import atomic_write
 from .imagecheck import jpeg_problem
 from .keys import EXPLAINER, FAULTS, SETTINGS, STATE, STORE
-from .layout import DEFAULT_DIR, ORGS_DIR, SIDES, USERS_DIR, is_card_side, sides_in
+from .layout import DEFAULT_DIR, JWS_EXTENSION, ORGS_DIR, SIDES, USERS_DIR, is_card_side, sides_in
 from .preview import preview
 from .schema import ConfigError, ascii_int
 from .state import unavailable
@@ -313,6 +313,7 @@ def _target(request: web.Request) -> Path:
 def _write(target: Path, data: bytes) -> None:
     atomic_write(target, data)
     target.with_suffix(".jpeg").unlink(missing_ok=True)  # one image per side: a .jpeg twin goes
+    target.with_suffix(JWS_EXTENSION).unlink(missing_ok=True)  # and a recorded back.jws, which would win
 
 
 async def upload(request: web.Request) -> web.Response:
@@ -343,7 +344,7 @@ async def delete_image(request: web.Request) -> web.Response:
     if not state.reachable:
         raise unavailable()
     removed = False
-    for candidate in (target, target.with_suffix(".jpeg")):
+    for candidate in (target, target.with_suffix(".jpeg"), target.with_suffix(JWS_EXTENSION)):
         try:
             await asyncio.to_thread(candidate.unlink)
             removed = True

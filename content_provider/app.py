@@ -34,6 +34,7 @@ from .routes import add_routes
 from .signing import signer_for
 from .state import state_ctx
 from .store import FixtureError, FixtureStore
+from .upstream.proxy import upstream_ctx
 from .workers import WorkerRole
 
 log = logging.getLogger("content_provider")
@@ -124,6 +125,8 @@ def create_app(settings: Settings, environ: Mapping[str, str] | None = None) -> 
     app.cleanup_ctx.append(fixtures_ctx)
     app.cleanup_ctx.append(state_ctx)  # after the fixtures: shared uploads are written into them
     app.cleanup_ctx.append(metrics_ctx)
+    if settings.upstream is not None:
+        app.cleanup_ctx.append(upstream_ctx)
     role = WorkerRole.from_environ(env)
     if role is not None:
         app[ROLE] = role

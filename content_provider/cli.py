@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
     serve.add_argument("--tls-key", help="the certificate's PEM private key")
     serve.add_argument("--workers", type=int, help="processes serving the port (default 1; see docs/performance.md)")
+    serve.add_argument("--upstream", metavar="URL", help="a real content provider to stand in front of (upstream.url)")
+    serve.add_argument("--upstream-mode", metavar="MODE", help="proxy, spy or record (upstream.mode; default proxy)")
+    serve.add_argument("--upstream-trust", metavar="FILE", help="JWKS or PEM the upstream's back must verify against")
 
     tls = commands.add_parser("dev-tls", help="make a local development CA and an HTTPS server certificate")
     tls.add_argument("--dir", default=".dev-tls", help="where to write them (default .dev-tls)")
@@ -121,7 +124,11 @@ def _effective_environ(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         env[ENV_PREFIX + "WORKERS"] = str(args.workers)
     if getattr(args, "strict", None):  # through the environment, so a config reload keeps it
         env[ENV_PREFIX + "STRICT"] = "true"
-    for flag, name in (("tls_cert", "TLS_CERT"), ("tls_key", "TLS_KEY")):
+    if getattr(args, "upstream", None):
+        env[ENV_PREFIX + "UPSTREAM_URL"] = args.upstream
+    if getattr(args, "upstream_mode", None):
+        env[ENV_PREFIX + "UPSTREAM_MODE"] = args.upstream_mode
+    for flag, name in (("tls_cert", "TLS_CERT"), ("tls_key", "TLS_KEY"), ("upstream_trust", "UPSTREAM_TRUST")):
         if getattr(args, flag, None):
             env[ENV_PREFIX + name] = str(Path(getattr(args, flag)).resolve())
     return env

@@ -23,6 +23,7 @@ from .faults import FaultSettings, parse_fault_settings
 from .layout import SIDES
 from .schema import ConfigError as ConfigError
 from .schema import Reader, ascii_int, bounded
+from .upstream.settings import UpstreamSettings, parse_upstream
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG_NAME = "config.yaml"
@@ -161,6 +162,7 @@ class Settings:
     redis_url: str | None = None
     redis_password: str | None = None  # from the environment only; else the URL's
     state_namespace: str = "content-provider"
+    upstream: UpstreamSettings | None = None  # a real content provider to stand in front of (upstream/)
     source: Path | None = None
 
     def replace(self, **changes: Any) -> Settings:
@@ -358,6 +360,16 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
         raise ConfigError(
             "state.backend: redis needs redis-py, which is not installed: pip install 'content-provider[redis]'"
         )
+    upstream = parse_upstream(top.section("upstream"), base_dir, environ)
+    if upstream is not None and upstream.mode == "record" and workers > 1:
+        raise ConfigError(
+            "upstream.mode: record keeps one manifest, written by one process; use server.workers: 1 to record"
+        )
+    if upstream is not None and upstream.mode == "record" and root == DEMO_FIXTURES:
+        raise ConfigError(
+            "upstream.mode: record writes into the fixture folder, and the demo set is not written to; "
+            "choose a folder with --fixtures DIR (or fixtures.root)"
+        )
 
     logging_ = top.section("logging")
     access_log = logging_.boolean("access_log", True)
@@ -405,6 +417,7 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
         redis_url=redis_url,
         redis_password=environ.get(ENV_PREFIX + "REDIS_PASSWORD") or None,
         state_namespace=namespace,
+        upstream=upstream,
         source=source,
     )
 

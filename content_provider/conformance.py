@@ -15,7 +15,7 @@ import io
 import json
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
+from multidict import CIMultiDict
 from PIL import Image
 
 from .contract import CARD_ASPECT, JWS_TYPE
@@ -119,16 +120,16 @@ class Options:
 
 
 class _Ids:
-    """Collects the results for one content id."""
+    """Collects the results for one content id (into a report's list, or any list)."""
 
-    def __init__(self, report: Report, content_id: str | None) -> None:
-        self.report = report
+    def __init__(self, report: Report | list[Result], content_id: str | None) -> None:
+        self.results = report.results if isinstance(report, Report) else report
         self.content_id = content_id
 
     def add(self, rule: str, ok: bool | None, checked: str, evidence: str = "", unverified: bool = False) -> bool:
         info = RULES[rule]
         status = "skip" if ok is None else "unverified" if unverified else "pass" if ok else "fail"
-        self.report.results.append(
+        self.results.append(
             Result(rule, info.title, info.required, status, self.content_id, checked, "" if ok else evidence)
         )
         return bool(ok)
@@ -146,7 +147,7 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 async def _post(
     session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], seconds: float
-) -> tuple[int, dict[str, str], bytes, float]:
+) -> tuple[int, CIMultiDict[str], bytes, float]:
     start = time.monotonic()
     async with session.post(
         f"{url}/getcontent",
@@ -155,7 +156,7 @@ async def _post(
         timeout=aiohttp.ClientTimeout(total=seconds),
     ) as response:
         data = await response.read()
-        return response.status, dict(response.headers), data, time.monotonic() - start
+        return response.status, CIMultiDict(response.headers), data, time.monotonic() - start  # header names: any case
 
 
 def _decode_jpeg(data: bytes) -> tuple[Image.Image | None, str]:
@@ -263,7 +264,7 @@ def _check_back(ids: _Ids, element: dict[str, Any], options: Options) -> None:
     )
 
 
-def _check_answer(ids: _Ids, content_id: str, headers: dict[str, str], body: bytes, options: Options) -> None:
+def _check_answer(ids: _Ids, content_id: str, headers: Mapping[str, str], body: bytes, options: Options) -> None:
     card = not content_id.upper().startswith("AUTH:")
     content_type = headers.get("Content-Type", "")
     ids.add(
@@ -338,9 +339,26 @@ async def _check_id(
         ids.add("CP01", False, "200", f"{type(exc).__name__}: {exc}")
         return
     ids.add("CP18", elapsed <= options.timeout, f"answer within {options.timeout:g} s", f"{elapsed:.2f} s")
-    if not ids.add("CP01", status == 200, "200", f"status {status}: {snippet(data)}"):
+    answer_rules(ids, content_id, status, headers, data, options)
+
+
+def answer_rules(
+    ids: _Ids, content_id: str, status: int, headers: Mapping[str, str], body: bytes, options: Options
+) -> None:
+    """CP01-CP14 on one answer: what ``check`` runs on each id, and what the mock runs on every live
+    upstream answer (content_provider/upstream/validate.py). Blocking: decodes images, verifies the JWS."""
+    if not ids.add("CP01", status == 200, "200", f"status {status}: {snippet(body)}"):
         return
-    _check_answer(ids, content_id, headers, data, options)
+    _check_answer(ids, content_id, headers, body, options)
+
+
+def check_answer(
+    content_id: str, status: int, headers: Mapping[str, str], body: bytes, options: Options
+) -> list[Result]:
+    """The results of :func:`answer_rules` for an answer already in hand; blocking, run it in a thread."""
+    results: list[Result] = []
+    answer_rules(_Ids(results, content_id), content_id, status, headers, body, options)
+    return results
 
 
 async def _check_provider(

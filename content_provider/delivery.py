@@ -32,7 +32,7 @@ from .faultpayloads import PAYLOAD_MODES, PayloadContext
 from .faults import Outcome, Plan
 from .journal import Entry
 from .keys import EXCHANGE, INJECTED_WAITS, SIGNER
-from .store import Answer
+from .store import Answer, UpstreamAnswer
 
 TICK = 0.05  # a dribbled body is written every 50 ms
 HANG_POLL = 0.25
@@ -118,6 +118,27 @@ def _status_parts(outcome: Outcome, rule: str) -> _Parts:
         page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1><p>{escape(message)}</p></body></html>"
         return _Parts(status, page.encode(), "text/html; charset=utf-8", headers)
     return _Parts(status, json.dumps(error_body("injected_fault", message)).encode(), JSON, headers)
+
+
+def _upstream_headers(found: UpstreamAnswer) -> dict[str, str]:
+    """The upstream answer's headers but its Content-Type (which _Parts carries); one value a name."""
+    return {name: value for name, value in found.headers.items() if name.lower() != "content-type"}
+
+
+def _elements(found: UpstreamAnswer) -> list[dict[str, str]] | None:
+    """The upstream answer's ``data`` elements, when a payload fault can be made of them."""
+    if found.status != 200:
+        return None
+    try:
+        document = json.loads(found.body)
+    except (ValueError, RecursionError):
+        return None
+    elements = document.get("data") if isinstance(document, dict) else None
+    if not isinstance(elements, list) or not elements:
+        return None
+    if not all(isinstance(e, dict) and isinstance(e.get("data"), str) for e in elements):
+        return None
+    return elements
 
 
 def _abort(request: web.Request, mode: str) -> web.Response:
@@ -234,6 +255,16 @@ async def deliver(
             if found is None:
                 missing = await not_found()
                 parts = _Parts(missing.status, missing.body if isinstance(missing.body, bytes) else b"", JSON, {})
+            elif isinstance(found, UpstreamAnswer):  # a real provider's answer: shaped the same way
+                parts = _Parts(found.status, found.body, found.content_type, _upstream_headers(found))
+                if kind == "payload":
+                    elements = _elements(found)
+                    if elements is None:
+                        plan.note = "; payload mode not applied: the upstream's answer is not a 200 with a data array"
+                    else:
+                        signer = request.app[SIGNER]
+                        context = PayloadContext(elements, signer.sign, signer.sign_as, signer.header())
+                        parts.body, parts.content_type = await asyncio.to_thread(PAYLOAD_MODES[mode].make, context)
             else:
                 body, content_type = found.body, JSON
                 if kind == "payload":

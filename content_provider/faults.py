@@ -199,6 +199,7 @@ class Plan:
     delay_at: str = "headers"
     bandwidth: int | None = None
     outcome: Outcome | None = None
+    note: str = ""  # what delivery could not do as asked (a payload mode on an upstream error, say)
 
     @property
     def active(self) -> bool:
@@ -212,7 +213,7 @@ class Plan:
             parts.append(f"delay={self.delay * 1000:.0f}ms@{self.delay_at}")
         if self.bandwidth:
             parts.append(f"bandwidth={self.bandwidth}B/s")
-        return "; ".join(parts)
+        return "; ".join(parts) + self.note
 
 
 @dataclass

@@ -14,11 +14,12 @@ from .auth import require_basic_auth
 from .contract import BARE_IDS_OFF, ContentId, parse_content_id
 from .delivery import deliver
 from .errors import ApiError
-from .faults import split_directives
+from .faults import FaultEngine, Plan, Rule, split_directives
 from .journal import Entry
 from .keys import EXCHANGE, EXPLAINER, FAULTS, PARSED_BODIES, ROLE, SETTINGS, SIGNER, STATE, STORE
 from .schema import ConfigError
 from .store import Answer, FixtureError, FixtureStore
+from .upstream.proxy import answer_from_upstream, goes_upstream
 
 JSON = "application/json"
 # What makes a content id "empty": the same set as the OpenAPI pattern, which JSON Schema tools agree on
@@ -147,12 +148,11 @@ async def get_content(request: web.Request) -> web.StreamResponse:
         message = BARE_IDS_OFF
         hint = await asyncio.to_thread(app[EXPLAINER].bare_hint, lookup)
         raise ApiError(404, "unknown_content_id", message + (f"; near miss: {hint}" if hint else ""))
+    if settings.upstream is not None and await goes_upstream(app, content_id):
+        forward = body if directive is None else json.dumps({"contentId": lookup}).encode()
+        return await _upstream_content(request, entry, content_id, forward, user, directive, raw, started)
     if faults.rules or directive is not None:
-        client = user or request.remote or "unknown"
-        if faults.remote is None:
-            plan = faults.plan(content_id, client, directive, raw)
-        else:  # counted in the shared state backend: one round trip when a rule matches
-            plan = await faults.plan_remote(content_id, client, directive, raw)
+        plan = await _plan(faults, content_id, user or request.remote or "unknown", directive, raw)
         if plan.active:
             return await deliver(
                 request,
@@ -179,6 +179,43 @@ async def get_content(request: web.Request) -> web.StreamResponse:
         content_type=JSON,
         headers={"X-Content-Provider-Resolved": answer.resolution.label},
     )
+
+
+async def _plan(faults: FaultEngine, content_id: ContentId, client: str, directive: Rule | None, raw: str) -> Plan:
+    """The faults for this request, counted here or, with a shared state backend, there."""
+    if faults.remote is None:
+        return faults.plan(content_id, client, directive, raw)
+    return await faults.plan_remote(content_id, client, directive, raw)
+
+
+async def _upstream_content(
+    request: web.Request,
+    entry: Entry,
+    content_id: ContentId,
+    body: bytes,
+    user: str | None,
+    directive: Rule | None,
+    raw: str,
+    started: float,
+) -> web.StreamResponse:
+    """The upstream's answer (content_provider/upstream/), shaped by the fault rules like any other."""
+    app = request.app
+    faults = app[FAULTS]
+    if faults.rules or directive is not None:
+        plan = await _plan(faults, content_id, user or request.remote or "unknown", directive, raw)
+        if plan.active:
+            return await deliver(
+                request,
+                plan,
+                started,
+                lambda: answer_from_upstream(app, entry, content_id, body),
+                lambda: _unknown_response(app, content_id),
+                header=faults.settings.header,
+                seed=faults.settings.seed,
+                max_delay=faults.settings.max_delay_seconds,
+            )
+    answer = await answer_from_upstream(app, entry, content_id, body)
+    return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,3 +58,23 @@ def jpeg_problem(data: bytes, *, card: bool, tolerance: float) -> str | None:
 def image_size(data: bytes) -> tuple[int, int]:
     with Image.open(io.BytesIO(data)) as image:
         return image.size
+
+
+def jws_payload(data: bytes) -> tuple[str, bytes] | str:
+    """A recorded back side (``back.jws``): its compact JWS and payload, or why it is not one.
+
+    The signature is not checked here: the mock does not hold the signer's keys, and the
+    back is served as recorded whatever it says.
+    """
+    try:
+        compact = data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        return "not a compact JWS: not ASCII"
+    parts = compact.split(".")
+    if len(parts) != 3:
+        return f"not a compact JWS: {len(parts)} part(s), want HEADER.PAYLOAD.SIGNATURE"
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+    except ValueError as exc:
+        return f"not a compact JWS: the payload is not base64url ({exc})"
+    return compact, payload

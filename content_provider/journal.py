@@ -7,12 +7,15 @@ import datetime
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from .errors import error_response
 from .keys import EXCHANGE, JOURNAL, METRICS
+
+if TYPE_CHECKING:
+    from .upstream.proxy import UpstreamNote
 
 DEFAULT_CAPACITY = 1000
 CLIENT_CLOSED = "client closed"  # the status of a request whose client went away before any answer
@@ -38,6 +41,7 @@ class Entry:
         "sent_status",
         "status",
         "time",
+        "upstream",
         "user",
     )
 
@@ -53,6 +57,7 @@ class Entry:
         self.client_closed = False  # the client hung up while the body was being sent (not our error)
         self.bytes_sent: int | None = None  # of the body, when the client hung up
         self.sent_status: int | None = None  # the status line already sent, when the body is streamed
+        self.upstream: UpstreamNote | None = None  # when the answer came from upstream.url: status, verdict
 
     def as_json(self) -> dict[str, Any]:
         moment = datetime.datetime.fromtimestamp(self.time, datetime.UTC)
@@ -68,6 +73,8 @@ class Entry:
         if self.client_closed:
             shown["clientClosed"] = True
             shown["bytesSent"] = self.bytes_sent
+        if self.upstream is not None:
+            shown["upstream"] = self.upstream.as_json()
         return shown
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .signing import Signer
     from .state import StateBackend
     from .store import FixtureStore
+    from .upstream.proxy import Upstream
     from .workers import WorkerRole
 
 # the application's
@@ -36,6 +37,7 @@ PARSED_BODIES: web.AppKey[ParsedBodies] = web.AppKey("parsed_bodies")
 STATE: web.AppKey[StateBackend] = web.AppKey("state")  # where rules, counts, journal and uploads are shared
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 ROLE: web.AppKey[WorkerRole] = web.AppKey("worker_role")  # only with serve --workers N
+UPSTREAM: web.AppKey[Upstream] = web.AppKey("upstream")  # only with upstream.url
 
 # each POST /getcontent's
 EXCHANGE: web.RequestKey[Entry] = web.RequestKey("exchange")

@@ -2,7 +2,9 @@
 
 The answer is the prepared one a ``POST /getcontent`` gets (no faults, no journal entry),
 decoded again; the back side's JWS is verified against the published JWKS, so the page
-can say "signed and verified" from the bytes Hermod would receive, not from a promise.
+can say "signed and verified" from the bytes Hermod would receive, not from a promise. A
+back recorded from an upstream (``back.jws``) is not the mock's to verify: it is shown as
+"recorded", with the subject of the certificate that signed it.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import json
 from typing import Any
 
 from aiohttp import web
+from cryptography import x509
 from joserfc.errors import JoseError
 
 from .contract import BARE_IDS_OFF, UseCase, parse_content_id
 from .errors import ApiError
 from .keys import SETTINGS, SIGNER, STORE
+from .layout import is_recorded_back
 from .signing import verify_back
 from .store import FixtureError, Resolution
 
@@ -39,13 +43,28 @@ def _unverified_payload(compact: str) -> bytes | None:
         return None
 
 
-def _element(element: dict[str, Any], jwks: dict[str, Any]) -> dict[str, Any]:
+def _signer(compact: str) -> tuple[str | None, str | None]:
+    """The algorithm and the subject of the ``x5c`` certificate of a JWS, read without verifying."""
+    try:
+        header = json.loads(base64.urlsafe_b64decode(compact.split(".")[0] + "=" * (-len(compact.split(".")[0]) % 4)))
+        certificate = x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0]))
+        return str(header.get("alg")), certificate.subject.rfc4514_string()
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None, None
+
+
+def _element(element: dict[str, Any], jwks: dict[str, Any], recorded: bool = False) -> dict[str, Any]:
     key = str(element.get("key"))
     data = str(element.get("data", ""))
     shown: dict[str, Any] = {"key": key, "contentType": element.get("content_type")}
     if key != "back":
         jpeg = base64.b64decode(data)
         return {**shown, "bytes": len(jpeg), "dataUri": _data_uri("image/jpeg", jpeg)}
+    if recorded:  # a back.jws recorded from an upstream: served as it is, signed by its own key, not ours
+        alg, subject = _signer(data)
+        payload = _unverified_payload(data) or b""
+        jws = {"recorded": True, "verified": False, "alg": alg, "signer": subject}
+        return {**shown, "bytes": len(payload), "dataUri": _data_uri("image/jpeg", payload), "jws": jws}
     try:
         header, payload = verify_back(data, jwks)
         jws = {"verified": True, "alg": header.get("alg"), "kid": header.get("kid"), "x5c": "x5c" in header}
@@ -115,7 +134,8 @@ async def preview(request: web.Request) -> web.Response:
         return web.json_response({**shown, "served": False, "error": str(exc), "images": images, "problems": problems})
     jwks = request.app[SIGNER].jwks()
     elements = json.loads(prepared.body)["data"]
-    images = await asyncio.to_thread(lambda: [_element(e, jwks) for e in elements])
+    recorded = any(key == "back" and is_recorded_back(path) for key, path in resolution.files)
+    images = await asyncio.to_thread(lambda: [_element(e, jwks, recorded) for e in elements])
     # checked in the background when served; checked here if that has not run yet
     problems = [{"path": str(p.path), "reason": p.reason} for p in await store.check(resolution)]
     return web.json_response({**shown, "served": True, "images": images, "problems": problems})

@@ -32,7 +32,7 @@ from .client import AdminClient, AdminError
 from .config import DEMO_FIXTURES, Settings
 from .fsutil import atomic_write, copy_tree
 from .generate import write_demo
-from .layout import DEFAULT_DIR, EXTENSIONS, ORGS_DIR, USERS_DIR
+from .layout import DEFAULT_DIR, ORGS_DIR, USERS_DIR, extensions_for
 
 START_TIMEOUT = 30.0
 
@@ -159,7 +159,7 @@ class _SavedFile:
 def _saved_files(folder: Path, side: str) -> list[_SavedFile]:
     """The files an upload to ``side`` in ``folder`` replaces (it writes .jpg and removes a .jpeg twin)."""
     saved = []
-    for extension in EXTENSIONS:
+    for extension in extensions_for(side):
         path = folder / f"{side}{extension}"
         try:
             stat = path.stat()

@@ -43,12 +43,24 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from multidict import CIMultiDict
+
 from .cache import ByteBoundedLRU
 from .config import SAFE_NAME, Organisation, Settings, UserImages
 from .contract import ContentId, UseCase, answer_of_parts, image_part, jws_part
 from .generate import auth_jpeg, card_jpeg
-from .imagecheck import FixtureProblem, jpeg_problem
-from .layout import DEFAULT_DIR, EXTENSIONS, MEMBERS_FILE, ORGS_DIR, SIDES, SIDES_FOR, USERS_DIR, is_card_side
+from .imagecheck import FixtureProblem, jpeg_problem, jws_payload
+from .layout import (
+    DEFAULT_DIR,
+    MEMBERS_FILE,
+    ORGS_DIR,
+    SIDES,
+    SIDES_FOR,
+    USERS_DIR,
+    extensions_for,
+    is_card_side,
+    is_recorded_back,
+)
 from .patterns import compile_pattern, is_pattern, pattern_error
 from .signing import Signer
 
@@ -147,6 +159,15 @@ class Answer:
     body: bytes
     resolution: Resolution
     problems: tuple[FixtureProblem, ...]
+
+
+@dataclass(slots=True)
+class UpstreamAnswer(Answer):
+    """An answer that came from the upstream (content_provider/upstream/), to be passed on as it came."""
+
+    status: int
+    content_type: str | None
+    headers: CIMultiDict[str]  # the upstream's end-to-end headers, plus ours
 
 
 @dataclass
@@ -444,14 +465,20 @@ class FixtureStore:
             reason = self._checked.get(file_key, _STALE)  # a dict read: safe beside the loop's writes
             if reason == _STALE:
                 if check_now:
-                    reason = jpeg_problem(data, card=card, tolerance=self.settings.aspect_tolerance)
+                    reason = self._file_problem(real, data, card)
                     checked.append((file_key, reason))
                 else:
                     reason = None
                     unchecked.append((file_key, card))
             if reason is not None:
                 problems.append(FixtureProblem(self._relative(Path(real)), reason))
-            if key == "back":
+            if key == "back" and is_recorded_back(
+                Path(real)
+            ):  # recorded from a real provider: as it is, never re-signed
+                recorded = jws_payload(data)
+                compact = recorded[0] if not isinstance(recorded, str) else data.decode("ascii", "replace").strip()
+                elements.append(jws_part("back", compact))
+            elif key == "back":
                 elements.append(jws_part("back", self.signer.sign(data)))
             elif key == "auth":
                 elements.append(image_part("auth_image", data))
@@ -543,8 +570,17 @@ class FixtureStore:
             if data is None:
                 reasons.append(_STALE)
             else:
-                reasons.append(jpeg_problem(data, card=card, tolerance=self.settings.aspect_tolerance))
+                reasons.append(self._file_problem(real, data, card))
         return reasons
+
+    def _file_problem(self, real: str, data: bytes, card: bool) -> str | None:
+        """Why a fixture file is not a good image, or ``None``; a recorded ``back.jws`` by its payload."""
+        if is_recorded_back(Path(real)):
+            recorded = jws_payload(data)
+            if isinstance(recorded, str):
+                return recorded
+            data = recorded[1]
+        return jpeg_problem(data, card=card, tolerance=self.settings.aspect_tolerance)
 
     async def checks_done(self) -> None:
         """Wait until every file served so far has been checked (tests use it)."""
@@ -669,7 +705,7 @@ class FixtureStore:
             return []
         found = []
         for key in keys:
-            for extension in EXTENSIONS:
+            for extension in extensions_for(key):
                 entry = entries.get(f"{key}{extension}")
                 if entry is None:
                     continue
@@ -691,7 +727,7 @@ class FixtureStore:
     def _files_one_by_one(self, folder: Path, keys: tuple[str, ...]) -> list[FileEntry]:
         found = []
         for key in keys:
-            for extension in EXTENSIONS:
+            for extension in extensions_for(key):
                 entry = self._stat(key, folder / f"{key}{extension}")
                 if entry is not None:
                     found.append(entry)
@@ -774,7 +810,7 @@ class FixtureStore:
 
     def _images_in(self, folder: Path) -> Iterator[tuple[Path, bool]]:
         for side in SIDES:
-            for extension in EXTENSIONS:
+            for extension in extensions_for(side):
                 path = folder / f"{side}{extension}"
                 if path.is_file():
                     yield path, is_card_side(side)
@@ -795,7 +831,7 @@ class FixtureStore:
             except OSError as exc:
                 problems.append(FixtureProblem(relative, f"cannot read: {exc.strerror}"))
                 continue
-            reason = jpeg_problem(data, card=card, tolerance=self.settings.aspect_tolerance)
+            reason = self._file_problem(real, data, card)
             if len(self._checked) < CHECKED_ENTRIES:  # before serving: a file served later is not decoded again
                 self._checked[(real, st.st_size, st.st_mtime_ns, st.st_ino)] = reason
             if reason is not None:

@@ -70,9 +70,9 @@ async def start(args: list[str], cwd: Path, env: dict[str, str] | None = None) -
 
 
 @contextlib.asynccontextmanager
-async def serving(config: Path, cwd: Path, *flags: str) -> AsyncIterator[Server]:
+async def serving(config: Path, cwd: Path, *flags: str, env: dict[str, str] | None = None) -> AsyncIterator[Server]:
     """``content-provider serve`` as its own process on a free port; killed if still running."""
-    running = await start(["serve", "--config", str(config), "--port", "0", *flags], cwd)
+    running = await start(["serve", "--config", str(config), "--port", "0", *flags], cwd, env)
     try:
         yield running
     finally:

@@ -115,7 +115,7 @@ async def test_json_examples_are_what_the_mock_takes_and_gives(make_client: Make
 def known_environment() -> set[str]:
     """Every CONTENT_PROVIDER_* variable something in the project reads."""
     names: set[str] = set()
-    sources = [*(ROOT / "content_provider").glob("*.py"), *(ROOT / "tests").glob("*.py"), ROOT / "dev"]
+    sources = [*(ROOT / "content_provider").rglob("*.py"), *(ROOT / "tests").glob("*.py"), ROOT / "dev"]
     for path in sources:
         text = path.read_text(encoding="utf-8")
         names |= set(re.findall(r"\bCONTENT_PROVIDER_[A-Z_]*[A-Z]\b", text))

@@ -59,7 +59,7 @@ def test_quick_start_is_what_ci_runs() -> None:
 
 
 def test_every_error_code_in_the_code_is_documented() -> None:
-    sources = "".join(p.read_text() for p in (ROOT / "content_provider").glob("*.py"))
+    sources = "".join(p.read_text() for p in (ROOT / "content_provider").rglob("*.py"))
     codes = set(re.findall(r'ApiError\(\s*\d+,\s*"([a-z_]+)"', sources))
     codes |= set(re.findall(r'FixtureError\(\s*"([a-z_]+)"', sources))
     codes |= set(re.findall(r'\d+: \("([a-z_]+)"', sources))

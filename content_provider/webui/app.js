@@ -97,6 +97,12 @@ function overlay(side) {
 
 function jwsBadge(jws) {
   if (!jws) return null;
+  if (jws.recorded) {
+    return el("p", {
+      class: "badge ok",
+      text: `recorded: the upstream's JWS as it was, signed ${jws.alg} by ${jws.signer ?? "a certificate not named in x5c"}`,
+    });
+  }
   if (jws.verified) {
     return el("p", {
       class: "badge ok",
@@ -252,6 +258,19 @@ function statusClass(status) {
   return "status-ok";
 }
 
+// An upstream answer's verdict (docs/upstream.md): "pass", the failed rule ids, or the upstream's error.
+function conformanceText(upstream) {
+  if (!upstream) return "";
+  if (upstream.error) return upstream.error;
+  if (!upstream.conformance) return `upstream ${upstream.status}`;
+  return upstream.conformance.failed.length ? upstream.conformance.failed.join(" ") : "pass";
+}
+
+function evidenceText(upstream) {
+  const evidence = upstream?.conformance?.evidence ?? {};
+  return Object.entries(evidence).map(([rule, why]) => `${rule}: ${why}`).join("\n");
+}
+
 async function loadJournal() {
   if ($("pause").checked) return;
   try {
@@ -266,6 +285,7 @@ async function loadJournal() {
         el("td", { class: "status", text: String(r.status) }),
         el("td", { class: "fault", text: r.fault ?? "" }),
         el("td", { text: r.resolved ?? "" }),
+        el("td", { class: "conformance", text: conformanceText(r.upstream), title: evidenceText(r.upstream) }),
         el("td", { class: "number", text: String(r.latencyMs) }),
       ),
     );
