@@ -440,6 +440,8 @@ def test_upstream_settings_from_the_environment(tmp_path: Path) -> None:
         "provider.example:443",
     )
     assert "secret" not in repr(settings)
+    with pytest.raises(ConfigError, match=r"upstream\.url: required"):  # --upstream-mode without --upstream
+        parse_settings({}, tmp_path, {"CONTENT_PROVIDER_UPSTREAM_MODE": "spy"})
 
 
 async def test_a_hot_answer_is_checked_once() -> None:

@@ -81,7 +81,9 @@ def parse_upstream(reader: Reader, base_dir: Path, environ: Mapping[str, str]) -
     validate = reader.boolean("validate", True)
     reader.finish()
     if mode not in MODES:
-        raise ConfigError(f"{ENV_PREFIX}UPSTREAM_MODE: expected one of {', '.join(MODES)}, got {mode!r}")
+        raise ConfigError(
+            f"{ENV_PREFIX}UPSTREAM_MODE (--upstream-mode): expected one of {', '.join(MODES)}, got {mode!r}"
+        )
     if (username is None) != (password is None):
         raise ConfigError(
             "upstream: set both username and password (or CONTENT_PROVIDER_UPSTREAM_USERNAME and "
@@ -90,7 +92,8 @@ def parse_upstream(reader: Reader, base_dir: Path, environ: Mapping[str, str]) -
     if username is not None and ":" in username:
         raise ConfigError("upstream.username: may not contain ':' (basic authentication splits on it)")
     if url is None:
-        if any(value is not None for value in (reader.raw("mode"), username, ca_text, trust_text)):
+        mode_given = reader.raw("mode") is not None or bool(environ.get("CONTENT_PROVIDER_UPSTREAM_MODE"))
+        if mode_given or any(value is not None for value in (username, ca_text, trust_text)):
             raise ConfigError("upstream.url: required when other upstream settings are given (or --upstream URL)")
         return None
     url = check_url("upstream.url", url)
