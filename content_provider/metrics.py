@@ -61,6 +61,12 @@ class Metrics:
         self.state_errors = Counter(
             "content_provider_state_backend_errors", "Calls to the shared state backend that failed", registry=registry
         )
+        self.upstream = Counter(
+            "content_provider_upstream_answers",
+            "Answers from upstream.url, by conformance verdict (pass, or the failed rule ids) or upstream error",
+            ("verdict",),
+            registry=registry,
+        )
         self._children: dict[_Labels, Counter] = {}
         self._carried = {"hits": 0, "builds": 0, "dropped": 0, "errors": 0}
 
@@ -76,6 +82,10 @@ class Metrics:
             child = self._children[labels] = self.requests.labels(*labels)
         child.inc()
         self.latency.observe(entry.seconds)
+        upstream = entry.upstream
+        if upstream is not None:  # rule ids only, never the evidence: a bounded set of label values
+            verdict = upstream.error or (upstream.verdict.header.replace(" ", ",") if upstream.verdict else "unchecked")
+            self.upstream.labels(verdict).inc()
 
     def carry(self, app: web.Application) -> None:
         """Bring the counters kept elsewhere up to date."""

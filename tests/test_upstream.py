@@ -128,6 +128,9 @@ async def test_proxy_passes_answers_on_byte_for_byte_with_their_verdict(tmp_path
             }
             assert {entry["user"] for entry in entries} == {HERMOD_USER, None}
             journal_text = json.dumps(entries)
+            async with aiohttp.ClientSession() as session, session.get(f"{front.url}/metrics") as response:
+                metrics = await response.text()
+            assert 'content_provider_upstream_answers_total{verdict="pass"} 4.0' in metrics
         log = await front.full_log()
     assert UP_PASSWORD not in log
     assert UP_PASSWORD not in journal_text
