@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
@@ -152,18 +153,11 @@ async def get_content(request: web.Request) -> web.StreamResponse:
         forward = body if directive is None else json.dumps({"contentId": lookup}).encode()
         return await _upstream_content(request, entry, content_id, forward, user, directive, raw, started)
     if faults.rules or directive is not None:
-        plan = await _plan(faults, content_id, user or request.remote or "unknown", directive, raw)
-        if plan.active:
-            return await deliver(
-                request,
-                plan,
-                started,
-                lambda: _answer(app[STORE], entry, content_id),
-                lambda: _unknown_response(app, content_id),
-                header=faults.settings.header,
-                seed=faults.settings.seed,
-                max_delay=faults.settings.max_delay_seconds,
-            )
+        shaped = await _shaped(
+            request, content_id, user, directive, raw, started, lambda: _answer(app[STORE], entry, content_id)
+        )
+        if shaped is not None:
+            return shaped
     # _answer() inlined: the hot path saves a coroutine per request here (see docs/performance.md)
     try:
         answer = await app[STORE].answer(content_id)
@@ -178,6 +172,33 @@ async def get_content(request: web.Request) -> web.StreamResponse:
         body=answer.body,
         content_type=JSON,
         headers={"X-Content-Provider-Resolved": answer.resolution.label},
+    )
+
+
+async def _shaped(
+    request: web.Request,
+    content_id: ContentId,
+    user: str | None,
+    directive: Rule | None,
+    raw: str,
+    started: float,
+    answer: Callable[[], Awaitable[Answer | None]],
+) -> web.StreamResponse | None:
+    """The answer as the fault rules shape it, or ``None`` when no rule fires for this request."""
+    app = request.app
+    faults = app[FAULTS]
+    plan = await _plan(faults, content_id, user or request.remote or "unknown", directive, raw)
+    if not plan.active:
+        return None
+    return await deliver(
+        request,
+        plan,
+        started,
+        answer,
+        lambda: _unknown_response(app, content_id),
+        header=faults.settings.header,
+        seed=faults.settings.seed,
+        max_delay=faults.settings.max_delay_seconds,
     )
 
 
@@ -202,18 +223,17 @@ async def _upstream_content(
     app = request.app
     faults = app[FAULTS]
     if faults.rules or directive is not None:
-        plan = await _plan(faults, content_id, user or request.remote or "unknown", directive, raw)
-        if plan.active:
-            return await deliver(
-                request,
-                plan,
-                started,
-                lambda: answer_from_upstream(app, entry, content_id, body),
-                lambda: _unknown_response(app, content_id),
-                header=faults.settings.header,
-                seed=faults.settings.seed,
-                max_delay=faults.settings.max_delay_seconds,
-            )
+        shaped = await _shaped(
+            request,
+            content_id,
+            user,
+            directive,
+            raw,
+            started,
+            lambda: answer_from_upstream(app, entry, content_id, body),
+        )
+        if shaped is not None:
+            return shaped
     answer = await answer_from_upstream(app, entry, content_id, body)
     return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
 
