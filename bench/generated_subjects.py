@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from large_fixtures import cold_requests
-from procutil import mock_command, resident_mb, start_server
+from procutil import mock_command, resident_mb, start_server, stop
 
 
 async def main() -> None:
@@ -54,9 +53,7 @@ async def main() -> None:
             limit = f"answer cache limit {args.cache_mb} MB"
             print(f"resident: {before:.0f} MB after start-up, {after:.0f} MB after ({limit})")
         finally:
-            process.terminate()
-            with contextlib.suppress(ProcessLookupError):
-                await process.wait()
+            await stop(process)
 
 
 if __name__ == "__main__":

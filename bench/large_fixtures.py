@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import random
 import statistics
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from procutil import mock_command, resident_mb, start_server
+from procutil import mock_command, resident_mb, start_server, stop
 
 from content_provider.generate import card_jpeg
 
@@ -93,8 +92,7 @@ async def main() -> None:
         (folder / "signing").mkdir()
         # a first start makes the signing key, so the timed start measures start-up, not RSA key generation
         process, _ = await start_server(command, args.server_cpu)
-        process.terminate()
-        await process.wait()
+        await stop(process)
         started = time.perf_counter()
         process, url = await start_server(command, args.server_cpu)
         try:
@@ -115,9 +113,7 @@ async def main() -> None:
             )
             print(f"resident after them: {after:.0f} MB (answer cache limit {args.cache_mb} MB)")
         finally:
-            process.terminate()
-            with contextlib.suppress(ProcessLookupError):
-                await process.wait()
+            await stop(process)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,13 @@ async def start_server(command: list[str], cpu: str | None = None) -> tuple[asyn
             return process, match.group(1).decode()
 
 
+async def stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM, then wait for it to exit (it may have gone already)."""
+    with contextlib.suppress(ProcessLookupError):
+        process.terminate()
+        await process.wait()
+
+
 async def _drain(stream: asyncio.StreamReader) -> None:
     while await stream.readline():
         pass

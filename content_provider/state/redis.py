@@ -450,14 +450,18 @@ class RedisState(StateBackend, RemoteCounter):
             self._dropped += len(batch)
             raise
 
+    async def _settle_journal(self) -> None:
+        """Every live replica writes what it holds of the journal before this one reads or clears it."""
+        flush = int(await self._redis.incr(self.key("flush")))
+        await self._flush_journal()
+        self._flushed = max(self._flushed, flush)
+        await self._wait_for_replicas(flush=flush)
+
     async def _journal(self, content_id: str | None) -> list[dict[str, Any]]:
         """Every entry, newest first, after every live replica wrote what it had."""
         self._check()
         try:
-            flush = int(await self._redis.incr(self.key("flush")))
-            await self._flush_journal()
-            self._flushed = max(self._flushed, flush)
-            await self._wait_for_replicas(flush=flush)
+            await self._settle_journal()
             raw = await self._redis.xrevrange(self.key("journal"))
         except RedisError as exc:
             self._lost(exc)
@@ -478,10 +482,7 @@ class RedisState(StateBackend, RemoteCounter):
     async def clear_journal(self) -> None:
         self._check()
         try:
-            flush = int(await self._redis.incr(self.key("flush")))
-            await self._flush_journal()
-            self._flushed = max(self._flushed, flush)
-            await self._wait_for_replicas(flush=flush)
+            await self._settle_journal()
             await self._redis.delete(self.key("journal"))
         except RedisError as exc:
             self._lost(exc)
