@@ -60,22 +60,44 @@ class Entry:
         self.upstream: UpstreamNote | None = None  # when the answer came from upstream.url: status, verdict
 
     def as_json(self) -> dict[str, Any]:
-        moment = datetime.datetime.fromtimestamp(self.time, datetime.UTC)
-        shown: dict[str, Any] = {
-            "time": moment.isoformat(timespec="milliseconds"),
-            "contentId": self.contentId,
-            "user": self.user,
-            "status": self.status,
-            "fault": self.fault,
-            "resolved": self.resolved,
-            "latencyMs": round(self.seconds * 1000, 2),
-        }
-        if self.client_closed:
-            shown["clientClosed"] = True
-            shown["bytesSent"] = self.bytes_sent
-        if self.upstream is not None:
-            shown["upstream"] = self.upstream.as_json()
-        return shown
+        return shown(self.packed())
+
+    def packed(self) -> list[Any]:
+        """The entry as a short JSON array: what a journal kept elsewhere (state/redis.py) writes per
+        request, leaving the formatting (:func:`shown`) to whoever reads it."""
+        upstream = None if self.upstream is None else self.upstream.as_json()
+        closed = [True, self.bytes_sent] if self.client_closed else []
+        return [
+            self.time,
+            self.contentId,
+            self.user,
+            self.status,
+            self.fault,
+            self.resolved,
+            self.seconds,
+            upstream,
+            *closed,
+        ]
+
+
+def shown(packed: list[Any]) -> dict[str, Any]:
+    """A journal entry as the admin API shows it, from :meth:`Entry.packed`."""
+    moment = datetime.datetime.fromtimestamp(packed[0], datetime.UTC)
+    entry: dict[str, Any] = {
+        "time": moment.isoformat(timespec="milliseconds"),
+        "contentId": packed[1],
+        "user": packed[2],
+        "status": packed[3],
+        "fault": packed[4],
+        "resolved": packed[5],
+        "latencyMs": round(packed[6] * 1000, 2),
+    }
+    if len(packed) > 8:
+        entry["clientClosed"] = True
+        entry["bytesSent"] = packed[9]
+    if packed[7] is not None:
+        entry["upstream"] = packed[7]
+    return entry
 
 
 class Journal:

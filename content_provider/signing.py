@@ -13,6 +13,8 @@ import datetime
 import functools
 import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from cryptography.x509.oid import NameOID
 from joserfc import jws
 from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
+from joserfc.util import json_b64encode, urlsafe_b64encode
 
 from .config import ALGORITHMS, KEY_TYPES, STATE_DIR_ENV, ConfigError, Settings
 from .fsutil import atomic_write
@@ -33,6 +36,7 @@ log = logging.getLogger("content_provider.signing")
 
 SUBJECT_CN = "content-provider DEV signing - NOT issued by Nexus"
 CERT_DAYS = 825
+SIGNATURES_KEPT = 10_000  # signatures remembered by payload digest: about 0.4 kB each (RSA-2048)
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 JoseKey = RSAKey | ECKey | OKPKey
@@ -152,6 +156,24 @@ def _load_key(path: Path) -> PrivateKey:
     return key  # type: ignore[return-value]
 
 
+class _Signatures:
+    """Signatures by the SHA-256 of their payload, the newest ``limit`` kept; shared by threads."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._kept: OrderedDict[bytes, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, digest: bytes) -> bytes | None:
+        return self._kept.get(digest)  # one dictionary read: no lock needed
+
+    def put(self, digest: bytes, signature: bytes) -> None:
+        with self._lock:
+            self._kept[digest] = signature
+            if len(self._kept) > self._limit:
+                self._kept.popitem(last=False)
+
+
 @dataclass(frozen=True)
 class Signer:
     """Signs payloads as compact JWS and describes its public key."""
@@ -194,10 +216,34 @@ class Signer:
     def _registry(self) -> jws.JWSRegistry:
         return _registry([self.algorithm])
 
+    @functools.cached_property
+    def _header_segment(self) -> bytes:
+        """The protected header as it goes into every JWS, encoded once (as joserfc encodes it)."""
+        return json_b64encode(self._header)
+
+    @functools.cached_property
+    def _signatures(self) -> _Signatures:
+        return _Signatures(SIGNATURES_KEPT)
+
     def sign(self, payload: bytes, **header: Any) -> str:
-        """Compact JWS of ``payload``; ``header`` overrides members of the protected header."""
-        protected = {**self._header, **header}
-        return jws.serialize_compact(protected, payload, self.jose_key, registry=self._registry)
+        """Compact JWS of ``payload``; ``header`` overrides members of the protected header.
+
+        With our own header, joserfc's algorithm signs an input made as joserfc's
+        serialize_compact makes it, minus encoding the same header each time; and a payload
+        signed before (many users share one back image) gets its signature again, without a
+        private-key operation: RS256 and EdDSA would give the same bytes, and an ES256 signature
+        stays as valid as a fresh one. Thread-safe: cold ids are signed in worker threads.
+        """
+        if header:
+            protected = {**self._header, **header}
+            return jws.serialize_compact(protected, payload, self.jose_key, registry=self._registry)
+        signing_input = self._header_segment + b"." + urlsafe_b64encode(payload)
+        digest = hashlib.sha256(payload).digest()
+        signature = self._signatures.get(digest)
+        if signature is None:
+            signature = self._registry.get_alg(self.algorithm).sign(signing_input, self.jose_key)
+            self._signatures.put(digest, signature)
+        return (signing_input + b"." + urlsafe_b64encode(signature)).decode("ascii")
 
     def sign_as(self, purpose: str, payload: bytes) -> str:
         """Sign as a broken provider would: ``wrong-kid``, ``untrusted`` or ``expired``."""

@@ -28,16 +28,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import logging
 import os
 import re
+import stat
 import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,8 +76,17 @@ CHECKED_ENTRIES = 50_000  # files whose check result is remembered, so each is d
 CHECK_BATCH = 32  # files checked per hop into the checking thread
 # Threads that resolve, read, encode and sign cold ids. Few: their Python code takes turns on the GIL
 # with the event loop, and each more thread is one more the loop may wait behind.
-BUILD_THREADS = 2
+BUILD_THREADS = 1
 
+# An id's memo: its key (use case value, subject) and value (the Resolution.cache_key of its answer,
+# None when nothing resolves; when it was looked at): strings and numbers only, which the garbage
+# collector stops tracking, so a full memo adds nothing to its passes.
+MemoKey = tuple[str, str]
+Memo = tuple[str | None, float]
+# what a build thread made of one cold id (see FixtureStore._cold), or why it could not
+_ColdResult = tuple["Resolution | None", "_Built | None"] | Exception
+# a cold id and the future its requests wait on
+_ColdWaiter = tuple[MemoKey, "asyncio.Future[tuple[Resolution | None, Prepared | None]]"]
 # (key, real path, size, mtime_ns, inode) of each file in an answer
 FileEntry = tuple[str, str, int, int, int]
 Fingerprint = tuple[FileEntry, ...]
@@ -110,19 +121,19 @@ class FixtureError(Exception):
 class Resolution:
     """Which images answer a content id, and why.
 
-    Up to MEMO_ENTRIES are kept, so each is one object the garbage collector tracks (slots; strings,
-    numbers and tuples of them it stops tracking): with a ``__dict__`` and ``Path`` objects each
-    was about ten, and the collector's full passes over a full memo showed in the cold p99.
+    One is kept per cached answer (in :class:`Prepared`), not per content id: the memo of ids
+    holds only strings and numbers, which the garbage collector stops tracking, because its full
+    passes over tens of thousands of tracked objects took 50-80 ms and made the cold p99.
     """
 
     level: str  # "user", "organisation", "default" or "generated"
     owner: str  # the subject, the organisation's name, or "default"
     fingerprint: Fingerprint
-    cache_key: str = field(init=False)  # the fingerprint as one string: its hash is computed once
+    cache_key: str = field(init=False)  # level, owner and fingerprint as one string: its hash is computed once
     label: str = field(init=False)  # for the log and the X-Content-Provider-Resolved header (header-safe)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "cache_key", repr(self.fingerprint))
+        object.__setattr__(self, "cache_key", repr((self.level, self.owner, self.fingerprint)))
         text = self.level if self.level == "default" else f"{self.level} {self.owner}"
         object.__setattr__(self, "label", quote(text, safe=" /:@+=-._~"))
 
@@ -136,10 +147,11 @@ class Resolution:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """An encoded 200 answer for a set of files; shared by every id that resolves to them."""
+    """An encoded 200 answer for a resolution; shared by every id that resolves to it."""
 
     body: bytes
     problems: tuple[FixtureProblem, ...]
+    resolution: Resolution
 
 
 @dataclass
@@ -179,12 +191,6 @@ class StoreStats:
     hits: int = 0
     revalidations: int = 0
     checks: int = 0  # images decoded to check them (start-up check excluded)
-
-
-@dataclass(slots=True)
-class _Memo:
-    resolution: Resolution | None
-    checked_at: float
 
 
 @dataclass(frozen=True)
@@ -305,7 +311,7 @@ class FixtureStore:
         self.real_root = os.path.realpath(self.root)
         self.stats = StoreStats()
         self.answers: ByteBoundedLRU[Prepared] = ByteBoundedLRU(settings.cache_max_bytes)
-        self._memo: OrderedDict[tuple[UseCase, str], _Memo] = OrderedDict()
+        self._memo: OrderedDict[MemoKey, Memo] = OrderedDict()
         self._resolving: dict[Any, asyncio.Future[Any]] = {}
         self._building: dict[Any, asyncio.Future[Any]] = {}
         self._tasks: set[asyncio.Future[None]] = set()
@@ -315,9 +321,14 @@ class FixtureStore:
         # the image check, once per file version: results (loop-owned; threads only read them) and the backlog
         self._checked: OrderedDict[FileKey, str | None] = OrderedDict()
         self._unchecked: dict[FileKey, bool] = {}
+        # the same by content (SHA-256, card side, recorded back), written by the threads that check
+        self._checked_content: OrderedDict[tuple[bytes, bool, bool], str | None] = OrderedDict()
+        self._checked_content_lock = threading.Lock()
         self._checking: asyncio.Task[None] | None = None
         self._checker: ThreadPoolExecutor | None = None
         self._builder: ThreadPoolExecutor | None = None
+        self._cold_queue: list[_ColdWaiter] = []  # cold ids waiting for a free build thread
+        self._cold_batches = 0  # batches of cold ids in the build threads
 
     def close(self) -> None:
         """Stop the background checks (at shutdown)."""
@@ -338,28 +349,29 @@ class FixtureStore:
 
     async def answer(self, content_id: ContentId) -> Answer | None:
         """The prepared answer for ``content_id``, or ``None`` when nothing resolves."""
-        memo_key = (content_id.use_case, content_id.subject)
+        memo_key = (content_id.use_case.value, content_id.subject)
         now = time.monotonic()
         memo = self._memo.get(memo_key)
         revalidate = self.settings.revalidate_seconds
         # With revalidate_seconds > 0 a hot id never waits for the disk: a due check runs in the
         # background and the answer in hand is served meanwhile (stale-while-revalidate).
         if memo is not None and revalidate > 0:
-            cached = self.answers.get(memo.resolution.cache_key) if memo.resolution is not None else None
-            if memo.resolution is None or cached is not None:
-                if now - memo.checked_at >= revalidate:
-                    memo.checked_at = now  # one background check at a time
+            answer_key, checked_at = memo
+            cached = self.answers.get(answer_key) if answer_key is not None else None
+            if answer_key is None or cached is not None:
+                if now - checked_at >= revalidate:
+                    self._memo[memo_key] = (answer_key, now)  # one background check at a time
                     self._background(self._refresh(memo_key))
-                if cached is None or memo.resolution is None:
+                if cached is None:
                     return None
                 self.stats.hits += 1
-                return Answer(cached.body, memo.resolution, cached.problems)
+                return Answer(cached.body, cached.resolution, cached.problems)
         try:
             resolution, built = await self._once(self._resolving, memo_key, lambda: self._cold(memo_key))
         except OSError as exc:
             raise FixtureError("fixture_unreadable", f"cannot read the fixture folder: {exc.strerror}") from None
         if revalidate > 0:  # with 0 every request looks at the disk: a memo would never be read
-            self._remember(memo_key, _Memo(resolution, now))
+            self._remember(memo_key, (None if resolution is None else resolution.cache_key, now))
         if resolution is None:
             return None
         # a user's answer was made in the same hop as the resolution; an organisation's or the
@@ -397,33 +409,88 @@ class FixtureStore:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _refresh(self, memo_key: tuple[UseCase, str]) -> None:
+    async def _refresh(self, memo_key: MemoKey) -> None:
         """Look at the disk again for one id, off the request path; prepare a changed answer."""
         try:
             resolution, _ = await self._once(self._resolving, memo_key, lambda: self._cold(memo_key))
-            self._remember(memo_key, _Memo(resolution, time.monotonic()))
+            self._remember(memo_key, (None if resolution is None else resolution.cache_key, time.monotonic()))
             if resolution is not None and self.answers.get(resolution.cache_key) is None:
-                await self._once(self._building, resolution.cache_key, lambda: self._prepare(memo_key[0], resolution))
+                use_case = UseCase(memo_key[0])
+                await self._once(self._building, resolution.cache_key, lambda: self._prepare(use_case, resolution))
         except OSError as exc:
             log.error("cannot read the fixture folder: %s", exc)
         except FixtureError as exc:
             log.error("%s", exc)
             self._memo.pop(memo_key, None)  # the next request takes the slow path and reports it
 
-    async def _cold(self, memo_key: tuple[UseCase, str]) -> tuple[Resolution | None, Prepared | None]:
+    def _cold(self, memo_key: MemoKey) -> asyncio.Future[tuple[Resolution | None, Prepared | None]]:
         """Resolve an id in a worker thread and, for a user's own files not in the cache, read,
-        encode and sign them in the same hop (the answer it made, if it did)."""
+        encode and sign them in the same hop; the future's result is the resolution and the answer
+        made, if one was.
+
+        Cold ids go in batches: each build thread, when free, takes every id queued meanwhile, and
+        hands all its results back to the event loop in one call, so a burst of cold ids costs the
+        loop one hop per batch rather than one per id."""
         self.stats.revalidations += 1
-        check_now = self._check_now()
-        resolution, built = await self._in_builder(self._resolve_and_make, *memo_key, check_now)
-        if resolution is None or built is None:
-            return resolution, None
-        return resolution, self._accept(resolution, built)
+        future: asyncio.Future[tuple[Resolution | None, Prepared | None]] = asyncio.get_running_loop().create_future()
+        self._cold_queue.append((memo_key, future))
+        if self._cold_batches < BUILD_THREADS:
+            self._start_cold_batch()
+        return future
+
+    def _start_cold_batch(self) -> None:
+        batch, self._cold_queue = self._cold_queue, []
+        loop = asyncio.get_running_loop()
+        if self._builder is None:
+            self._builder = ThreadPoolExecutor(BUILD_THREADS, "fixture-build")
+        keys = [memo_key for memo_key, _ in batch]
+        done = self._builder.submit(self._resolve_and_make_all, keys, self._check_now())
+        self._cold_batches += 1
+
+        def hand_back(_: object) -> None:  # in the build thread: one wake-up of the loop per batch
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (shutdown)
+                loop.call_soon_threadsafe(self._finish_cold_batch, batch, done)
+
+        done.add_done_callback(hand_back)
+
+    def _finish_cold_batch(self, batch: list[_ColdWaiter], done: Future[list[_ColdResult]]) -> None:
+        """On the event loop: accept each id's answer and wake its waiters; start the next batch."""
+        self._cold_batches -= 1
+        if self._cold_queue and self._cold_batches < BUILD_THREADS and self._builder is not None:
+            self._start_cold_batch()
+        try:
+            results = done.result()
+        except BaseException as exc:  # cancelled at shutdown, or a bug: every id of the batch hears of it
+            results = [RuntimeError(f"the fixture build thread stopped: {exc!r}")] * len(batch)
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+                continue
+            resolution, built = result
+            try:
+                prepared = None if resolution is None or built is None else self._accept(resolution, built)
+            except Exception as exc:  # FixtureError under strict; anything else must not leave waiters hanging
+                future.set_exception(exc)
+                continue
+            future.set_result((resolution, prepared))
+
+    def _resolve_and_make_all(self, keys: list[MemoKey], check_now: bool) -> list[_ColdResult]:
+        """A batch of cold ids, each with its own result or error; blocking, in a build thread."""
+        users = self._real_users_folder()
+        results: list[_ColdResult] = []
+        for use_case, subject in keys:
+            try:
+                results.append(self._resolve_and_make(UseCase(use_case), subject, check_now, users))
+            except Exception as exc:  # this id's error (an unreadable file, say), not the batch's
+                results.append(exc)
+        return results
 
     def _resolve_and_make(
-        self, use_case: UseCase, subject: str, check_now: bool
+        self, use_case: UseCase, subject: str, check_now: bool, users: str | None = None
     ) -> tuple[Resolution | None, _Built | None]:
-        resolution = self.resolve(use_case, subject)
+        resolution = self.resolve(use_case, subject, users)
         if resolution is None or resolution.level not in ("user", "generated"):  # only this id's own answer
             return resolution, None
         if self.answers.peek(resolution.cache_key) is not None:
@@ -434,7 +501,7 @@ class FixtureStore:
         built = await self._in_builder(self._make, use_case, resolution, self._check_now())
         return self._accept(resolution, built)
 
-    def _remember(self, key: tuple[UseCase, str], memo: _Memo) -> None:
+    def _remember(self, key: MemoKey, memo: Memo) -> None:
         self._memo[key] = memo
         self._memo.move_to_end(key)
         if len(self._memo) > MEMO_ENTRIES:
@@ -449,7 +516,7 @@ class FixtureStore:
     def _make(self, use_case: UseCase, resolution: Resolution, check_now: bool) -> _Built:
         """Read, check (when ``check_now`` and not checked before), encode and sign; blocking, in a worker thread."""
         if resolution.level == "generated":
-            return _Built(self._draw(use_case, resolution.owner), 0, [], [])
+            return _Built(self._draw(use_case, resolution), 0, [], [])
         problems: list[FixtureProblem] = []
         checked: list[tuple[FileKey, str | None]] = []
         unchecked: list[tuple[FileKey, bool]] = []
@@ -484,7 +551,7 @@ class FixtureStore:
                 elements.append(image_part("auth_image", data))
             else:
                 elements.append(image_part(key, data))
-        prepared = Prepared(answer_of_parts(elements), tuple(problems))
+        prepared = Prepared(answer_of_parts(elements), tuple(problems), resolution)
         return _Built(prepared, len(resolution.fingerprint), checked, unchecked)
 
     def _accept(self, resolution: Resolution, built: _Built) -> Prepared:
@@ -505,9 +572,10 @@ class FixtureStore:
         self.answers.put(resolution.cache_key, prepared, len(prepared.body))
         return prepared
 
-    def _draw(self, use_case: UseCase, subject: str) -> Prepared:
-        """A card (front, signed back) or an auth image drawn for ``subject``: the same images for the
-        same subject on every run; blocking (in the build thread, one hop for all of it)."""
+    def _draw(self, use_case: UseCase, resolution: Resolution) -> Prepared:
+        """A card (front, signed back) or an auth image drawn for the resolution's subject: the same
+        images for the same subject on every run; blocking (in the build thread, one hop for all of it)."""
+        subject = resolution.owner
         label = subject if len(subject) <= GENERATED_LABEL else subject[: GENERATED_LABEL - 1] + "…"
         if use_case is UseCase.AUTH:
             parts = [image_part("auth_image", auth_jpeg(label, optimize=False))]
@@ -517,7 +585,7 @@ class FixtureStore:
                 image_part("front", card_jpeg(label, "front", optimize=False)),
                 jws_part("back", self.signer.sign(back)),
             ]
-        return Prepared(answer_of_parts(parts), ())
+        return Prepared(answer_of_parts(parts), (), resolution)
 
     def _record_check(self, file_key: FileKey, reason: str | None) -> None:
         """A check's result, on the event loop, where /healthz reads the problems."""
@@ -526,10 +594,11 @@ class FixtureStore:
         self._checked.move_to_end(file_key)
         if len(self._checked) > CHECKED_ENTRIES:
             self._checked.popitem(last=False)
-        relative = self._relative(Path(file_key[0]))
         if reason is None:
-            self.problems.pop(relative, None)
+            if self.problems:  # a problem reported for an earlier version of this file is gone
+                self.problems.pop(self._relative(Path(file_key[0])), None)
         else:
+            relative = self._relative(Path(file_key[0]))
             log.warning("fixture problem: %s", FixtureProblem(relative, reason))
             self.problems[relative] = reason
 
@@ -558,7 +627,10 @@ class FixtureStore:
                     self._record_check(file_key, reason)
 
     def _check_files(self, batch: list[tuple[FileKey, bool]]) -> list[str | None]:
-        """Decode each file if it is still the version served; blocking."""
+        """Check each file if it is still the version served; blocking.
+
+        A file with the same bytes as one checked before (fixture sets are often one image copied
+        into every user's folder) gets that check's result without being decoded again."""
         reasons: list[str | None] = []
         for (real, size, mtime, inode), card in batch:
             try:
@@ -569,8 +641,16 @@ class FixtureStore:
                 data = None
             if data is None:
                 reasons.append(_STALE)
-            else:
-                reasons.append(self._file_problem(real, data, card))
+                continue
+            content = (hashlib.sha256(data).digest(), card, is_recorded_back(Path(real)))
+            reason = self._checked_content.get(content, _STALE)
+            if reason == _STALE:
+                reason = self._file_problem(real, data, card)
+                with self._checked_content_lock:
+                    self._checked_content[content] = reason
+                    if len(self._checked_content) > CHECKED_ENTRIES:
+                        self._checked_content.popitem(last=False)
+            reasons.append(reason)
         return reasons
 
     def _file_problem(self, real: str, data: bytes, card: bool) -> str | None:
@@ -609,10 +689,12 @@ class FixtureStore:
 
     # ------------------------------------------------------------------ resolution (runs in a thread)
 
-    def resolve(self, use_case: UseCase, subject: str) -> Resolution | None:
-        """Which files answer ``subject`` for ``use_case``; blocking, call off the event loop."""
+    def resolve(self, use_case: UseCase, subject: str, users: str | None = None) -> Resolution | None:
+        """Which files answer ``subject`` for ``use_case``; blocking, call off the event loop.
+
+        ``users``: the real path of ``users/`` when the caller worked it out (once for a batch)."""
         keys = SIDES_FOR[use_case]
-        found = self._user_files(subject, keys)
+        found = self._user_files(subject, keys, users)
         if found:
             return self._resolution("user", subject, found)
         self._refresh_orgs()
@@ -647,13 +729,29 @@ class FixtureStore:
             return None
         return self._default_resolution(keys) if level == "default" else None
 
-    def _user_files(self, subject: str, keys: tuple[str, ...]) -> list[FileEntry]:
+    def _user_files(self, subject: str, keys: tuple[str, ...], users: str | None = None) -> list[FileEntry]:
         configured = self.settings.users.get(subject)
         if configured is not None and getattr(configured, keys[0]) is not None:
             found = self._configured_files(configured, keys)
             if found:
                 return found
-        return self._folder_files(self.root / USERS_DIR / subject, keys) if SAFE_NAME.match(subject) else []
+        if not SAFE_NAME.match(subject):
+            return []
+        folder = self.root / USERS_DIR / subject
+        if users is not None:  # users/ is a folder inside the fixture folder: one lstat tells a plain subfolder
+            real = f"{users}{os.sep}{subject}"
+            try:
+                mode = os.lstat(real).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+            if stat.S_ISDIR(mode):
+                return self._folder_files(folder, keys, real)
+        return self._folder_files(folder, keys)
+
+    def _real_users_folder(self) -> str | None:
+        """The real path of ``users/`` when it lies inside the fixture folder, else ``None``."""
+        real = os.path.realpath(self.root / USERS_DIR)
+        return real if real.startswith(self.real_root + os.sep) else None
 
     def _org_files(self, org: _Org, keys: tuple[str, ...]) -> list[FileEntry]:
         if getattr(org.images, keys[0]) is not None:
@@ -692,10 +790,12 @@ class FixtureStore:
             return None
         return (key, real, st.st_size, st.st_mtime_ns, st.st_ino)
 
-    def _folder_files(self, folder: Path, keys: tuple[str, ...]) -> list[FileEntry]:
+    def _folder_files(self, folder: Path, keys: tuple[str, ...], real_folder: str | None = None) -> list[FileEntry]:
         """The images of one folder: one ``scandir`` and a ``stat`` per image found, when the folder's real
-        path lies inside the fixture folder; else (a symlink out, say) each file is looked at on its own."""
-        real_folder = os.path.realpath(folder)
+        path (``real_folder`` when known) lies inside the fixture folder; else (a symlink out, say) each
+        file is looked at on its own."""
+        if real_folder is None:
+            real_folder = os.path.realpath(folder)
         if not real_folder.startswith(self.real_root + os.sep):
             return self._files_one_by_one(folder, keys)
         try:

@@ -37,7 +37,7 @@ from redis.exceptions import RedisError, WatchError
 
 from ..faults import Counted, RemoteCounter, Rule, parse_rule
 from ..fsutil import atomic_write
-from ..journal import Entry, Journal
+from ..journal import Entry, Journal, shown
 from ..keys import FAULTS, JOURNAL, SETTINGS, STORE
 from ..schema import ConfigError
 from . import RuleChange, StateBackend, unavailable
@@ -111,6 +111,16 @@ end
 return out
 """.replace("__TTL__", str(DIRECTIVE_TTL)).replace("__KEYED__", str(KEYED_STATES))
 
+# A batch of journal entries, one command for all: KEYS: the stream; ARGV: its cap, then the
+# entries (Entry.packed() as JSON). Exact trimming, so the journal holds admin.journal_size.
+JOURNAL_SCRIPT = """
+for i = 2, #ARGV do
+  redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*', 'e', ARGV[i])
+end
+return #ARGV - 1
+"""
+JOURNAL_CHUNK = 1000  # entries per script call: a backlog after an outage goes as several
+
 # The lowest version applied and journal flush done among live replicas (the dead are forgotten).
 # KEYS: replicas hash; ARGV: prefix of the alive keys.
 REPLICAS_SCRIPT = """
@@ -171,6 +181,7 @@ class RedisState(StateBackend, RemoteCounter):
         self._id = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._count_script = self._redis.register_script(COUNT_SCRIPT)
         self._replicas_script = self._redis.register_script(REPLICAS_SCRIPT)
+        self._journal_script = self._redis.register_script(JOURNAL_SCRIPT)
         self._reachable = False
         self._version = -1  # the version applied here
         self._flushed = 0  # the last flush request done here
@@ -439,15 +450,16 @@ class RedisState(StateBackend, RemoteCounter):
         if not batch:
             return
         capacity = self._app[SETTINGS].journal_size
+        key = self.key("journal")
+        dumps = json.dumps
+        written = 0
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for entry in batch:
-                    pipe.xadd(
-                        self.key("journal"), {"e": json.dumps(entry.as_json())}, maxlen=capacity, approximate=False
-                    )
-                await pipe.execute()
+            while written < len(batch):
+                packed = [dumps(entry.packed()) for entry in batch[written : written + JOURNAL_CHUNK]]
+                await self._journal_script(keys=[key], args=[capacity, *packed])
+                written += len(packed)
         except RedisError:
-            self._dropped += len(batch)
+            self._dropped += len(batch) - written
             raise
 
     async def _settle_journal(self) -> None:
@@ -466,7 +478,7 @@ class RedisState(StateBackend, RemoteCounter):
         except RedisError as exc:
             self._lost(exc)
             raise unavailable(str(exc)) from None
-        entries = [json.loads(fields[b"e"]) for _, fields in raw]
+        entries = [_shown(json.loads(fields[b"e"])) for _, fields in raw]
         if content_id is not None:
             entries = [e for e in entries if e.get("contentId") == content_id]
         entries.sort(key=lambda e: str(e["time"]), reverse=True)
@@ -506,6 +518,12 @@ class RedisState(StateBackend, RemoteCounter):
         except RedisError as exc:
             self._lost(exc)
             raise unavailable(str(exc)) from None
+
+
+def _shown(stored: Any) -> dict[str, Any]:
+    """A stored journal entry as the admin API shows it (earlier versions stored the shown form: a
+    replica not yet upgraded may share the namespace)."""
+    return stored if isinstance(stored, dict) else shown(stored)
 
 
 def _write_image(target: Path, data: bytes) -> None:
