@@ -1,7 +1,8 @@
 """The provisioning pattern: every user asked once (the cold path), next to the hot id, in one run.
 
 Generates ``--users`` user folders (default 100,000; each a front.jpg, every second one a
-back.jpg, hard links to two card images as in large_fixtures.py), starts the mock on them
+back.jpg, hard links to two card images as in large_fixtures.py; with ``--distinct`` every file
+has bytes of its own, so none is decoded or signed on the strength of another), starts the mock on them
 pinned to CPU 0 and loads it with wrk on CPU 1, in interleaved rounds; each round measures
 
 - hot: one id over and over (``PROV:user-000000``, front and back), and
@@ -130,14 +131,20 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of one measurement")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--cache-mb", type=int, default=64, help="cache.max_bytes in MB (64 is the default)")
+    parser.add_argument(
+        "--distinct",
+        action="store_true",
+        help="every user's files with bytes of their own (default: hard links to one image per side)",
+    )
     parser.add_argument("--baseline", type=Path, help="a source tree of another version, measured alongside")
     parser.add_argument("--server-cpu", default="0")
     parser.add_argument("--client-cpu", default="1")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        made = generate(folder, args.users, back_every=2)
-        print(f"generated {args.users} users (a front each, a back every second; hard links) in {made:.1f} s")
+        made = generate(folder, args.users, back_every=2, distinct=args.distinct)
+        files = "every file its own bytes" if args.distinct else "hard links to one image per side"
+        print(f"generated {args.users} users (a front each, a back every second; {files}) in {made:.1f} s")
         (folder / "signing").mkdir()
         yaml = f"fixtures:\n  root: {folder / 'images'}\ncache:\n  max_bytes: {args.cache_mb * 1024 * 1024}\n"
         mocks = [Mock("mock", mock_command(folder, yaml))]

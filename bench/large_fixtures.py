@@ -31,9 +31,11 @@ from content_provider.generate import card_jpeg
 LINKS_PER_FILE = 50_000
 
 
-def generate(root: Path, users: int, back_every: int = 0) -> float:
+def generate(root: Path, users: int, back_every: int = 0, distinct: bool = False) -> float:
     """``users`` user folders under ``root``, each with a front.jpg and, with ``back_every`` N, every
-    Nth (user 0, N, 2N, ...) also a back.jpg; the seconds it took."""
+    Nth (user 0, N, 2N, ...) also a back.jpg; the seconds it took. Hard links to one image per side,
+    or with ``distinct`` a file of its own for every user, differing from the others in a JPEG
+    comment (so every file has its own bytes to check, encode and sign)."""
     started = time.perf_counter()
     sides = {"front": card_jpeg("Large fixture set")}
     if back_every:
@@ -46,12 +48,21 @@ def generate(root: Path, users: int, back_every: int = 0) -> float:
         for side, card in sides.items():
             if side == "back" and n % back_every:
                 continue
+            if distinct:
+                (folder / f"{side}.jpg").write_bytes(with_comment(card, f"user {n:06d} {side}"))
+                continue
             # file systems cap the links to one file (ext4: 65,000): a new source every LINKS_PER_FILE users
             source = root / f"{side}-{n // LINKS_PER_FILE}.jpg"
             if not source.exists():
                 source.write_bytes(card)
             os.link(source, folder / f"{side}.jpg")
     return time.perf_counter() - started
+
+
+def with_comment(jpeg: bytes, text: str) -> bytes:
+    """The JPEG with a comment (COM segment) right after its start marker: other bytes, same image."""
+    comment = text.encode("ascii")
+    return jpeg[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + jpeg[2:]
 
 
 async def cold_requests(url: str, ids: list[str], concurrency: int) -> list[float]:

@@ -15,13 +15,15 @@ The encoded answer is cached in memory, keyed by the files' identity (path, size
 mtime, inode), so a hot id costs two dictionary lookups and no disk read or base64 work.
 Files on disk are looked at again at most every ``cache.revalidate_seconds``.
 
-A cold id (a user asked for the first time) costs one hop into a worker thread, which
-resolves it (one ``scandir`` of the user's folder), reads its files, base64-encodes them
-and signs the back. Each file is checked (decoded by :func:`jpeg_problem`) once: with
-``fixtures.strict`` before it is served; otherwise after, in the background, by one
-thread of low priority, and a problem is reported (log, ``/healthz``, the web page) when
-the check has run. The files waiting for their check are bounded: when
-``CHECK_BACKLOG`` wait, the serving thread checks the file itself.
+A cold id (a user asked for the first time) costs one hop into the build thread, which
+resolves it (an ``lstat`` per file name in the user's folder), reads its files,
+base64-encodes them and signs the back; the cold ids queued meanwhile go in the same hop.
+A payload signed before is not signed again (see :meth:`Signer.sign`). Each file is checked
+(decoded by :func:`jpeg_problem`) once, and bytes checked before (a copy) are not decoded
+again: with ``fixtures.strict`` before it is served; otherwise after, in the background, by
+one thread of low priority, and a problem is reported (log, ``/healthz``, the web page) when
+the check has run. The files waiting for their check are bounded: when ``CHECK_BACKLOG``
+wait, the serving thread checks the file itself.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ from .signing import Signer
 log = logging.getLogger("content_provider.fixtures")
 
 GENERATED_LABEL = 40  # characters of the subject written on a generated card
-MEMO_ENTRIES = 20_000  # about 1.8 kB each; a forgotten id costs a scandir, not a rebuild
+MEMO_ENTRIES = 20_000  # ids remembered, a few hundred bytes each; a forgotten id costs a lookup, not a rebuild
 MEMBERS_FILE_LIMIT = 4 * 1024 * 1024
 CHECK_BACKLOG = 20_000  # files waiting for their background check; with more, the serving thread checks
 CHECKED_ENTRIES = 50_000  # files whose check result is remembered, so each is decoded once; ~350 bytes each
@@ -532,7 +534,7 @@ class FixtureStore:
             reason = self._checked.get(file_key, _STALE)  # a dict read: safe beside the loop's writes
             if reason == _STALE:
                 if check_now:
-                    reason = self._file_problem(real, data, card)
+                    reason = self._content_problem(real, data, card)
                     checked.append((file_key, reason))
                 else:
                     reason = None
@@ -642,16 +644,20 @@ class FixtureStore:
             if data is None:
                 reasons.append(_STALE)
                 continue
-            content = (hashlib.sha256(data).digest(), card, is_recorded_back(Path(real)))
-            reason = self._checked_content.get(content, _STALE)
-            if reason == _STALE:
-                reason = self._file_problem(real, data, card)
-                with self._checked_content_lock:
-                    self._checked_content[content] = reason
-                    if len(self._checked_content) > CHECKED_ENTRIES:
-                        self._checked_content.popitem(last=False)
-            reasons.append(reason)
+            reasons.append(self._content_problem(real, data, card))
         return reasons
+
+    def _content_problem(self, real: str, data: bytes, card: bool) -> str | None:
+        """:meth:`_file_problem`, decoding only bytes not checked before; blocking, any thread."""
+        content = (hashlib.sha256(data).digest(), card, is_recorded_back(Path(real)))
+        reason = self._checked_content.get(content, _STALE)
+        if reason == _STALE:
+            reason = self._file_problem(real, data, card)
+            with self._checked_content_lock:
+                self._checked_content[content] = reason
+                if len(self._checked_content) > CHECKED_ENTRIES:
+                    self._checked_content.popitem(last=False)
+        return reason
 
     def _file_problem(self, real: str, data: bytes, card: bool) -> str | None:
         """Why a fixture file is not a good image, or ``None``; a recorded ``back.jws`` by its payload."""
@@ -791,46 +797,36 @@ class FixtureStore:
         return (key, real, st.st_size, st.st_mtime_ns, st.st_ino)
 
     def _folder_files(self, folder: Path, keys: tuple[str, ...], real_folder: str | None = None) -> list[FileEntry]:
-        """The images of one folder: one ``scandir`` and a ``stat`` per image found, when the folder's real
-        path (``real_folder`` when known) lies inside the fixture folder; else (a symlink out, say) each
-        file is looked at on its own."""
+        """The images of one folder: each name a side may have, in order, until one is there.
+
+        When the folder's real path (``real_folder`` when known) lies inside the fixture folder, one
+        ``lstat`` per name tells a plain file (a user folder is usually looked at once, when its id
+        is first asked, and this finds its files in about a third of the time that listing the folder
+        takes); a symlink, or a folder that leads out, has each file's real path worked out on its own.
+        """
         if real_folder is None:
             real_folder = os.path.realpath(folder)
-        if not real_folder.startswith(self.real_root + os.sep):
-            return self._files_one_by_one(folder, keys)
-        try:
-            with os.scandir(real_folder) as listing:
-                entries = {entry.name: entry for entry in listing}
-        except (FileNotFoundError, NotADirectoryError):
-            return []
+        inside = real_folder.startswith(self.real_root + os.sep)
         found = []
         for key in keys:
             for extension in extensions_for(key):
-                entry = entries.get(f"{key}{extension}")
-                if entry is None:
-                    continue
-                if entry.is_symlink():
-                    file = self._stat(key, folder / entry.name)
-                elif entry.is_file(follow_symlinks=False):
-                    st = entry.stat(follow_symlinks=False)
-                    file = (key, entry.path, st.st_size, st.st_mtime_ns, st.st_ino)
+                name = f"{key}{extension}"
+                file: FileEntry | None = None
+                if inside:
+                    real = f"{real_folder}{os.sep}{name}"
+                    try:
+                        st = os.lstat(real)
+                    except (FileNotFoundError, NotADirectoryError):
+                        continue
+                    if stat.S_ISREG(st.st_mode):
+                        file = (key, real, st.st_size, st.st_mtime_ns, st.st_ino)
+                    elif stat.S_ISLNK(st.st_mode):
+                        file = self._stat(key, folder / name)
+                    # else a folder where an image should be: missing
                 else:
-                    file = None  # a folder where an image should be: missing
+                    file = self._stat(key, folder / name)
                 if file is not None:
                     found.append(file)
-                    break
-            else:
-                if key == keys[0]:
-                    return []  # no primary image here: this level does not answer
-        return found
-
-    def _files_one_by_one(self, folder: Path, keys: tuple[str, ...]) -> list[FileEntry]:
-        found = []
-        for key in keys:
-            for extension in extensions_for(key):
-                entry = self._stat(key, folder / f"{key}{extension}")
-                if entry is not None:
-                    found.append(entry)
                     break
             else:
                 if key == keys[0]:

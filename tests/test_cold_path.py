@@ -8,19 +8,21 @@ files are bounded. Nothing here is timed: bench/cold.py measures the speed.
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
+from joserfc import jws
 from PIL import Image
 
 from content_provider import store as store_module
 from content_provider.generate import card_jpeg
 from content_provider.imagecheck import jpeg_problem
 from content_provider.keys import STORE
-from content_provider.signing import Signer
+from content_provider.signing import Signer, verify_back
 
 from .helpers import MakeClient, get_content
 
@@ -137,3 +139,69 @@ async def test_checked_files_are_remembered_within_a_bound(
         await store.checks_done()
     assert len(counted["checked"]) == 12
     assert len(store._checked) == 5
+
+
+@pytest.fixture
+def key_operations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every private-key operation of the signing algorithm (RS256 by default), by input size."""
+    algorithm = type(jws.JWSRegistry.algorithms["RS256"])
+    sign = algorithm.sign
+    done: list[int] = []
+
+    def signing(self: Any, msg: bytes, key: Any) -> bytes:
+        done.append(len(msg))
+        result: bytes = sign(self, msg, key)
+        return result
+
+    monkeypatch.setattr(algorithm, "sign", signing)
+    return done
+
+
+@pytest.mark.parametrize("strict", [False, True])
+async def test_users_with_the_same_images_get_them_decoded_and_signed_once(
+    make_client: MakeClient,
+    fixture_root: Path,
+    counted: dict[str, list[int]],
+    key_operations: list[int],
+    strict: bool,
+) -> None:
+    """A fixture set is often one card copied into every user's folder: each copy is read and
+    served, and its check result is recorded for its own path, but the bytes are decoded once and
+    the back signed once; every client still gets a back that verifies against the JWKS."""
+    client = await make_client(revalidate_seconds=3600, check_at_startup=False, strict=strict)
+    front, back = card_jpeg("copied front"), card_jpeg("copied back")
+    names = [f"copy-{n}" for n in range(6)]
+    for name in names:
+        folder = fixture_root / "users" / name
+        folder.mkdir()
+        (folder / "front.jpg").write_bytes(front)
+        (folder / "back.jpg").write_bytes(back)
+    responses = await asyncio.gather(*(get_content(client, f"PROV:{name}") for name in names for _ in range(3)))
+    assert {r.status for r in responses} == {200}
+    jwks = await (await client.get("/.well-known/jwks.json")).json()
+    for response in responses:
+        served = {element["key"]: element["data"] for element in (await response.json())["data"]}
+        assert base64.b64decode(served["front"]) == front
+        assert verify_back(served["back"], jwks)[1] == back
+    store = client.app[STORE]
+    await store.checks_done()
+    assert len(counted["read"]) == 12  # each user's own two files
+    assert len(counted["checked"]) == 2  # the two images, whichever folders hold them
+    assert len(key_operations) == 1  # the one back
+    assert store.stats.checks == 12
+    assert store.problems == {}
+
+
+async def test_a_problem_in_copied_images_is_reported_for_every_copy(
+    make_client: MakeClient, fixture_root: Path, counted: dict[str, list[int]]
+) -> None:
+    client = await make_client(revalidate_seconds=3600, check_at_startup=False)
+    for n in range(3):
+        add_user(fixture_root, f"square-{n}", back=False)
+        (fixture_root / "users" / f"square-{n}" / "front.jpg").write_bytes(square_jpeg())
+    for n in range(3):
+        assert (await get_content(client, f"PROV:square-{n}")).status == 200
+    await client.app[STORE].checks_done()
+    assert len(counted["checked"]) == 1
+    health = await (await client.get("/healthz")).json()
+    assert sorted(p["path"] for p in health["fixture_problems"]) == [f"users/square-{n}/front.jpg" for n in range(3)]
