@@ -1,20 +1,22 @@
 """The provisioning pattern: every user asked once (the cold path), next to the hot id, in one run.
 
 Generates ``--users`` user folders (default 100,000; each a front.jpg, every second one a
-back.jpg, hard links to two card images as in large_fixtures.py; with ``--distinct`` every file
-has bytes of its own, so none is decoded or signed on the strength of another), starts the mock on them
-pinned to CPU 0 and loads it with wrk on CPU 1, in interleaved rounds; each round measures
+back.jpg, hard links to two card images as in large_fixtures.py; with ``--distinct`` every
+file has bytes of its own, so none is decoded or signed on the strength of another), starts
+the mock on them pinned to CPU 0 and loads it with wrk on CPU 1, in interleaved rounds; each
+round measures
 
 - hot: one id over and over (``PROV:user-000000``, front and back), and
 - cold: distinct ids in turn (a wrk Lua script walks ``PROV:user-000001``, ``-000002``, ...,
   a fresh range each round, so no id is asked twice; when the set is used up the mock is
   restarted, so every id asked is cold).
 
-The order of hot and cold alternates round by round. After each cold measurement the mock
-is left until its CPU is idle again: what it does then (image checks that run off the
-serving path) is counted in the "all-in" CPU per request. With ``--baseline DIR`` a second
-mock runs from the source tree DIR (an earlier commit, e.g. ``git archive REV | tar -x -C
-DIR``), measured in the same rounds, for the after/before ratios.
+The order of hot and cold alternates round by round, and so does the order of the mocks.
+After each cold measurement the mock is left until its CPU is idle again: what it does
+then (image checks that run off the serving path) is counted in the "all-in" CPU per
+request. With ``--baseline DIR`` a second mock runs from the source tree DIR (an earlier
+commit, e.g. ``git archive REV | tar -x -C DIR``), measured in the same rounds, for the
+after/before ratios.
 
 Prints, per mock and load, the medians of the rounds: requests/s, p50, p99, the mock's CPU
 time per request (read from /proc, while serving and all-in) and its peak resident memory;
@@ -158,7 +160,7 @@ async def main() -> None:
                 await measure(mock, "cold", args.warmup, args, folder)
             for index in range(args.rounds):
                 for load in ("hot", "cold") if index % 2 == 0 else ("cold", "hot"):
-                    for mock in mocks:
+                    for mock in mocks if index % 2 == 0 else mocks[::-1]:  # neither always measured first
                         if load == "cold":
                             await ensure_ids(mock, args, folder)
                         mock.runs.setdefault(load, []).append(await measure(mock, load, args.seconds, args, folder))
