@@ -3,10 +3,12 @@
 Four mocks run pinned to the server CPU (wrk and a private redis-server on the client CPU):
 memory and redis with no rule, memory and redis with one counted rule (``every: 1000000000`` on
 the benchmarked id: every request is counted, none is failed, so each costs the Redis backend
-one round trip). Rounds are interleaved: each round measures all four back to back, and the
-ratios are taken per round and reported as medians, so a slow patch of this shared machine
-hits both sides alike. The last lines are ``redis / memory at 64 connections, no rules: R``
-and ``... one counted rule: R``. Run by ``bench/run`` after bench/throughput.py.
+one round trip). Rounds are interleaved: each round measures all four back to back (in turn
+forwards and backwards), and the ratios are taken per round and reported as medians, so a
+slow patch of this shared machine hits both sides alike; the mocks' CPU time per request,
+read from /proc, is printed beside requests/s as the steadier measure. The last lines are
+``redis / memory at 64 connections, no rules: R`` and ``... one counted rule: R``. Run by
+``bench/run`` after bench/throughput.py.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from procutil import mock_command, start_server, wrk_load
+from procutil import cpu_seconds, mock_command, start_server, wrk_load
 
 from content_provider.workers import free_port
 
@@ -60,6 +62,7 @@ async def main() -> None:
     }
     servers: dict[str, tuple[asyncio.subprocess.Process, str]] = {}
     runs: dict[tuple[str, int], list[float]] = {}
+    cpu: dict[tuple[str, int], list[float]] = {}  # the mock's CPU time per request, microseconds
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         try:
@@ -68,13 +71,17 @@ async def main() -> None:
                 servers[name] = await start_server(mock_command(folder, yaml, f"{name}.yaml"), args.server_cpu)
             for _, server_url in servers.values():
                 await wrk_load(server_url, 64, args.warmup, args.client_cpu, folder, CONTENT_ID)
-            for _ in range(args.rounds):
+            for index in range(args.rounds):
                 for connections in args.connections:
-                    for name, (_, server_url) in servers.items():
+                    order = list(servers.items()) if index % 2 == 0 else list(servers.items())[::-1]
+                    for name, (process, server_url) in order:  # neither side always measured first
+                        before = cpu_seconds(process.pid)
                         figures = await wrk_load(
                             server_url, connections, args.seconds, args.client_cpu, folder, CONTENT_ID
                         )
+                        used = cpu_seconds(process.pid) - before
                         runs.setdefault((name, connections), []).append(figures["rps"])
+                        cpu.setdefault((name, connections), []).append(used / (figures["rps"] * args.seconds) * 1e6)
         finally:
             for process, _ in servers.values():
                 with contextlib.suppress(ProcessLookupError):
@@ -89,13 +96,21 @@ async def main() -> None:
     print(f"state backends: {args.rounds} interleaved rounds x {args.seconds:g} s; medians of per-round ratios")
     for connections in args.connections:
         for name in kinds:
-            print(f"{name:<14}{connections:>6} conns {statistics.median(runs[name, connections]):>9.0f} req/s")
+            rps = statistics.median(runs[name, connections])
+            per_request = statistics.median(cpu[name, connections])
+            print(f"{name:<14}{connections:>6} conns {rps:>9.0f} req/s {per_request:>7.0f} us CPU/req")
         for label, over, under in (("no rules", "redis", "memory"), ("one counted rule", "redis+rule", "memory+rule")):
             pairs = zip(runs[over, connections], runs[under, connections], strict=True)
             ratios = [o / u for o, u in pairs]
             each = ", ".join(f"{r:.2f}" for r in ratios)
             ratio = statistics.median(ratios)
-            print(f"redis / memory at {connections} connections, {label}: {ratio:.2f} (rounds: {each})")
+            cost = statistics.median(
+                o / u for o, u in zip(cpu[over, connections], cpu[under, connections], strict=True)
+            )
+            print(
+                f"redis / memory at {connections} connections, {label}: {ratio:.2f} (rounds: {each}); "
+                f"{cost:.2f}x the CPU per request"
+            )
 
 
 if __name__ == "__main__":
