@@ -230,6 +230,14 @@ def find_config(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> 
     return local if local.is_file() else None
 
 
+REDIS_EXTRA = ("redis", "orjson")  # what the redis extra (pip install 'content-provider[redis]') brings
+
+
+def redis_extra_missing() -> str | None:
+    """The first module of the redis extra that is not installed, or ``None``."""
+    return next((name for name in REDIS_EXTRA if importlib.util.find_spec(name) is None), None)
+
+
 def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source: Path | None = None) -> Settings:
     """Build settings from parsed YAML and the environment (environment wins)."""
     top = Reader(data, "")
@@ -356,9 +364,11 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
         raise ConfigError(f"state.namespace: letters, digits and . _ - : only (1-64), got {namespace!r}")
     if redis_url is not None and not redis_url.startswith(REDIS_SCHEMES):
         raise ConfigError(f"state.redis_url: expected redis://, rediss:// or unix://, got {redis_url.split('@')[-1]!r}")
-    if backend == "redis" and importlib.util.find_spec("redis") is None:
+    missing = redis_extra_missing() if backend == "redis" else None
+    if missing is not None:
         raise ConfigError(
-            "state.backend: redis needs redis-py, which is not installed: pip install 'content-provider[redis]'"
+            f"state.backend: redis needs redis-py and orjson, and {missing} is not installed: "
+            "pip install 'content-provider[redis]'"
         )
     upstream = parse_upstream(top.section("upstream"), base_dir, environ)
     if upstream is not None and upstream.mode == "record" and workers > 1:

