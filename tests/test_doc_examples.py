@@ -217,8 +217,8 @@ def check_command(words: list[str], where: str) -> None:
             for flag in (arg for arg in args[1:] if arg.startswith("--")):
                 assert f'"{flag}"' in script.read_text(), f"{where}: {args[0]} has no {flag}"
     elif program == "bench/run":
-        script = "cold.py" if "--cold" in args else "throughput.py"  # bench/run passes the rest to it
-        takes = (ROOT / "bench" / "run").read_text() + (ROOT / "bench" / script).read_text()
+        passed_to = "cold.py" if "--cold" in args else "throughput.py"  # bench/run passes the rest to it
+        takes = (ROOT / "bench" / "run").read_text() + (ROOT / "bench" / passed_to).read_text()
         for flag in (arg for arg in args if arg.startswith("--")):
             assert flag in takes, f"{where}: bench/run has no {flag}"
     elif program == "curl":
