@@ -212,3 +212,25 @@ def test_a_redis_url_alone_means_the_redis_backend() -> None:
     settings = parse_settings({}, Path.cwd(), {"CONTENT_PROVIDER_REDIS_URL": "redis://127.0.0.1:6379/0"})
     assert (settings.state_backend, settings.redis_url) == ("redis", "redis://127.0.0.1:6379/0")
     assert parse_settings({}, Path.cwd(), {}).state_backend == "memory"
+
+
+async def test_the_journal_takes_any_content_id_json_allows(pair: tuple[Server, Server]) -> None:
+    """A lone surrogate is valid in JSON text (and served like any id): its journal entry is written
+    like the others, and the writer keeps writing what comes after it."""
+    a, b = pair
+    odd = '{"contentId": "PROV:\\ud800"}'
+    async with aiohttp.ClientSession() as session, AsyncAdminClient(b.url) as admin:
+        await admin.clear_requests()
+        headers = {"Content-Type": "application/json"}
+        async with session.post(f"{a.url}/getcontent", data=odd, headers=headers) as response:
+            assert response.status == 200
+        await asyncio.sleep(0.2)  # past the batch timer: the writer has written (or died on) it
+        assert (await post(session, a.url, DOC_CARD))[0] == 200
+        entries = await admin.requests()
+        assert [e["contentId"] for e in entries] == [DOC_CARD, "PROV:\ud800"]
+        assert (await admin_health(session, a.url))["state"]["journal_dropped"] == 0
+
+
+async def admin_health(session: aiohttp.ClientSession, url: str) -> Any:
+    async with session.get(f"{url}/healthz") as response:
+        return await response.json()

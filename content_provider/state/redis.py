@@ -7,8 +7,9 @@ Keys, all under ``<state.namespace>:``:
 - ``c:<token>`` (a rule's count), ``seq:<token>`` (its sequence step per content id),
   ``rl:<token>:<client>`` (a rate-limit window): counted by one Lua script per request that
   matches a rule, so counts are exact across replicas (directives use ``d:<content id>``);
-- ``journal``: a stream capped at ``admin.journal_size`` entries, written in pipelined
-  batches every ``JOURNAL_BATCH_SECONDS``;
+- ``requests``: the journal, a stream capped at ``admin.journal_size`` entries (each
+  ``Entry.packed()`` as JSON), written in batches every ``JOURNAL_BATCH_SECONDS``, one script
+  call a batch (a version before wrote ``journal``, another format: the two do not mix);
 - ``images`` / ``imagever``: uploaded (or deleted: empty) images by path, and the version
   each was changed at; every replica writes them into its own fixture folder;
 - ``replicas`` and ``alive:<id>``: each replica's heartbeat, with the version it has applied
@@ -244,8 +245,10 @@ class RedisState(StateBackend, RemoteCounter):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._pending and self._reachable:
-            with contextlib.suppress(RedisError):
+            try:
                 await self._flush_journal()
+            except Exception as exc:  # counted as dropped; the rest of the closing still happens
+                log.warning("the last journal entries were not written: %s", exc)
         with contextlib.suppress(RedisError):
             await self._redis.hdel(self.key("replicas"), self._id)
             await self._redis.delete(self.key("alive:" + self._id))
@@ -445,21 +448,22 @@ class RedisState(StateBackend, RemoteCounter):
                 await self._flush_journal()
             except RedisError as exc:
                 self._lost(exc)
+            except Exception:  # a bug must cost the batch (counted as dropped), never the writer
+                log.exception("writing the journal to Redis failed")
 
     async def _flush_journal(self) -> None:
         batch, self._pending = self._pending, []
         if not batch:
             return
         capacity = self._app[SETTINGS].journal_size
-        key = self.key("journal")
-        dumps = orjson.dumps  # a fifteenth of json.dumps's time for an entry: it is paid per request
+        key = self.key("requests")
         written = 0
         try:
             while written < len(batch):
-                packed = [dumps(entry.packed()) for entry in batch[written : written + JOURNAL_CHUNK]]
+                packed = [_encoded(entry) for entry in batch[written : written + JOURNAL_CHUNK]]
                 await self._journal_script(keys=[key], args=[capacity, *packed])
                 written += len(packed)
-        except RedisError:
+        except Exception:
             self._dropped += len(batch) - written
             raise
 
@@ -475,11 +479,11 @@ class RedisState(StateBackend, RemoteCounter):
         self._check()
         try:
             await self._settle_journal()
-            raw = await self._redis.xrevrange(self.key("journal"))
+            raw = await self._redis.xrevrange(self.key("requests"))
         except RedisError as exc:
             self._lost(exc)
             raise unavailable(str(exc)) from None
-        entries = [_shown(json.loads(fields[b"e"])) for _, fields in raw]
+        entries = [shown(json.loads(fields[b"e"])) for _, fields in raw]
         if content_id is not None:
             entries = [e for e in entries if e.get("contentId") == content_id]
         entries.sort(key=lambda e: str(e["time"]), reverse=True)
@@ -496,7 +500,7 @@ class RedisState(StateBackend, RemoteCounter):
         self._check()
         try:
             await self._settle_journal()
-            await self._redis.delete(self.key("journal"))
+            await self._redis.delete(self.key("requests"))
         except RedisError as exc:
             self._lost(exc)
             raise unavailable(str(exc)) from None
@@ -521,10 +525,14 @@ class RedisState(StateBackend, RemoteCounter):
             raise unavailable(str(exc)) from None
 
 
-def _shown(stored: Any) -> dict[str, Any]:
-    """A stored journal entry as the admin API shows it (earlier versions stored the shown form: a
-    replica not yet upgraded may share the namespace)."""
-    return stored if isinstance(stored, dict) else shown(stored)
+def _encoded(entry: Entry) -> bytes:
+    """An entry as the journal stores it: orjson, a fifteenth of json.dumps's time (paid per request),
+    or json.dumps for what orjson refuses (a content id with a lone surrogate, which JSON allows)."""
+    packed = entry.packed()
+    try:
+        return orjson.dumps(packed)
+    except TypeError:
+        return json.dumps(packed).encode("ascii")
 
 
 def _write_image(target: Path, data: bytes) -> None:
