@@ -79,6 +79,7 @@ CHECK_BATCH = 32  # files checked per hop into the checking thread
 # Threads that resolve, read, encode and sign cold ids. Few: their Python code takes turns on the GIL
 # with the event loop, and each more thread is one more the loop may wait behind.
 BUILD_THREADS = 1
+COLD_BATCH = 32  # cold ids per hop at most: each waits for the whole of its batch, whose answers live together
 
 # An id's memo: its key (use case value, subject) and value (the Resolution.cache_key of its answer,
 # None when nothing resolves; when it was looked at): strings and numbers only, which the garbage
@@ -331,9 +332,13 @@ class FixtureStore:
         self._builder: ThreadPoolExecutor | None = None
         self._cold_queue: list[_ColdWaiter] = []  # cold ids waiting for a free build thread
         self._cold_batches = 0  # batches of cold ids in the build threads
+        self._closed = False
 
     def close(self) -> None:
-        """Stop the background checks (at shutdown)."""
+        """Stop the background checks and the builds (at shutdown); cold ids still waiting hear so."""
+        self._closed = True
+        self._fail_cold(self._cold_queue)
+        self._cold_queue = []
         if self._checking is not None:
             self._checking.cancel()
         for pool in (self._checker, self._builder):
@@ -436,17 +441,31 @@ class FixtureStore:
         self.stats.revalidations += 1
         future: asyncio.Future[tuple[Resolution | None, Prepared | None]] = asyncio.get_running_loop().create_future()
         self._cold_queue.append((memo_key, future))
-        if self._cold_batches < BUILD_THREADS:
+        if self._closed:
+            self._fail_cold(self._cold_queue)
+            self._cold_queue = []
+        elif self._cold_batches < BUILD_THREADS:
             self._start_cold_batch()
         return future
 
+    @staticmethod
+    def _fail_cold(waiting: list[_ColdWaiter], why: str = "the server is shutting down") -> None:
+        for _, future in waiting:
+            if not future.done():
+                future.set_exception(FixtureError("shutting_down", why))
+
     def _start_cold_batch(self) -> None:
-        batch, self._cold_queue = self._cold_queue, []
+        batch = self._cold_queue[:COLD_BATCH]
+        del self._cold_queue[:COLD_BATCH]
         loop = asyncio.get_running_loop()
         if self._builder is None:
             self._builder = ThreadPoolExecutor(BUILD_THREADS, "fixture-build")
         keys = [memo_key for memo_key, _ in batch]
-        done = self._builder.submit(self._resolve_and_make_all, keys, self._check_now())
+        try:
+            done = self._builder.submit(self._resolve_and_make_all, keys, self._check_now())
+        except RuntimeError as exc:  # the pool was shut down meanwhile
+            self._fail_cold(batch, f"the fixture build thread stopped: {exc}")
+            return
         self._cold_batches += 1
 
         def hand_back(_: object) -> None:  # in the build thread: one wake-up of the loop per batch
@@ -458,12 +477,17 @@ class FixtureStore:
     def _finish_cold_batch(self, batch: list[_ColdWaiter], done: Future[list[_ColdResult]]) -> None:
         """On the event loop: accept each id's answer and wake its waiters; start the next batch."""
         self._cold_batches -= 1
-        if self._cold_queue and self._cold_batches < BUILD_THREADS and self._builder is not None:
-            self._start_cold_batch()
+        try:
+            self._hand_out(batch, done)
+        finally:
+            while self._cold_queue and self._cold_batches < BUILD_THREADS and not self._closed:
+                self._start_cold_batch()
+
+    def _hand_out(self, batch: list[_ColdWaiter], done: Future[list[_ColdResult]]) -> None:
         try:
             results = done.result()
         except BaseException as exc:  # cancelled at shutdown, or a bug: every id of the batch hears of it
-            results = [RuntimeError(f"the fixture build thread stopped: {exc!r}")] * len(batch)
+            results = [FixtureError("shutting_down", f"the fixture build thread stopped: {exc!r}")] * len(batch)
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue
@@ -481,13 +505,15 @@ class FixtureStore:
     def _resolve_and_make_all(self, keys: list[MemoKey], check_now: bool) -> list[_ColdResult]:
         """A batch of cold ids, each with its own result or error; blocking, in a build thread."""
         users = self._real_users_folder()
-        results: list[_ColdResult] = []
-        for use_case, subject in keys:
-            try:
-                results.append(self._resolve_and_make(UseCase(use_case), subject, check_now, users))
-            except Exception as exc:  # this id's error (an unreadable file, say), not the batch's
-                results.append(exc)
-        return results
+        return [self._resolve_and_make_one(key, check_now, users) for key in keys]
+
+    def _resolve_and_make_one(self, key: MemoKey, check_now: bool, users: str | None) -> _ColdResult:
+        """One id's result, or its error (an unreadable file, say), which is not its batch's: caught here,
+        where the traceback holds no other id's answer alive."""
+        try:
+            return self._resolve_and_make(UseCase(key[0]), key[1], check_now, users)
+        except Exception as exc:
+            return exc
 
     def _resolve_and_make(
         self, use_case: UseCase, subject: str, check_now: bool, users: str | None = None

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import io
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,12 @@ from joserfc import jws
 from PIL import Image
 
 from content_provider import store as store_module
+from content_provider.contract import parse_content_id
 from content_provider.generate import card_jpeg
 from content_provider.imagecheck import jpeg_problem
-from content_provider.keys import STORE
+from content_provider.keys import SETTINGS, STORE
 from content_provider.signing import Signer, verify_back
+from content_provider.store import FixtureError
 
 from .helpers import MakeClient, get_content
 
@@ -205,3 +208,52 @@ async def test_a_problem_in_copied_images_is_reported_for_every_copy(
     assert len(counted["checked"]) == 1
     health = await (await client.get("/healthz")).json()
     assert sorted(p["path"] for p in health["fixture_problems"]) == [f"users/square-{n}/front.jpg" for n in range(3)]
+
+
+async def test_cold_ids_go_in_batches_of_a_bounded_size(
+    make_client: MakeClient, fixture_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("content_provider.store.COLD_BATCH", 4)
+    client = await make_client(revalidate_seconds=3600, check_at_startup=False)
+    store = client.app[STORE]
+    sizes: list[int] = []
+    make_all = store._resolve_and_make_all
+
+    def recording(keys: list[Any], check_now: bool) -> list[Any]:
+        sizes.append(len(keys))
+        made: list[Any] = make_all(keys, check_now)
+        return made
+
+    monkeypatch.setattr(store, "_resolve_and_make_all", recording)
+    for n in range(20):
+        add_user(fixture_root, f"batched-{n}", back=False)
+    responses = await asyncio.gather(*(get_content(client, f"PROV:batched-{n}") for n in range(20)))
+    assert [r.headers["X-Content-Provider-Resolved"] for r in responses] == [f"user batched-{n}" for n in range(20)]
+    assert sum(sizes) == 20
+    assert max(sizes) <= 4
+
+
+async def test_cold_ids_waiting_at_shutdown_are_told_not_left_hanging(
+    make_client: MakeClient, fixture_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await make_client(revalidate_seconds=3600, check_at_startup=False)
+    store = client.app[STORE]
+    make_one = store._resolve_and_make_one
+
+    def slow(*args: Any) -> Any:
+        time.sleep(0.3)  # in the build thread: the ids after the first wait in the queue meanwhile
+        return make_one(*args)
+
+    monkeypatch.setattr(store, "_resolve_and_make_one", slow)
+    monkeypatch.setattr("content_provider.store.COLD_BATCH", 1)
+    for n in range(3):
+        add_user(fixture_root, f"late-{n}", back=False)
+    ids = [parse_content_id(f"PROV:late-{n}", client.app[SETTINGS].bare_ids) for n in range(3)]
+    asked = [asyncio.ensure_future(store.answer(content_id)) for content_id in ids if content_id is not None]
+    await asyncio.sleep(0.1)
+    store.close()
+    done, pending = await asyncio.wait(asked, timeout=5)
+    assert not pending
+    errors = [task.exception() for task in done if task.exception() is not None]
+    assert errors
+    assert all(isinstance(error, FixtureError) and error.code == "shutting_down" for error in errors)
