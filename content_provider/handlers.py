@@ -107,7 +107,7 @@ async def _answer(store: FixtureStore, entry: Entry, content_id: ContentId) -> A
     try:
         answer = await store.answer(content_id)
     except FixtureError as exc:
-        raise ApiError(500, exc.code, str(exc)) from None
+        raise ApiError(exc.status, exc.code, str(exc)) from None
     if answer is not None:
         entry.resolved = answer.resolution.label
     return answer
@@ -162,7 +162,7 @@ async def get_content(request: web.Request) -> web.StreamResponse:
     try:
         answer = await app[STORE].answer(content_id)
     except FixtureError as exc:
-        raise ApiError(500, exc.code, str(exc)) from None
+        raise ApiError(exc.status, exc.code, str(exc)) from None
     if answer is None:
         raise await _unknown(app, content_id)
     entry.resolved = answer.resolution.label

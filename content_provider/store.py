@@ -114,10 +114,11 @@ def _lower_priority() -> None:
 class FixtureError(Exception):
     """A fixture cannot be served (unreadable, or invalid under ``strict``)."""
 
-    def __init__(self, code: str, message: str, problems: tuple[FixtureProblem, ...] = ()) -> None:
+    def __init__(self, code: str, message: str, problems: tuple[FixtureProblem, ...] = (), status: int = 500) -> None:
         super().__init__(message)
         self.code = code
         self.problems = problems
+        self.status = status  # 503 for shutting_down: the server is stopping, not broken
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,7 +453,7 @@ class FixtureStore:
     def _fail_cold(waiting: list[_ColdWaiter], why: str = "the server is shutting down") -> None:
         for _, future in waiting:
             if not future.done():
-                future.set_exception(FixtureError("shutting_down", why))
+                future.set_exception(FixtureError("shutting_down", why, status=503))
 
     def _start_cold_batch(self) -> None:
         batch = self._cold_queue[:COLD_BATCH]
@@ -487,7 +488,8 @@ class FixtureStore:
         try:
             results = done.result()
         except BaseException as exc:  # cancelled at shutdown, or a bug: every id of the batch hears of it
-            results = [FixtureError("shutting_down", f"the fixture build thread stopped: {exc!r}")] * len(batch)
+            stopped = FixtureError("shutting_down", f"the fixture build thread stopped: {exc!r}", status=503)
+            results = [stopped] * len(batch)
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue

@@ -256,4 +256,6 @@ async def test_cold_ids_waiting_at_shutdown_are_told_not_left_hanging(
     assert not pending
     errors = [task.exception() for task in done if task.exception() is not None]
     assert errors
-    assert all(isinstance(error, FixtureError) and error.code == "shutting_down" for error in errors)
+    told = {(error.code, error.status) for error in errors if isinstance(error, FixtureError)}
+    assert told == {("shutting_down", 503)}
+    assert all(isinstance(error, FixtureError) for error in errors)
