@@ -11,8 +11,9 @@ A content id never becomes a path by itself: only names matching ``SAFE_NAME`` a
 looked up as folders, and every file found is checked to lie inside the fixture
 folder after symlinks are followed.
 
-The encoded answer is cached in memory, keyed by the files' identity (path, size,
-mtime, inode), so a hot id costs two dictionary lookups and no disk read or base64 work.
+The encoded answer is cached in memory, keyed by the level, the owner and the files'
+identity (path, size, mtime, inode), so a hot id costs two dictionary lookups and no disk
+read or base64 work.
 Files on disk are looked at again at most every ``cache.revalidate_seconds``.
 
 A cold id (a user asked for the first time) costs one hop into the build thread, which
@@ -441,11 +442,11 @@ class FixtureStore:
         loop one hop per batch rather than one per id."""
         self.stats.revalidations += 1
         future: asyncio.Future[tuple[Resolution | None, Prepared | None]] = asyncio.get_running_loop().create_future()
+        if self._closed:  # close() has told those queued already
+            self._fail_cold([(memo_key, future)])
+            return future
         self._cold_queue.append((memo_key, future))
-        if self._closed:
-            self._fail_cold(self._cold_queue)
-            self._cold_queue = []
-        elif self._cold_batches < BUILD_THREADS:
+        if self._cold_batches < BUILD_THREADS:
             self._start_cold_batch()
         return future
 
