@@ -26,7 +26,7 @@ from pathlib import Path
 import aiohttp
 from procutil import mock_command, resident_mb, start_server, stop
 
-from content_provider.generate import card_jpeg
+from content_provider.fixtures.generate import card_jpeg
 
 LINKS_PER_FILE = 50_000
 

@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from procutil import mock_command, start_server, status_value  # noqa: E402
 
-from content_provider.config import DEMO_FIXTURES  # noqa: E402
-from content_provider.generate import card_jpeg  # noqa: E402
+from content_provider.config.settings import DEMO_FIXTURES  # noqa: E402
+from content_provider.fixtures.generate import card_jpeg  # noqa: E402
 
 CARD = "PROV:67d21afb-e830-4fee-a691-00a997ffbe1a"
 AUTH = "AUTH:4018e11f-1209-45f5-ade7-e59004e10745"

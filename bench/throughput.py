@@ -31,7 +31,7 @@ from pathlib import Path
 import aiohttp
 from procutil import ROOT, cpu_seconds, mock_command, resident_mb, start_listening, start_server, wrk_load
 
-from content_provider.workers import free_port
+from content_provider.serving.workers import free_port
 
 CONTENT_ID = "PROV:67d21afb-e830-4fee-a691-00a997ffbe1a"  # front and back
 

@@ -1,5 +1,9 @@
+"""``python -m content_provider``: the command line."""
+
+from __future__ import annotations
+
 import sys
 
-from .cli import main
+from content_provider.cli import main
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""The application factory: validated settings in, a ready ``web.Application`` out."""
+"""Every route of the content provider and its web page, in one place (the admin API's are in admin.py)."""
 
 from __future__ import annotations
 
@@ -9,33 +9,48 @@ from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
 
-from .app_reload import config_watch_ctx
-from .config import Settings
-from .delivery import InjectedWaits
-from .explain import Explainer
-from .faults import FaultEngine
-from .handlers import ParsedBodies
-from .journal import Journal
-from .keys import (
-    CONFIG_ENV,
-    EXPLAINER,
-    FAULTS,
-    INJECTED_WAITS,
-    JOURNAL,
-    METRICS,
-    PARSED_BODIES,
-    ROLE,
-    SETTINGS,
-    SIGNER,
-    STORE,
-)
-from .metrics import Metrics, metrics_ctx
-from .routes import add_routes
-from .signing import signer_for
-from .state import state_ctx
-from .store import FixtureError, FixtureStore
-from .upstream.proxy import upstream_ctx
-from .workers import WorkerRole
+from content_provider.admin import webui
+from content_provider.admin.api import add_admin_routes
+from content_provider.admin.reload import config_watch_ctx
+from content_provider.config.settings import CONFIG_ENV, SETTINGS, Settings
+from content_provider.config.worker_role import ROLE, WorkerRole
+from content_provider.faults.engine import FAULTS, FaultEngine
+from content_provider.fixtures.answers import FixtureError
+from content_provider.fixtures.explain import EXPLAINER, Explainer
+from content_provider.fixtures.store import STORE, FixtureStore
+from content_provider.http import handlers, metrics
+from content_provider.http.body import PARSED_BODIES, ParsedBodies
+from content_provider.http.delivery import INJECTED_WAITS, InjectedWaits
+from content_provider.http.errors import json_errors, no_route
+from content_provider.http.journaled import journaled
+from content_provider.http.metrics import METRICS, Metrics, metrics_ctx
+from content_provider.signing.jws import SIGNER, signer_for
+from content_provider.state import state_ctx
+from content_provider.state.journal import JOURNAL, Journal
+from content_provider.upstream.proxy import upstream_ctx
+
+
+def add_routes(app: web.Application, base_path: str) -> None:
+    """The content provider's routes, the admin API's, then one that answers every other path."""
+    app.router.add_routes(
+        [
+            # journaled() also turns errors into JSON; the other routes get json_errors() for that.
+            web.post(f"{base_path}/getcontent", journaled(handlers.get_content)),
+            web.get(f"{base_path}/healthz", json_errors(handlers.healthz)),
+            web.get(f"{base_path}/metrics", json_errors(metrics.metrics)),
+            web.get(f"{base_path}/.well-known/jwks.json", json_errors(handlers.jwks)),
+            web.get(f"{base_path}/signing-cert.pem", json_errors(handlers.signing_certificate)),
+            web.get(f"{base_path}/openapi.json", json_errors(handlers.openapi)),
+            web.get(f"{base_path}/", json_errors(handlers.index)),
+            web.get(f"{base_path}/ui", json_errors(webui.to_page)),
+            web.get(f"{base_path}/ui/", json_errors(webui.page)),
+            web.get(f"{base_path}/ui/{{name:{webui.ASSET_NAMES}}}", json_errors(webui.asset)),
+        ]
+    )
+    add_admin_routes(app, base_path)
+    # last: 404, or 405 naming the methods, for every path ([\s\S]: "." would not match an encoded newline)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", json_errors(no_route))
+
 
 log = logging.getLogger("content_provider")
 

@@ -23,21 +23,25 @@ from typing import Any
 
 from aiohttp import web
 
-from . import __version__
-from .accesslog import AccessLogger
-from .app import SHUTDOWN_TIMEOUT, create_app
-from .config import ENV_PREFIX, SAFE_NAME, ConfigError, Settings, find_config, in_package, load_settings
-from .conformance import DEMO_IDS, check, format_junit, format_text, load_trust
-from .contract import BARE_IDS_OFF, parse_content_id
-from .devtls import make_dev_tls, server_context
-from .explain import Explainer, looked_up
-from .fsutil import copy_tree
-from .generate import write_demo, write_images, write_members
-from .layout import ORGS_DIR, USERS_DIR
-from .listener import listen
-from .signing import signer_for
-from .store import FixtureError, FixtureStore
-from .workers import WorkerRole, supervise
+from content_provider.app import SHUTDOWN_TIMEOUT, create_app
+from content_provider.config.settings import ENV_PREFIX, SAFE_NAME, Settings, find_config, in_package, load_settings
+from content_provider.config.worker_role import WorkerRole
+from content_provider.conformance.checker import DEMO_IDS, check, load_trust
+from content_provider.conformance.report import format_junit, format_text
+from content_provider.core.contract import BARE_IDS_OFF, parse_content_id
+from content_provider.core.fsutil import copy_tree
+from content_provider.core.layout import ORGS_DIR, USERS_DIR
+from content_provider.core.reader import ConfigError
+from content_provider.core.version import __version__
+from content_provider.fixtures.answers import FixtureError
+from content_provider.fixtures.explain import Explainer, looked_up
+from content_provider.fixtures.generate import write_demo, write_images, write_members
+from content_provider.fixtures.store import FixtureStore
+from content_provider.http.accesslog import AccessLogger
+from content_provider.serving.listener import listen
+from content_provider.serving.workers import supervise
+from content_provider.signing.devtls import make_dev_tls, server_context
+from content_provider.signing.jws import signer_for
 
 log = logging.getLogger("content_provider")
 

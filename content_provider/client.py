@@ -17,8 +17,8 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 
-from .generate import auth_jpeg, card_jpeg
-from .layout import SIDES
+from content_provider.core.layout import SIDES
+from content_provider.fixtures.generate import auth_jpeg, card_jpeg
 
 
 class AdminError(Exception):

@@ -27,12 +27,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from .app import create_app
-from .client import AdminClient, AdminError
-from .config import DEMO_FIXTURES, Settings
-from .fsutil import atomic_write, copy_tree
-from .generate import write_demo
-from .layout import DEFAULT_DIR, ORGS_DIR, USERS_DIR, extensions_for
+from content_provider.app import create_app
+from content_provider.client import AdminClient, AdminError
+from content_provider.config.settings import DEMO_FIXTURES, Settings
+from content_provider.core.fsutil import atomic_write, copy_tree
+from content_provider.core.layout import DEFAULT_DIR, ORGS_DIR, USERS_DIR, extensions_for
+from content_provider.fixtures.generate import write_demo
 
 START_TIMEOUT = 30.0
 

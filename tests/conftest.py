@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from content_provider.accesslog import AccessLogger
 from content_provider.app import create_app
-from content_provider.config import DEMO_FIXTURES, Settings
+from content_provider.config.settings import DEMO_FIXTURES, Settings
+from content_provider.http.accesslog import AccessLogger
 
 from .helpers import MakeClient
 

@@ -9,8 +9,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from PIL import Image
 
-from content_provider.faults import FaultSettings, parse_fault_settings
-from content_provider.schema import Reader
+from content_provider.core.reader import Reader
+from content_provider.faults.rules import FaultSettings, parse_fault_settings
 
 DOC_CARD = "PROV:67d21afb-e830-4fee-a691-00a997ffbe1a"
 DOC_AUTH = "AUTH:4018e11f-1209-45f5-ade7-e59004e10745"

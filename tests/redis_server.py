@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from content_provider.workers import free_port
+from content_provider.serving.workers import free_port
 
 START_TIMEOUT = 10.0
 

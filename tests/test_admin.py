@@ -13,12 +13,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from content_provider.admin import admin_guard
+from content_provider.admin.api import admin_guard
 from content_provider.client import AdminError
-from content_provider.config import Settings
-from content_provider.errors import ApiError
-from content_provider.generate import auth_jpeg, card_jpeg
-from content_provider.keys import SETTINGS, STORE
+from content_provider.config.settings import SETTINGS, Settings
+from content_provider.core.errors import ApiError
+from content_provider.fixtures.generate import auth_jpeg, card_jpeg
+from content_provider.fixtures.store import STORE
 
 from .helpers import DOC_CARD, MakeClient, get_content, png_bytes
 
@@ -104,8 +104,8 @@ async def test_duplicate_rule_name_is_a_conflict(make_client: MakeClient) -> Non
 async def test_reset_restores_the_configured_rules_and_empties_the_journal(
     make_client: MakeClient, settings: Settings
 ) -> None:
-    from content_provider.faults import parse_fault_settings
-    from content_provider.schema import Reader
+    from content_provider.core.reader import Reader
+    from content_provider.faults.rules import parse_fault_settings
 
     configured = parse_fault_settings(Reader({"rules": [{"name": "cfg", "every": 1000, "outcome": 500}]}, "f"))
     client = await make_client(faults=configured)

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from content_provider.client import AdminError, AsyncAdminClient
-from content_provider.generate import card_jpeg
+from content_provider.fixtures.generate import card_jpeg
 
 from .helpers import DOC_CARD
 from .test_cli import Server, serving, write_config

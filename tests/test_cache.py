@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from content_provider.cache import ByteBoundedLRU
-from content_provider.generate import card_jpeg
-from content_provider.keys import STORE
+from content_provider.core.lru import ByteBoundedLRU
+from content_provider.fixtures.generate import card_jpeg
+from content_provider.fixtures.store import STORE
 
 from .helpers import DOC_CARD, MakeClient, get_content
 

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from content_provider.cli import main
-from content_provider.imagecheck import image_size
+from content_provider.conformance.jpeg import image_size
 
 from .helpers import DOC_CARD
 

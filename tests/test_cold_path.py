@@ -19,13 +19,14 @@ import pytest
 from joserfc import jws
 from PIL import Image
 
-from content_provider import store as store_module
-from content_provider.contract import parse_content_id
-from content_provider.generate import card_jpeg
-from content_provider.imagecheck import jpeg_problem
-from content_provider.keys import SETTINGS, STORE
-from content_provider.signing import Signer, verify_back
-from content_provider.store import FixtureError
+from content_provider.config.settings import SETTINGS
+from content_provider.conformance.jpeg import jpeg_problem
+from content_provider.core.contract import parse_content_id
+from content_provider.fixtures import store as store_module
+from content_provider.fixtures.answers import FixtureError
+from content_provider.fixtures.generate import card_jpeg
+from content_provider.fixtures.store import STORE
+from content_provider.signing.jws import Signer, verify_back
 
 from .helpers import MakeClient, get_content
 
@@ -50,8 +51,8 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
         seen["signed"].append(len(payload))
         return sign(self, payload, **header)
 
-    monkeypatch.setattr("content_provider.store.read_file", reading)
-    monkeypatch.setattr("content_provider.store.jpeg_problem", checking)
+    monkeypatch.setattr("content_provider.fixtures.store.read_file", reading)
+    monkeypatch.setattr("content_provider.fixtures.store.jpeg_problem", checking)
     monkeypatch.setattr(Signer, "sign", signing)
     return seen
 
@@ -119,7 +120,7 @@ async def test_a_full_backlog_makes_the_serving_thread_check(
     make_client: MakeClient, fixture_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Back-pressure: with no room to wait, a file is checked before its answer is served."""
-    monkeypatch.setattr("content_provider.store.CHECK_BACKLOG", 0)
+    monkeypatch.setattr("content_provider.fixtures.store.CHECK_BACKLOG", 0)
     client = await make_client(revalidate_seconds=3600)
     add_user(fixture_root, "squared", back=False)
     (fixture_root / "users" / "squared" / "front.jpg").write_bytes(square_jpeg())
@@ -133,7 +134,7 @@ async def test_a_full_backlog_makes_the_serving_thread_check(
 async def test_checked_files_are_remembered_within_a_bound(
     make_client: MakeClient, fixture_root: Path, monkeypatch: pytest.MonkeyPatch, counted: dict[str, list[int]]
 ) -> None:
-    monkeypatch.setattr("content_provider.store.CHECKED_ENTRIES", 5)
+    monkeypatch.setattr("content_provider.fixtures.store.CHECKED_ENTRIES", 5)
     client = await make_client(revalidate_seconds=3600, check_at_startup=False)
     store = client.app[STORE]
     for n in range(12):
@@ -213,7 +214,7 @@ async def test_a_problem_in_copied_images_is_reported_for_every_copy(
 async def test_cold_ids_go_in_batches_of_a_bounded_size(
     make_client: MakeClient, fixture_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("content_provider.store.COLD_BATCH", 4)
+    monkeypatch.setattr("content_provider.fixtures.store.COLD_BATCH", 4)
     client = await make_client(revalidate_seconds=3600, check_at_startup=False)
     store = client.app[STORE]
     sizes: list[int] = []
@@ -245,7 +246,7 @@ async def test_cold_ids_waiting_at_shutdown_are_told_not_left_hanging(
         return make_one(*args)
 
     monkeypatch.setattr(store, "_resolve_and_make_one", slow)
-    monkeypatch.setattr("content_provider.store.COLD_BATCH", 1)
+    monkeypatch.setattr("content_provider.fixtures.store.COLD_BATCH", 1)
     for n in range(3):
         add_user(fixture_root, f"late-{n}", back=False)
     ids = [parse_content_id(f"PROV:late-{n}", client.app[SETTINGS].bare_ids) for n in range(3)]

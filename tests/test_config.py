@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from content_provider.config import DEMO_FIXTURES, ConfigError, in_package, load_settings, parse_settings
+from content_provider.config.settings import DEMO_FIXTURES, in_package, load_settings, parse_settings
+from content_provider.core.reader import ConfigError
 
 
 def parse(data: Any, env: dict[str, str] | None = None) -> Any:

@@ -17,9 +17,10 @@ from aiohttp.test_utils import TestServer
 from PIL import Image
 
 from content_provider.cli import main
-from content_provider.conformance import RULES, check
-from content_provider.faultpayloads import PAYLOAD_MODES
-from content_provider.faults import CONNECTION_MODES
+from content_provider.conformance.checker import check
+from content_provider.conformance.rules import RULES
+from content_provider.faults.payloads import PAYLOAD_MODES
+from content_provider.faults.rules import CONNECTION_MODES
 
 from .helpers import DOC_AUTH, DOC_CARD, MakeClient, faults
 

@@ -8,7 +8,7 @@ import io
 import pytest
 from PIL import Image
 
-from content_provider.contract import (
+from content_provider.core.contract import (
     CARD_ASPECT,
     JWS_TYPE,
     UseCase,
@@ -20,8 +20,8 @@ from content_provider.contract import (
     jws_part,
     parse_content_id,
 )
-from content_provider.generate import card_jpeg
-from content_provider.signing import stand_in_signer
+from content_provider.fixtures.generate import card_jpeg
+from content_provider.signing.jws import stand_in_signer
 
 from .helpers import DOC_AUTH, DOC_CARD, MakeClient, get_content
 

@@ -32,8 +32,9 @@ import yaml
 
 from content_provider.app import create_app
 from content_provider.cli import _effective_environ, build_parser
-from content_provider.config import ENV_PREFIX, ConfigError, Settings, find_config, parse_settings
-from content_provider.faults import split_directives
+from content_provider.config.settings import ENV_PREFIX, Settings, find_config, parse_settings
+from content_provider.core.reader import ConfigError
+from content_provider.faults.directives import split_directives
 
 from .docs import LANGUAGES, PYTHON_KINDS, ROOT, Block, blocks, code_spans, read, table
 from .helpers import DOC_CARD, MakeClient, get_content

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from content_provider.cli import main
-from content_provider.explain import edits_within
-from content_provider.keys import EXPLAINER
+from content_provider.fixtures.explain import EXPLAINER, edits_within
 
 from .helpers import MakeClient, faults, get_content
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from content_provider.faults import Window
+from content_provider.faults.rules import Window
 
 from .helpers import DOC_CARD, MakeClient, faults, get_content
 

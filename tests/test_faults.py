@@ -20,11 +20,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from joserfc.errors import BadSignatureError, JoseError
 from PIL import Image, ImageOps
 
-from content_provider.contract import UseCase, parse_content_id
-from content_provider.faultpayloads import PAYLOAD_MODES
-from content_provider.faults import FaultEngine, draw, split_directives
-from content_provider.schema import ConfigError
-from content_provider.signing import verify_back
+from content_provider.core.contract import UseCase, parse_content_id
+from content_provider.core.reader import ConfigError
+from content_provider.faults.directives import split_directives
+from content_provider.faults.engine import FaultEngine, draw
+from content_provider.faults.payloads import PAYLOAD_MODES
+from content_provider.signing.jws import verify_back
 
 from .helpers import DOC_CARD, MakeClient, faults, get_content
 
@@ -513,8 +514,8 @@ async def test_per_id_sequences_and_rate_windows_are_bounded(
     make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One entry per content id or client, forever, was a leak: the least recently seen go first."""
-    import content_provider.faults as faults_module
-    from content_provider.keys import FAULTS
+    import content_provider.faults.engine as faults_module
+    from content_provider.faults.engine import FAULTS
 
     monkeypatch.setattr(faults_module, "KEYED_STATES", 20)
     rules = [

@@ -11,11 +11,11 @@ from aiohttp import web
 from PIL import Image
 
 from content_provider.app import create_app
-from content_provider.config import Settings
-from content_provider.generate import card_jpeg
-from content_provider.imagecheck import jpeg_problem
-from content_provider.keys import STORE
-from content_provider.store import FixtureError
+from content_provider.config.settings import Settings
+from content_provider.conformance.jpeg import jpeg_problem
+from content_provider.fixtures.answers import FixtureError
+from content_provider.fixtures.generate import card_jpeg
+from content_provider.fixtures.store import STORE
 
 from .helpers import MakeClient, get_content, png_bytes
 
@@ -129,7 +129,7 @@ async def test_read_error_is_a_clear_500_not_a_crash(make_client: MakeClient, mo
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("content_provider.store.read_file", refuse)
+    monkeypatch.setattr("content_provider.fixtures.store.read_file", refuse)
     response = await get_content(client, "PROV:stranger")
     assert response.status == 500
     body = await response.json()
@@ -149,7 +149,7 @@ async def test_an_unreadable_fixture_folder_is_a_clear_500_per_request(
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("content_provider.store.os.stat", refuse)
+    monkeypatch.setattr("content_provider.fixtures.store.os.stat", refuse)
     for _ in range(2):
         response = await get_content(client, "PROV:stranger")
         assert response.status == 500

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from content_provider.generate import card_jpeg
+from content_provider.fixtures.generate import card_jpeg
 from content_provider.pytest_plugin import ContentProviderServer
 
 SECRET = card_jpeg("SECRET from outside the fixture folder")

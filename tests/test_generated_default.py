@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from content_provider.config import ConfigError, parse_settings
-from content_provider.keys import STORE
-from content_provider.signing import verify_back
+from content_provider.config.settings import parse_settings
+from content_provider.core.reader import ConfigError
+from content_provider.fixtures.store import STORE
+from content_provider.signing.jws import verify_back
 
 from .helpers import MakeClient, get_content
 

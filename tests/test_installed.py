@@ -28,11 +28,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from content_provider import __version__
-from content_provider.fsutil import copy_tree
-from content_provider.generate import card_jpeg
-from content_provider.imagecheck import image_size
-from content_provider.signing import verify_back
+from content_provider.conformance.jpeg import image_size
+from content_provider.core.fsutil import copy_tree
+from content_provider.core.version import __version__
+from content_provider.fixtures.generate import card_jpeg
+from content_provider.signing.jws import verify_back
 
 from .helpers import DOC_AUTH, DOC_CARD
 from .test_cli import SERVING, Server

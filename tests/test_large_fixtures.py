@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from content_provider.app import STARTUP_CHECK_FOLDERS
-from content_provider.config import ConfigError, parse_settings
-from content_provider.generate import card_jpeg
-from content_provider.imagecheck import jpeg_problem
-from content_provider.keys import STORE
+from content_provider.config.settings import parse_settings
+from content_provider.conformance.jpeg import jpeg_problem
+from content_provider.core.reader import ConfigError
+from content_provider.fixtures.generate import card_jpeg
+from content_provider.fixtures.store import STORE
 
 from .helpers import MakeClient, get_content
 
@@ -40,7 +41,7 @@ def decoded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         seen.append(len(data))
         return jpeg_problem(data, **kwargs)
 
-    monkeypatch.setattr("content_provider.store.jpeg_problem", counting)
+    monkeypatch.setattr("content_provider.fixtures.store.jpeg_problem", counting)
     return seen
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from content_provider import app_reload
-from content_provider.config import load_settings, parse_settings
-from content_provider.schema import ConfigError, ascii_int
+from content_provider.admin import reload as app_reload
+from content_provider.config.settings import load_settings, parse_settings
+from content_provider.core.reader import ConfigError, ascii_int
 
 from .helpers import DOC_CARD, MakeClient, faults, get_content
 

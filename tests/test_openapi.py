@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from content_provider.app import create_app
-from content_provider.config import Settings
+from content_provider.config.settings import Settings
 
 from .helpers import MakeClient
 

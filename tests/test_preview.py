@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from content_provider.generate import card_jpeg
+from content_provider.fixtures.generate import card_jpeg
 
 from .helpers import DOC_CARD, MakeClient
 

@@ -12,9 +12,9 @@ import re
 
 import yaml
 
-from content_provider.config import parse_settings
-from content_provider.faultpayloads import PAYLOAD_MODES
-from content_provider.faults import CONNECTION_MODES
+from content_provider.config.settings import parse_settings
+from content_provider.faults.payloads import PAYLOAD_MODES
+from content_provider.faults.rules import CONNECTION_MODES
 
 from .docs import DOC_FILES, ROOT, Block, blocks, python_examples, read
 from .helpers import MakeClient
@@ -95,7 +95,7 @@ def test_every_outcome_is_in_the_faults_table() -> None:
 
 
 def test_every_conformance_rule_is_in_the_conformance_page() -> None:
-    from content_provider.conformance import RULES
+    from content_provider.conformance.rules import RULES
 
     page = read("docs/conformance.md")
     for rule in RULES.values():

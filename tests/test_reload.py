@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from content_provider import app_reload as app_module
+from content_provider.admin import reload as app_module
 from content_provider.app import create_app
-from content_provider.config import load_settings
+from content_provider.config.settings import load_settings
 
 from .helpers import DOC_CARD, get_content
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from content_provider.config import Organisation, UserImages
-from content_provider.generate import auth_jpeg, card_jpeg
-from content_provider.store import parse_members
+from content_provider.config.settings import Organisation, UserImages
+from content_provider.fixtures.generate import auth_jpeg, card_jpeg
+from content_provider.fixtures.orgs import parse_members
 
 from .helpers import DOC_CARD, MakeClient, get_content
 

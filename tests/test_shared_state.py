@@ -14,9 +14,10 @@ import aiohttp
 import pytest
 
 from content_provider.client import AdminError, AsyncAdminClient
-from content_provider.config import ConfigError, parse_settings
-from content_provider.faults import draw
-from content_provider.generate import card_jpeg
+from content_provider.config.settings import parse_settings
+from content_provider.core.reader import ConfigError
+from content_provider.faults.engine import draw
+from content_provider.fixtures.generate import card_jpeg
 
 from .helpers import DOC_CARD, MakeClient
 from .redis_server import RedisServer, redis_server
@@ -158,7 +159,7 @@ async def test_losing_redis_keeps_content_served_and_admin_says_503_until_it_is_
 async def test_unreachable_redis_at_start_is_a_clear_error(
     tmp_path: Path, signing_dir: Path, fixture_root: Path
 ) -> None:
-    from content_provider.workers import free_port
+    from content_provider.serving.workers import free_port
 
     url = f"redis://127.0.0.1:{free_port('127.0.0.1')}/0"  # nobody listens there
     config = write_config(tmp_path, fixture_root, signing_dir, f"state:\n  redis_url: {url}\n")

@@ -11,8 +11,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from joserfc.errors import BadSignatureError, JoseError
 
-from content_provider.config import ConfigError, parse_settings
-from content_provider.signing import SUBJECT_CN, load_or_create_signer, signer_for, verify_back
+from content_provider.config.settings import parse_settings
+from content_provider.core.reader import ConfigError
+from content_provider.signing.jws import SUBJECT_CN, load_or_create_signer, signer_for, verify_back
 
 from .helpers import DOC_CARD, MakeClient, get_content
 

@@ -26,10 +26,12 @@ from aiohttp import web
 from cryptography import x509
 from PIL import Image
 
-from content_provider.config import DEMO_FIXTURES, ConfigError, parse_settings
-from content_provider.conformance import Options, basic, check, check_answer, load_trust
-from content_provider.devtls import make_dev_tls, server_context
-from content_provider.signing import verify_back
+from content_provider.config.settings import DEMO_FIXTURES, parse_settings
+from content_provider.conformance.checker import check, load_trust
+from content_provider.conformance.rules import Options, basic, check_answer
+from content_provider.core.reader import ConfigError
+from content_provider.signing.devtls import make_dev_tls, server_context
+from content_provider.signing.jws import verify_back
 from content_provider.upstream.record import FRAGMENT, MANIFEST
 from content_provider.upstream.validate import Validator, verdict_of
 

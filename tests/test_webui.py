@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from content_provider.faultpayloads import PAYLOAD_MODES
-from content_provider.webui import TEXT_COLOURS
+from content_provider.admin.webui import TEXT_COLOURS
+from content_provider.faults.payloads import PAYLOAD_MODES
 
 from .helpers import MakeClient
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from content_provider.client import AdminClient
-from content_provider.config import Settings
-from content_provider.generate import card_jpeg
+from content_provider.config.settings import Settings
+from content_provider.fixtures.generate import card_jpeg
 from content_provider.pytest_plugin import ContentProviderServer, prepare_fixture_folder
 
 from .browser import launch

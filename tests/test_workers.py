@@ -19,8 +19,9 @@ import aiohttp
 import pytest
 
 from content_provider.client import AsyncAdminClient
-from content_provider.config import ConfigError, parse_settings
-from content_provider.generate import card_jpeg
+from content_provider.config.settings import parse_settings
+from content_provider.core.reader import ConfigError
+from content_provider.fixtures.generate import card_jpeg
 
 from .helpers import DOC_CARD
 from .test_cli import Server, serving, write_config

@@ -7,8 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..keys import FAULTS, JOURNAL
-from . import RuleChange, StateBackend
+from content_provider.faults.engine import FAULTS
+from content_provider.state.base import RuleChange, StateBackend
+from content_provider.state.journal import JOURNAL
 
 
 class MemoryState(StateBackend):

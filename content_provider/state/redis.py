@@ -37,12 +37,15 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError, WatchError
 
-from ..faults import Counted, RemoteCounter, Rule, parse_rule
-from ..fsutil import atomic_write
-from ..journal import Entry, Journal, shown
-from ..keys import FAULTS, JOURNAL, SETTINGS, STORE
-from ..schema import ConfigError
-from . import RuleChange, StateBackend, unavailable
+from content_provider.config.settings import SETTINGS
+from content_provider.core.fsutil import atomic_write
+from content_provider.core.reader import ConfigError
+from content_provider.core.records import Entry, shown
+from content_provider.faults.engine import FAULTS, Counted, RemoteCounter
+from content_provider.faults.rules import Rule, parse_rule
+from content_provider.fixtures.store import STORE
+from content_provider.state.base import RuleChange, StateBackend, unavailable
+from content_provider.state.journal import JOURNAL, Journal
 
 log = logging.getLogger("content_provider.state")
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ..errors import ApiError
-from .settings import UpstreamSettings
+from content_provider.config.upstream import UpstreamSettings
+from content_provider.core.errors import ApiError
 
 log = logging.getLogger("content_provider.upstream")
 

@@ -14,50 +14,26 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 
-from ..conformance import Options, load_trust
-from ..contract import ContentId
-from ..errors import ApiError
-from ..journal import Entry
-from ..keys import SETTINGS, STORE, UPSTREAM
-from ..schema import ConfigError
-from ..store import FixtureError, Resolution, UpstreamAnswer
-from .client import Fetched, UpstreamClient, session_ctx
-from .record import Recorder
-from .validate import Validator, Verdict
+from content_provider.config.settings import SETTINGS
+from content_provider.conformance.checker import load_trust
+from content_provider.conformance.rules import Options
+from content_provider.core.contract import ContentId
+from content_provider.core.errors import ApiError
+from content_provider.core.reader import ConfigError
+from content_provider.core.records import Entry, UpstreamNote
+from content_provider.fixtures.answers import FixtureError, Resolution, UpstreamAnswer
+from content_provider.fixtures.store import STORE
+from content_provider.upstream.client import Fetched, UpstreamClient, session_ctx
+from content_provider.upstream.record import Recorder
+from content_provider.upstream.validate import Validator
 
 log = logging.getLogger("content_provider.upstream")
 
 CONFORMANCE_HEADER = "X-Content-Provider-Conformance"
 RESOLVED_HEADER = "X-Content-Provider-Resolved"
-
-
-@dataclass
-class UpstreamNote:
-    """What the journal and the access log say of a request that went upstream."""
-
-    status: int | None = None  # the upstream's status; None when it gave no answer
-    seconds: float = 0.0
-    error: str | None = None  # upstream_unreachable, upstream_timeout, ...
-    verdict: Verdict | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        shown: dict[str, Any] = {"status": self.status, "latencyMs": round(self.seconds * 1000, 2)}
-        if self.error is not None:
-            shown["error"] = self.error
-        if self.verdict is not None:
-            shown["conformance"] = self.verdict.as_json()
-        return shown
-
-    def describe(self) -> str:
-        """For the access log: ``upstream=200/12.3ms conformance=pass`` (rule ids only)."""
-        if self.error is not None:
-            return f"upstream={self.error}"
-        text = f"upstream={self.status}/{self.seconds * 1000:.1f}ms"
-        return text if self.verdict is None else f"{text} conformance={self.verdict.header.replace(' ', ',')}"
 
 
 @dataclass
@@ -72,6 +48,9 @@ class Upstream:
     @property
     def mode(self) -> str:
         return self.client.settings.mode
+
+
+UPSTREAM: web.AppKey[Upstream] = web.AppKey("upstream")  # only with upstream.url
 
 
 async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -135,11 +114,13 @@ async def answer_from_upstream(
     note.status, note.seconds = fetched.status, fetched.seconds
     headers = fetched.passed_headers()
     headers[RESOLVED_HEADER] = upstream.resolution.label
+    verdict = None
     if upstream.validator is not None:
-        note.verdict = await upstream.validator.verdict(content_id.raw, fetched.status, fetched.headers, fetched.body)
-        headers[CONFORMANCE_HEADER] = note.verdict.header
+        verdict = await upstream.validator.verdict(content_id.raw, fetched.status, fetched.headers, fetched.body)
+        note.verdict = verdict
+        headers[CONFORMANCE_HEADER] = verdict.header
     if upstream.recorder is not None:
-        await upstream.recorder.record(content_id, fetched, note.verdict)
+        await upstream.recorder.record(content_id, fetched, verdict)
     return UpstreamAnswer(
         fetched.body,
         upstream.resolution,

@@ -31,13 +31,13 @@ from typing import Any
 
 import yaml
 
-from ..config import SAFE_NAME
-from ..contract import ContentId, UseCase
-from ..fsutil import atomic_write
-from ..layout import JWS_EXTENSION, USERS_DIR
-from ..schema import ConfigError
-from .client import Fetched
-from .validate import Verdict
+from content_provider.config.settings import SAFE_NAME
+from content_provider.core.contract import ContentId, UseCase
+from content_provider.core.fsutil import atomic_write
+from content_provider.core.layout import JWS_EXTENSION, USERS_DIR
+from content_provider.core.reader import ConfigError
+from content_provider.upstream.client import Fetched
+from content_provider.upstream.validate import Verdict
 
 log = logging.getLogger("content_provider.upstream.record")
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from multidict import CIMultiDict
 
-from ..conformance import RULES, Options, Result, check_answer
+from content_provider.conformance.rules import RULES, Options, Result, check_answer
 
 VERDICTS_KEPT = 4096  # each a few hundred bytes: rule ids and evidence strings
 

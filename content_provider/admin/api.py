@@ -1,0 +1,384 @@
+"""The admin API under ``/__admin/``: arrange faults and fixtures, read the journal.
+
+Access: with ``admin.token`` set, every call needs ``Authorization: Bearer <token>``;
+without one, only callers on loopback are served. Hermod's basic-auth credentials
+never open it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import json
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from content_provider.admin.preview import preview
+from content_provider.admin.reload import reload_config
+from content_provider.config.settings import SAFE_NAME, SETTINGS
+from content_provider.conformance.jpeg import jpeg_problem
+from content_provider.core.contract import BARE_IDS_OFF, error_body, parse_content_id
+from content_provider.core.errors import ApiError
+from content_provider.core.fsutil import atomic_write
+from content_provider.core.layout import DEFAULT_DIR, JWS_EXTENSION, ORGS_DIR, SIDES, USERS_DIR, is_card_side, sides_in
+from content_provider.core.reader import ConfigError, ascii_int
+from content_provider.faults.engine import FAULTS
+from content_provider.faults.rules import Rule, parse_rule, parse_rules, unused_name
+from content_provider.fixtures.explain import EXPLAINER, looked_up
+from content_provider.fixtures.store import STORE
+from content_provider.http.errors import json_errors
+from content_provider.state.base import STATE, unavailable
+
+PREFIX = "/__admin"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_UPLOAD = 20 * 1024 * 1024
+KINDS = {"users": USERS_DIR, "orgs": ORGS_DIR}
+
+
+def _is_loopback(request: web.Request) -> bool:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    if not peer:
+        return False
+    try:
+        return ipaddress.ip_address(str(peer[0]).split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+async def admin_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Let the call through to ``handler`` only for who may use the admin API."""
+    settings = request.app[SETTINGS]
+    if not settings.admin_enabled:
+        raise ApiError(404, "not_found", "the admin API is off (admin.enabled: false)")
+    token = settings.admin_token
+    if token is not None:
+        scheme, _, given = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            raise ApiError(
+                401,
+                "unauthorized",
+                "the admin API needs Authorization: Bearer <admin.token>",
+                {"WWW-Authenticate": 'Bearer realm="content-provider admin"'},
+            )
+    elif not _is_loopback(request):
+        raise ApiError(403, "forbidden", "without admin.token the admin API answers only on loopback")
+    return await handler(request)
+
+
+def guarded(handler: Handler) -> Handler:
+    """The admin routes' handlers, behind :func:`admin_guard` (the content provider's are not)."""
+
+    async def guard(request: web.Request) -> web.StreamResponse:
+        return await admin_guard(request, handler)
+
+    return guard
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read())
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "malformed_body", f"the body is not valid JSON: {exc}") from None
+
+
+def _rule_error(exc: ConfigError) -> ApiError:
+    return ApiError(400, "invalid_rule", str(exc))
+
+
+def _rules_json(request: web.Request) -> dict[str, Any]:
+    """The rules as written and, for those with a time window, whether each is in force and for how long."""
+    engine = request.app[FAULTS]
+    shown: dict[str, Any] = {"rules": [rule.spec for rule in engine.rules]}
+    windows = engine.windows()
+    if windows:
+        shown["windows"] = windows
+    return shown
+
+
+# --------------------------------------------------------------------------- rules
+
+
+async def list_rules(request: web.Request) -> web.Response:
+    return web.json_response(_rules_json(request))
+
+
+async def add_rule(request: web.Request) -> web.Response:
+    """Add one rule, last in order. Its name must be new (among the shared rules, with Redis)."""
+    engine = request.app[FAULTS]
+    data = await _json_body(request)
+    added: list[Rule] = []
+
+    def change(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+        try:
+            rule = parse_rule(
+                data, "rule", engine.settings.max_delay_seconds, unused_name((r.name for r in rules), len(rules) + 1)
+            )
+        except ConfigError as exc:
+            raise _rule_error(exc) from None
+        if any(r.name == rule.name for r in rules):
+            raise ApiError(409, "rule_exists", f"rule.name: a rule named {rule.name!r} is already in force")
+        added[:] = [rule]
+        return (*rules, rule)
+
+    await request.app[STATE].change_rules(change, restart=False)
+    return web.json_response(added[0].spec, status=201)
+
+
+async def replace_rules(request: web.Request) -> web.Response:
+    """Replace every rule: ``{"rules": [...]}``. Counters start again."""
+    engine = request.app[FAULTS]
+    data = await _json_body(request)
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+        raise ApiError(400, "invalid_rule", 'the body must be {"rules": [...]} (an empty list removes them all)')
+    try:
+        rules = parse_rules(data["rules"], "rules", engine.settings.max_delay_seconds)
+    except ConfigError as exc:
+        raise _rule_error(exc) from None
+    await request.app[STATE].change_rules(lambda _: rules, restart=True)
+    return web.json_response(_rules_json(request))
+
+
+async def delete_rule(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+
+    def change(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+        kept = tuple(r for r in rules if r.name != name)
+        if len(kept) == len(rules):
+            raise ApiError(404, "no_such_rule", f"no rule named {name!r} is in force")
+        return kept
+
+    await request.app[STATE].change_rules(change, restart=False)
+    return web.json_response(_rules_json(request))
+
+
+async def delete_rules(request: web.Request) -> web.Response:
+    await request.app[STATE].change_rules(lambda _: (), restart=True)
+    return web.json_response(_rules_json(request))
+
+
+async def reset(request: web.Request) -> web.Response:
+    """Back to the configured state: the config's rules, an empty journal."""
+    engine = request.app[FAULTS]
+    state = request.app[STATE]
+    configured = engine.settings.rules
+    await state.change_rules(lambda _: configured, restart=True)
+    await state.clear_journal()
+    request.app[STORE].invalidate()
+    return web.json_response({"reset": True, **_rules_json(request)})
+
+
+async def reload(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    if settings.source is None:
+        raise ApiError(409, "no_config_file", "the server was started without a config file")
+    error = await reload_config(request.app, settings.source)
+    if error is not None:
+        raise ApiError(400, "invalid_config", error)
+    return web.json_response({"reloaded": True, **_rules_json(request)})
+
+
+# --------------------------------------------------------------------------- journal
+
+
+def _limit(request: web.Request) -> int | None:
+    raw = request.query.get("limit")
+    if raw is None:
+        return None
+    limit = ascii_int(raw)
+    if limit is None or limit < 1:
+        raise ApiError(400, "invalid_query", f"limit: expected a positive integer (digits 0-9), got {raw!r}")
+    return limit
+
+
+async def list_requests(request: web.Request) -> web.Response:
+    """Newest first; ``?contentId=`` to filter, ``?limit=`` to cut. With workers: all of theirs."""
+    limit = _limit(request)
+    entries = await request.app[STATE].journal_entries(request.query.get("contentId"), limit)
+    return web.json_response({"requests": entries})
+
+
+async def count_requests(request: web.Request) -> web.Response:
+    content_id = request.query.get("contentId")
+    count = await request.app[STATE].journal_count(content_id)
+    return web.json_response({"contentId": content_id, "count": count})
+
+
+async def clear_requests(request: web.Request) -> web.Response:
+    await request.app[STATE].clear_journal()
+    return web.json_response({"requests": []})
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def _names(folder: Path) -> list[str]:
+    try:
+        return sorted(e.name for e in os.scandir(folder) if e.is_dir() and SAFE_NAME.match(e.name))
+    except FileNotFoundError:
+        return []
+
+
+def _inventory(request: web.Request, problems: list[dict[str, str]]) -> dict[str, Any]:
+    """Blocking (it lists folders): runs in a thread, so it reads nothing the event loop changes."""
+    store = request.app[STORE]
+    root = store.root
+    configured = request.app[SETTINGS].users
+    users = []
+    for name in sorted(set(_names(root / USERS_DIR)) | set(configured)):
+        images = set(sides_in(root / USERS_DIR / name)) if SAFE_NAME.match(name) else set()
+        if name in configured:
+            images |= {side for side in SIDES if getattr(configured[name], side) is not None}
+        users.append({"name": name, "images": [side for side in SIDES if side in images]})
+    store.refresh_organisations()
+    orgs = [
+        {
+            "name": org.name,
+            "images": sides_in(org.folder),
+            "members": sorted(org.members),
+            "patterns": list(org.patterns),
+        }
+        for org in store.organisations()
+    ]
+    return {
+        "root": str(root),
+        "users": users,
+        "organisations": orgs,
+        "default": sides_in(root / DEFAULT_DIR) if request.app[SETTINGS].default_enabled else [],
+        "problems": problems,
+    }
+
+
+async def fixtures(request: web.Request) -> web.Response:
+    """Users, organisations and the default, with the images each has."""
+    # the event loop updates store.problems while serving: copy it here, not in the thread
+    problems = [{"path": str(p), "reason": r} for p, r in sorted(request.app[STORE].problems.items())]
+    return web.json_response(await asyncio.to_thread(_inventory, request, problems))
+
+
+async def resolve(request: web.Request) -> web.Response:
+    """``?contentId=``: which images would answer it, each step of the resolution order, and near misses."""
+    raw = request.query.get("contentId")
+    if not raw:
+        raise ApiError(400, "invalid_query", "contentId: required")
+    try:
+        raw = looked_up(raw, request.app[SETTINGS])
+    except ValueError as exc:
+        raise ApiError(400, "invalid_query", str(exc)) from None
+    content_id = parse_content_id(raw, request.app[SETTINGS].bare_ids)
+    if content_id is None:
+        message = BARE_IDS_OFF
+        misses = await asyncio.to_thread(request.app[EXPLAINER].with_prefix, raw)
+        why = {"answeredBy": None, "steps": [], "nearMisses": [miss.as_json() for miss in misses]}
+        return web.json_response(error_body("unknown_content_id", message, explanation=why), status=404)
+    store = request.app[STORE]
+    explanation = await asyncio.to_thread(request.app[EXPLAINER].explain, content_id)
+    resolution = explanation.resolution
+    if resolution is None:
+        message = f"no {content_id.use_case.name.lower()} image resolves"
+        body = error_body("unknown_content_id", message, explanation=explanation.as_json())
+        return web.json_response(body, status=404)
+    return web.json_response(
+        {
+            "contentId": raw,
+            "useCase": content_id.use_case.value,
+            "subject": content_id.subject,
+            "level": resolution.level,
+            "owner": resolution.owner,
+            "files": {key: str(store.relative(path)) for key, path in resolution.files},
+            "explanation": explanation.as_json(),
+        }
+    )
+
+
+def _target(request: web.Request) -> Path:
+    """The fixture file an upload or delete names, checked field by field."""
+    kind = request.match_info["kind"]
+    side = request.match_info["side"]
+    if side not in SIDES:
+        raise ApiError(400, "invalid_fixture", f"side: expected one of {', '.join(SIDES)}, got {side!r}")
+    root = request.app[STORE].root
+    if kind == "default":
+        return root / DEFAULT_DIR / f"{side}.jpg"
+    if kind not in KINDS:
+        raise ApiError(400, "invalid_fixture", f"kind: expected users, orgs or default, got {kind!r}")
+    name = request.match_info["name"]
+    if not SAFE_NAME.match(name):
+        raise ApiError(400, "invalid_fixture", f"name: {name!r} is not a folder name (letters, digits, . _ @ + = -)")
+    return root / KINDS[kind] / name / f"{side}.jpg"
+
+
+def _write(target: Path, data: bytes) -> None:
+    atomic_write(target, data)
+    target.with_suffix(".jpeg").unlink(missing_ok=True)  # one image per side: a .jpeg twin goes
+    target.with_suffix(JWS_EXTENSION).unlink(missing_ok=True)  # and a recorded back.jws, which would win
+
+
+async def upload(request: web.Request) -> web.Response:
+    """PUT the JPEG bytes as the body. Checked as at start-up, then written atomically."""
+    target = _target(request)
+    state = request.app[STATE]
+    if not state.reachable:  # before the image is written here: it must not be here only
+        raise unavailable()
+    data = await request.read()
+    if len(data) > MAX_UPLOAD:
+        raise ApiError(413, "body_too_large", f"an image may be {MAX_UPLOAD} bytes at most")
+    settings = request.app[SETTINGS]
+    card = is_card_side(request.match_info["side"])
+    reason = await asyncio.to_thread(jpeg_problem, data, card=card, tolerance=settings.aspect_tolerance)
+    if reason is not None:
+        raise ApiError(400, "invalid_image", f"body: {reason}")
+    existed = target.exists()
+    await asyncio.to_thread(_write, target, data)
+    store = request.app[STORE]
+    store.invalidate()
+    await state.image_written(target.relative_to(store.root), data)
+    return web.json_response({"path": str(store.relative(target)), "bytes": len(data)}, status=200 if existed else 201)
+
+
+async def delete_image(request: web.Request) -> web.Response:
+    target = _target(request)
+    state = request.app[STATE]
+    if not state.reachable:
+        raise unavailable()
+    removed = False
+    for candidate in (target, target.with_suffix(".jpeg"), target.with_suffix(JWS_EXTENSION)):
+        try:
+            await asyncio.to_thread(candidate.unlink)
+            removed = True
+        except FileNotFoundError:
+            continue
+    if not removed:
+        raise ApiError(404, "no_such_image", f"{request.app[STORE].relative(target)} does not exist")
+    store = request.app[STORE]
+    store.invalidate()
+    await state.image_written(target.relative_to(store.root), None)
+    return web.json_response({"deleted": str(store.relative(target))})
+
+
+def add_admin_routes(app: web.Application, base_path: str) -> None:
+    base = base_path + PREFIX
+    routes = [
+        web.get(f"{base}/rules", list_rules),
+        web.post(f"{base}/rules", add_rule),
+        web.put(f"{base}/rules", replace_rules),
+        web.delete(f"{base}/rules", delete_rules),
+        web.delete(f"{base}/rules/{{name}}", delete_rule),
+        web.post(f"{base}/reset", reset),
+        web.post(f"{base}/reload", reload),
+        web.get(f"{base}/requests", list_requests),
+        web.get(f"{base}/requests/count", count_requests),
+        web.delete(f"{base}/requests", clear_requests),
+        web.get(f"{base}/fixtures", fixtures),
+        web.get(f"{base}/fixtures/resolve", resolve),
+        web.get(f"{base}/preview", preview),
+        web.put(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", upload),
+        web.delete(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", delete_image),
+        web.put(f"{base}/fixtures/{{kind:default}}/{{side}}", upload),
+        web.delete(f"{base}/fixtures/{{kind:default}}/{{side}}", delete_image),
+    ]
+    app.router.add_routes([web.route(r.method, r.path, json_errors(guarded(r.handler)), **r.kwargs) for r in routes])

@@ -1,0 +1,143 @@
+"""``content-provider check``: the rules run against a live provider over HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+from multidict import CIMultiDict
+
+from content_provider.conformance.rules import MAX_IMAGE_BYTES, Options, Report, _Ids, answer_rules, snippet
+
+DEMO_IDS = ("PROV:67d21afb-e830-4fee-a691-00a997ffbe1a", "AUTH:4018e11f-1209-45f5-ade7-e59004e10745")
+UNKNOWN_ID = "PROV:00000000-0000-4000-8000-000000000000-conformance-probe"
+
+
+async def _post(
+    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], seconds: float
+) -> tuple[int, CIMultiDict[str], bytes, float]:
+    start = time.monotonic()
+    async with session.post(
+        f"{url}/getcontent",
+        data=body,
+        headers={"Content-Type": "application/json", **headers},
+        timeout=aiohttp.ClientTimeout(total=seconds),
+    ) as response:
+        data = await response.read()
+        return response.status, CIMultiDict(response.headers), data, time.monotonic() - start  # header names: any case
+
+
+async def _check_id(
+    session: aiohttp.ClientSession, url: str, content_id: str, options: Options, report: Report
+) -> None:
+    ids = _Ids(report, content_id)
+    auth = options.auth_headers()
+    body = json.dumps({"contentId": content_id}).encode()
+    try:
+        status, headers, data, elapsed = await _post(session, url, body, auth, options.timeout)
+    except TimeoutError:
+        ids.add("CP18", False, f"answer within {options.timeout:g} s", f"no answer after {options.timeout:g} s")
+        ids.add("CP01", False, "200", "no answer (timeout)")
+        return
+    except (aiohttp.ClientError, OSError) as exc:
+        ids.add("CP18", None, "no timing: the connection failed")
+        ids.add("CP01", False, "200", f"{type(exc).__name__}: {exc}")
+        return
+    ids.add("CP18", elapsed <= options.timeout, f"answer within {options.timeout:g} s", f"{elapsed:.2f} s")
+    answer_rules(ids, content_id, status, headers, data, options)
+
+
+async def _check_provider(
+    session: aiohttp.ClientSession, url: str, content_id: str, options: Options, report: Report
+) -> None:
+    """Rules about the provider as a whole; ``content_id`` is one it should answer."""
+    ids = _Ids(report, None)
+    auth = options.auth_headers()
+    if auth:
+        body = json.dumps({"contentId": content_id}).encode()
+        try:
+            bare = await _post(session, url, body, {}, options.timeout)
+            wrong = await _post(session, url, body, options.auth_headers(password_suffix="-wrong"), options.timeout)
+            good = await _post(session, url, body, auth, options.timeout)
+            challenge = bare[1].get("WWW-Authenticate", "")
+            ok = bare[0] == 401 and wrong[0] == 401 and good[0] == 200 and challenge.lower().startswith("basic")
+            ids.add(
+                "CP15",
+                ok,
+                "401 + WWW-Authenticate: Basic without and with wrong credentials, 200 with",
+                f"without: {bare[0]} {challenge!r}; wrong: {wrong[0]}; right: {good[0]}",
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            ids.add("CP15", False, "basic authentication", f"{type(exc).__name__}: {exc}")
+    else:
+        ids.add("CP15", None, "no --user/--password given")
+    probes: list[tuple[str, bytes, Callable[[int], bool], str]] = [
+        (
+            "CP16",
+            json.dumps({"contentId": UNKNOWN_ID}).encode(),
+            lambda s: s != 200,
+            "an unknown id is not 200",
+        ),
+        ("CP17", b'{"contentId": ', lambda s: 400 <= s < 500, "a malformed body gets a 4xx"),
+    ]
+    for rule, body, good_status, checked in probes:
+        try:
+            status, _, data, _ = await _post(session, url, body, auth, options.timeout)
+            ids.add(rule, good_status(status), checked, f"status {status}: {snippet(data)}")
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            ids.add(rule, False, checked, f"{type(exc).__name__}: {exc}")
+
+
+async def check(
+    url: str,
+    content_ids: Sequence[str] = DEMO_IDS,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+    trust: dict[str, Any] | None = None,
+    timeout: float = 10.0,  # noqa: ASYNC109 - per request, passed to aiohttp; not a deadline for the run
+    max_image_bytes: int = MAX_IMAGE_BYTES,
+    aspect_tolerance: float = 0.01,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    """Run every rule against the provider at ``url`` (its content-provider-url)."""
+    options = Options(user, password, trust, timeout, max_image_bytes, aspect_tolerance)
+    report = Report(url.rstrip("/"))
+    async with aiohttp.ClientSession() as session:
+        for content_id in content_ids:
+            if progress:
+                progress(f"checking {content_id}")
+            await _check_id(session, report.url, content_id, options, report)
+        if progress:
+            progress("checking authentication and bad requests")
+        await _check_provider(session, report.url, content_ids[0] if content_ids else DEMO_IDS[0], options, report)
+    order = {content_id: index for index, content_id in enumerate(content_ids)}
+    report.results.sort(key=lambda r: (order.get(r.content_id or "", len(order)), r.rule))
+    return report
+
+
+def load_trust(path: Path) -> dict[str, Any]:
+    """A JWKS file, or a PEM certificate turned into one."""
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("{"):
+        document = json.loads(text)
+        return document if "keys" in document else {"keys": [document]}
+    certificate = x509.load_pem_x509_certificate(text.encode())
+    public = certificate.public_key()
+    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    key: RSAKey | ECKey | OKPKey
+    if isinstance(public, rsa.RSAPublicKey):
+        key = RSAKey.import_key(pem)
+    elif isinstance(public, ec.EllipticCurvePublicKey):
+        key = ECKey.import_key(pem)
+    else:
+        key = OKPKey.import_key(pem)
+    return {"keys": [dict(key.as_dict(private=False), kid=key.thumbprint())]}

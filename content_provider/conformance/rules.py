@@ -1,0 +1,317 @@
+"""Does a content provider honour the contract? A numbered list of rules, run as Hermod would call.
+
+``await check(url)`` returns a :class:`Report`; ``content-provider check URL`` prints it
+for people (a table) or for CI (JSON, JUnit XML). Each rule says whether the vendor's
+text requires it or it is a recommendation of ours; only a failed *required* rule makes
+the report fail.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import io
+import json
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from cryptography import x509
+from joserfc.errors import JoseError
+from PIL import Image
+
+from content_provider.core.contract import CARD_ASPECT, JWS_TYPE
+from content_provider.signing.jws import verify_back
+
+MAX_IMAGE_BYTES = 2 * 1024 * 1024
+MAX_PIXELS = 25_000_000
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    id: str
+    title: str
+    required: bool  # by the vendor's text; otherwise a recommendation of ours
+
+
+RULES = {
+    rule.id: rule
+    for rule in (
+        RuleInfo("CP01", "POST /getcontent answers 200", True),
+        RuleInfo("CP02", "the body is a JSON object with a data array", True),
+        RuleInfo("CP03", "Content-Type is application/json", False),
+        RuleInfo("CP04", "data has 1-2 elements for a card layout, 1 for an authentication image", True),
+        RuleInfo("CP05", "every element has the four string members", True),
+        RuleInfo("CP06", "keys are front (+ back) for a card, auth_image for an authentication image", True),
+        RuleInfo("CP07", "images are base64 image/jpeg", True),
+        RuleInfo("CP08", "images decode as JPEG", True),
+        RuleInfo("CP09", "card sides have the aspect ratio 1200:757", True),
+        RuleInfo("CP10", "images stay under the size limits", False),
+        RuleInfo("CP11", "images are plain JPEG (baseline, RGB or grey, no EXIF rotation)", False),
+        RuleInfo("CP12", "the back is a signed compact JWS whose payload is a JPEG", True),
+        RuleInfo("CP13", "the back's signature verifies against the trusted keys", True),
+        RuleInfo("CP14", "the back's x5c certificate is within its validity", False),
+        RuleInfo("CP15", "basic authentication: 401 with WWW-Authenticate without credentials, 200 with", True),
+        RuleInfo("CP16", "an unknown content id does not answer 200", False),
+        RuleInfo("CP17", "a malformed body gets a 4xx, not 200 or 5xx", False),
+        RuleInfo("CP18", "answers arrive within the timeout", True),
+    )
+}
+
+
+@dataclass
+class Result:
+    rule: str
+    title: str
+    required: bool
+    status: str  # pass | fail | skip | unverified
+    content_id: str | None
+    checked: str
+    evidence: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "fail"
+
+
+@dataclass
+class Report:
+    url: str
+    results: list[Result] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No required rule failed."""
+        return not any(r.failed and r.required for r in self.results)
+
+    def failed(self, content_id: str | None = None) -> set[str]:
+        return {r.rule for r in self.results if r.failed and (content_id is None or r.content_id == content_id)}
+
+    def as_json(self) -> dict[str, Any]:
+        return {"url": self.url, "ok": self.ok, "results": [asdict(r) for r in self.results]}
+
+
+@dataclass(frozen=True)
+class Options:
+    user: str | None = None
+    password: str | None = None
+    trust: dict[str, Any] | None = None  # a JWKS
+    timeout: float = 10.0
+    max_image_bytes: int = MAX_IMAGE_BYTES
+    aspect_tolerance: float = 0.01
+
+    def auth_headers(self, password_suffix: str = "") -> dict[str, str]:
+        """Basic authentication as Hermod sends it, or nothing when no credentials are given."""
+        if self.user is None or self.password is None:
+            return {}
+        return basic(self.user, self.password + password_suffix)
+
+
+class _Ids:
+    """Collects the results for one content id (into a report's list, or any list)."""
+
+    def __init__(self, report: Report | list[Result], content_id: str | None) -> None:
+        self.results = report.results if isinstance(report, Report) else report
+        self.content_id = content_id
+
+    def add(self, rule: str, ok: bool | None, checked: str, evidence: str = "", unverified: bool = False) -> bool:
+        info = RULES[rule]
+        status = "skip" if ok is None else "unverified" if unverified else "pass" if ok else "fail"
+        self.results.append(
+            Result(rule, info.title, info.required, status, self.content_id, checked, "" if ok else evidence)
+        )
+        return bool(ok)
+
+
+def snippet(data: bytes | str, length: int = 120) -> str:
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    return text if len(text) <= length else text[:length] + f"... ({len(text)} chars)"
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def _decode_jpeg(data: bytes) -> tuple[Image.Image | None, str]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image.load()
+    except Exception as exc:
+        return None, f"not decodable: {exc}"
+    if image.format != "JPEG":
+        return None, f"decodes as {image.format}, not JPEG"
+    return image, ""
+
+
+def _check_image(ids: _Ids, key: str, raw: bytes, card: bool, options: Options) -> None:
+    image, why = _decode_jpeg(raw)
+    if not ids.add("CP08", image is not None, f"{key} decodes as JPEG", f"{key}: {why} ({len(raw)} bytes)"):
+        return
+    assert image is not None
+    width, height = image.size
+    if card:
+        ratio = width / height if height else 0.0
+        ids.add(
+            "CP09",
+            abs(ratio / CARD_ASPECT - 1) <= options.aspect_tolerance,
+            f"{key} is 1200:757 within {options.aspect_tolerance:.0%}",
+            f"{key} is {width}x{height} = {ratio:.4f}, want {CARD_ASPECT:.4f}",
+        )
+    ids.add(
+        "CP10",
+        len(raw) <= options.max_image_bytes and width * height <= MAX_PIXELS,
+        f"{key} is at most {options.max_image_bytes} bytes and {MAX_PIXELS} pixels",
+        f"{key} is {len(raw)} bytes, {width}x{height} = {width * height} pixels",
+    )
+    oddities = []
+    if image.info.get("progressive") or image.info.get("progression"):
+        oddities.append("progressive")
+    if image.mode not in ("RGB", "L"):
+        oddities.append(f"mode {image.mode}")
+    orientation = image.getexif().get(0x0112, 1)
+    if orientation not in (0, 1):
+        oddities.append(f"EXIF orientation {orientation}")
+    ids.add("CP11", not oddities, f"{key} is baseline RGB/grey without rotation", f"{key}: {', '.join(oddities)}")
+
+
+def _b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _check_back(ids: _Ids, element: dict[str, Any], options: Options) -> None:
+    compact = element["data"]
+    parts = compact.split(".")
+    problems = []
+    header: dict[str, Any] = {}
+    payload = b""
+    if element.get("content_encoding") != "text/plain":
+        problems.append(f"content_encoding {element.get('content_encoding')!r}, want 'text/plain'")
+    if element.get("content_type") != JWS_TYPE:
+        problems.append(f"content_type {element.get('content_type')!r}, want {JWS_TYPE!r} (assumed)")
+    if len(parts) != 3:
+        problems.append(f"not HEADER.PAYLOAD.SIGNATURE: {len(parts)} part(s)")
+    else:
+        try:
+            header = json.loads(_b64url(parts[0]))
+            payload = _b64url(parts[1])
+        except (ValueError, binascii.Error) as exc:
+            problems.append(f"header or payload not base64url JSON: {exc}")
+        if str(header.get("alg", "none")).lower() == "none" or not parts[2]:
+            problems.append(f"unsigned: alg {header.get('alg')!r}, signature {len(parts[2])} chars")
+        if payload and _decode_jpeg(payload)[0] is None:
+            problems.append(f"payload is not a decodable JPEG ({len(payload)} bytes)")
+    if not ids.add("CP12", not problems, "back is a signed compact JWS of a JPEG", "; ".join(problems)):
+        ids.add("CP13", None, "signature not checked: the JWS is malformed")
+        ids.add("CP14", None, "certificate not checked: the JWS is malformed")
+        return
+    if options.trust is None:
+        ids.add("CP13", True, "no --trust given: signature NOT verified", unverified=True)
+    else:
+        try:
+            verify_back(compact, options.trust)
+            ids.add("CP13", True, "signature verifies against --trust")
+        except (JoseError, ValueError) as exc:
+            ids.add(
+                "CP13",
+                False,
+                "signature verifies against --trust",
+                f"{type(exc).__name__}: {exc} (kid {header.get('kid')!r})",
+            )
+    chain = header.get("x5c")
+    if not chain:
+        ids.add("CP14", None, "no x5c certificate in the header")
+        return
+    try:
+        certificate = x509.load_der_x509_certificate(base64.b64decode(chain[0]))
+    except (ValueError, binascii.Error) as exc:
+        ids.add("CP14", False, "x5c certificate within its validity", f"x5c[0] is not a certificate: {exc}")
+        return
+    now = datetime.datetime.now(datetime.UTC)
+    ids.add(
+        "CP14",
+        certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc,
+        "x5c certificate within its validity",
+        f"valid {certificate.not_valid_before_utc:%Y-%m-%d} to {certificate.not_valid_after_utc:%Y-%m-%d}",
+    )
+
+
+def _check_answer(ids: _Ids, content_id: str, headers: Mapping[str, str], body: bytes, options: Options) -> None:
+    card = not content_id.upper().startswith("AUTH:")
+    content_type = headers.get("Content-Type", "")
+    ids.add(
+        "CP03",
+        content_type.split(";")[0].strip() == "application/json",
+        "Content-Type",
+        f"Content-Type: {content_type!r}",
+    )
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        ids.add("CP02", False, "JSON object with data array", f"not JSON ({exc}): {snippet(body)}")
+        return
+    if not isinstance(document, dict) or not isinstance(document.get("data"), list):
+        ids.add("CP02", False, "JSON object with data array", f"got {snippet(json.dumps(document))}")
+        return
+    ids.add("CP02", True, "JSON object with data array")
+    elements = document["data"]
+    allowed = (1, 2) if card else (1,)
+    counted = ids.add(
+        "CP04",
+        len(elements) in allowed,
+        f"{'1-2' if card else '1'} element(s)",
+        f"{len(elements)} element(s)",
+    )
+    if not counted and not elements:
+        return
+    members = ("content_encoding", "content_type", "key", "data")
+    bad = [
+        f"element {i}: {sorted(set(e) if isinstance(e, dict) else [])}"
+        for i, e in enumerate(elements)
+        if not isinstance(e, dict) or any(not isinstance(e.get(m), str) for m in members)
+    ]
+    if not ids.add("CP05", not bad, "four string members", "; ".join(bad) + f"; want {list(members)}"):
+        return
+    keys = [e["key"] for e in elements]
+    want = (["front"], ["front", "back"]) if card else (["auth_image"],)
+    ids.add("CP06", keys in [list(w) for w in want], f"keys {' or '.join(str(w) for w in want)}", f"keys {keys}")
+    for element in elements:
+        if element["key"] == "back":
+            _check_back(ids, element, options)
+            continue
+        key = element["key"]
+        problems = []
+        if element["content_encoding"] != "base64":
+            problems.append(f"content_encoding {element['content_encoding']!r}")
+        if element["content_type"] != "image/jpeg":
+            problems.append(f"content_type {element['content_type']!r}")
+        try:
+            raw = base64.b64decode(element["data"], validate=True)
+        except (binascii.Error, ValueError) as exc:
+            problems.append(f"data is not strict base64: {exc} ({snippet(element['data'], 40)})")
+            raw = b""
+        if ids.add("CP07", not problems, f"{key} is base64 image/jpeg", f"{key}: " + "; ".join(problems)):
+            _check_image(ids, key, raw, card, options)
+
+
+def answer_rules(
+    ids: _Ids, content_id: str, status: int, headers: Mapping[str, str], body: bytes, options: Options
+) -> None:
+    """CP01-CP14 on one answer: what ``check`` runs on each id, and what the mock runs on every live
+    upstream answer (content_provider/upstream/validate.py). Blocking: decodes images, verifies the JWS."""
+    if not ids.add("CP01", status == 200, "200", f"status {status}: {snippet(body)}"):
+        return
+    _check_answer(ids, content_id, headers, body, options)
+
+
+def check_answer(
+    content_id: str, status: int, headers: Mapping[str, str], body: bytes, options: Options
+) -> list[Result]:
+    """The results of :func:`answer_rules` for an answer already in hand; blocking, run it in a thread."""
+    results: list[Result] = []
+    answer_rules(_Ids(results, content_id), content_id, status, headers, body, options)
+    return results

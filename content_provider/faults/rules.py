@@ -1,0 +1,405 @@
+"""Fault rules: which requests get which latency or failure, reproducibly.
+
+A rule has a *match* (all ids, a use case, exact ids, patterns), *triggers* (first N,
+every Nth, a probability) and *effects* (a delay, a bandwidth limit, and an outcome:
+an HTTP error, a broken payload, a connection fault, a hang, or a scripted sequence
+of outcomes per id). Rules are looked at in order for every request:
+
+- every rule that matches counts the request, whether or not it then fires;
+- delays of all firing rules add up; the lowest bandwidth limit wins;
+- the first firing rule that has an outcome decides the outcome.
+
+Random choices are a pure function of ``faults.seed``, the rule's name and the rule's
+count (see :func:`draw`), so the same requests in the same order get the same faults on
+every run, and replicas that share their counts (``state.backend: redis``) give the same
+pattern as one process, whichever replica takes which request.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import Any
+
+from content_provider.core.contract import ContentId, UseCase
+from content_provider.core.patterns import compile_pattern
+from content_provider.core.reader import ConfigError, Reader, ascii_int
+from content_provider.faults.payloads import PAYLOAD_MODES
+
+CONNECTION_MODES = ("reset", "close", "partial", "garbage")
+BODY_KINDS = ("json", "empty", "html")
+DELAY_AT = ("headers", "body")
+Z99 = 2.3263478740408408  # standard normal quantile at 0.99
+DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|min|h)?\s*$")
+_UNIT = NormalDist()
+
+
+@dataclass(frozen=True)
+class Delay:
+    """A delay in seconds: fixed, uniform between two bounds, or lognormal from median and p99."""
+
+    kind: str
+    a: float
+    b: float = 0.0
+
+    def sample(self, u: float, cap: float) -> float:
+        """The delay for the uniform draw ``u`` in [0, 1) (see :func:`draw`)."""
+        if self.kind == "fixed":
+            value = self.a
+        elif self.kind == "uniform":
+            value = self.a + (self.b - self.a) * u
+        else:
+            mu = math.log(self.a)
+            sigma = (math.log(self.b) - mu) / Z99
+            value = math.exp(mu + sigma * _UNIT.inv_cdf(min(max(u, 1e-12), 1 - 1e-12)))
+        return min(value, cap)
+
+    def describe(self) -> str:
+        if self.kind == "fixed":
+            return f"{self.a:g}s"
+        if self.kind == "uniform":
+            return f"uniform {self.a:g}-{self.b:g}s"
+        return f"lognormal median {self.a:g}s p99 {self.b:g}s"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a request gets instead of (or as) its normal answer."""
+
+    kind: str  # ok | status | payload | connection | hang
+    status: int = 0
+    body: str = "json"
+    retry_after: float | None = None
+    message: str | None = None
+    mode: str = ""
+
+    def describe(self) -> str:
+        if self.kind == "status":
+            return f"status {self.status}"
+        if self.kind in ("payload", "connection"):
+            return self.mode
+        return self.kind
+
+
+@dataclass(frozen=True)
+class Match:
+    """Which content ids a rule applies to. Empty means every id."""
+
+    use_case: UseCase | None = None
+    ids: frozenset[str] = frozenset()
+    patterns: tuple[str, ...] = ()
+    matchers: tuple[Callable[[str], bool], ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # patterns are checked when the rule is read (Reader.patterns), so they compile here
+        object.__setattr__(self, "matchers", tuple(compile_pattern(p) for p in self.patterns))
+
+    def matches(self, content_id: ContentId) -> bool:
+        if self.use_case is not None and content_id.use_case is not self.use_case:
+            return False
+        if not self.ids and not self.patterns:
+            return True
+        if content_id.raw in self.ids:
+            return True
+        return any(match(content_id.raw) for match in self.matchers)
+
+
+@dataclass(frozen=True)
+class Window:
+    """When a rule is in force, counted from when it was put in force (loaded, reset or added):
+    from ``after`` on, for ``lasting`` seconds (or ever), and within that, when ``period`` is
+    set, during the first ``active`` seconds of every period."""
+
+    after: float = 0.0
+    lasting: float | None = None
+    period: float | None = None
+    active: float = 0.0
+
+    def state(self, elapsed: float) -> tuple[bool, float | None]:
+        """Whether the rule is in force ``elapsed`` s after its start, and in how many seconds that
+        changes (``None``: never again)."""
+        if elapsed < self.after:
+            return False, self.after - elapsed
+        into = elapsed - self.after
+        if self.lasting is not None and into >= self.lasting:
+            return False, None
+        ends_in = None if self.lasting is None else self.lasting - into
+        if self.period is None:
+            return True, ends_in
+        phase = into % self.period
+        on = phase < self.active
+        flips_in = self.active - phase if on else self.period - phase
+        if ends_in is not None and ends_in <= flips_in:
+            return on, ends_in if on else None
+        return on, flips_in
+
+    def describe(self) -> str:
+        parts = []
+        if self.after:
+            parts.append(f"after {self.after:g}s")
+        if self.lasting is not None:
+            parts.append(f"for {self.lasting:g}s")
+        if self.period is not None:
+            parts.append(f"{self.active:g}s of every {self.period:g}s")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    match: Match = Match()
+    probability: float = 1.0
+    first: int | None = None
+    every: int | None = None
+    delay: Delay | None = None
+    delay_at: str = "headers"
+    bandwidth: int | None = None
+    outcome: Outcome | None = None
+    sequence: tuple[Outcome, ...] = ()
+    rate_limit: tuple[int, float] | None = None
+    spec: Any = field(default=None, compare=False)  # as written, for the admin API to show
+    window: Window | None = None
+
+
+@dataclass(frozen=True)
+class FaultSettings:
+    seed: int = 0
+    header: bool = True
+    content_id_directives: bool = False
+    max_delay_seconds: float = 3600.0
+    rules: tuple[Rule, ...] = ()
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_duration(value: Any, key: str) -> float:
+    """Seconds from a number or a string like ``200ms``, ``2s``, ``1.5m``, ``1h``."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a duration like 0.2, '200ms' or '2s', got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = DURATION.match(str(value))
+        if not match:
+            raise ConfigError(f"{key}: expected a duration like 0.2, '200ms' or '2s', got {value!r}")
+        number, unit = float(match.group(1)), match.group(2) or "s"
+        seconds = number * {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}[unit]
+    if seconds < 0 or not math.isfinite(seconds):
+        raise ConfigError(f"{key}: must be zero or more, got {value!r}")
+    return seconds
+
+
+def parse_delay(value: Any, key: str, cap: float) -> Delay:
+    if isinstance(value, dict):
+        reader = Reader(value, key)
+        if "uniform" in value:
+            bounds = reader.raw("uniform")
+            if not isinstance(bounds, list) or len(bounds) != 2:
+                raise ConfigError(f"{key}.uniform: expected [min, max], got {bounds!r}")
+            low = parse_duration(bounds[0], f"{key}.uniform[0]")
+            high = parse_duration(bounds[1], f"{key}.uniform[1]")
+            if low > high:
+                raise ConfigError(f"{key}.uniform: min {low:g}s is above max {high:g}s")
+            delay = Delay("uniform", low, high)
+        elif "lognormal" in value:
+            inner = reader.section("lognormal")
+            median = parse_duration(inner.raw("median"), f"{inner.where}.median")
+            p99 = parse_duration(inner.raw("p99"), f"{inner.where}.p99")
+            inner.finish()
+            if not 0 < median < p99:
+                raise ConfigError(f"{inner.where}: need 0 < median < p99, got median {median:g}s, p99 {p99:g}s")
+            delay = Delay("lognormal", median, p99)
+        elif "fixed" in value:
+            delay = Delay("fixed", parse_duration(reader.raw("fixed"), f"{key}.fixed"))
+        else:
+            raise ConfigError(f"{key}: expected a duration, or one of fixed, uniform, lognormal")
+        reader.finish()
+    else:
+        delay = Delay("fixed", parse_duration(value, key))
+    top = delay.a if delay.kind == "fixed" else delay.b if delay.kind == "uniform" else delay.a
+    if top > cap:
+        raise ConfigError(f"{key}: {top:g}s is over faults.max_delay_seconds ({cap:g}s)")
+    return delay
+
+
+def parse_outcome(value: Any, key: str) -> Outcome:
+    """An outcome: ``ok``, a status (``503``), a payload or connection mode name, ``hang``, or a mapping."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected an outcome, got {value!r}")
+    if isinstance(value, int):
+        return _status(value, key)
+    if isinstance(value, str):
+        text = value.strip()
+        code = ascii_int(text.removeprefix("status:").strip())
+        if code is not None:
+            return _status(code, key)
+        if text in ("ok", "hang"):
+            return Outcome(text)
+        if text in CONNECTION_MODES:
+            return Outcome("connection", mode=text)
+        if text in PAYLOAD_MODES:
+            return Outcome("payload", mode=text)
+        raise ConfigError(
+            f"{key}: unknown outcome {text!r}; expected ok, hang, a status code, one of "
+            f"{', '.join(CONNECTION_MODES)}, or a payload mode ({', '.join(sorted(PAYLOAD_MODES))})"
+        )
+    if isinstance(value, dict):
+        reader = Reader(value, key)
+        if "status" in value:
+            outcome = _status(reader.integer("status", 0, 100, 599), key)
+            body = reader.choice("body", "json", BODY_KINDS)
+            retry = reader.raw("retry_after")
+            retry_after = parse_duration(retry, f"{key}.retry_after") if retry is not None else None
+            message = reader.string("message", None)
+            outcome = Outcome("status", outcome.status, body, retry_after, message)
+        elif "payload" in value:
+            outcome = parse_outcome(reader.choice("payload", "", tuple(sorted(PAYLOAD_MODES))), key)
+        elif "connection" in value:
+            outcome = Outcome("connection", mode=reader.choice("connection", "", CONNECTION_MODES))
+        else:
+            raise ConfigError(f"{key}: a mapping outcome needs one of status, payload, connection")
+        reader.finish()
+        return outcome
+    raise ConfigError(f"{key}: expected an outcome, got {type(value).__name__}")
+
+
+def _status(code: int, key: str) -> Outcome:
+    if not 100 <= code <= 599:
+        raise ConfigError(f"{key}: HTTP status must be 100-599, got {code}")
+    return Outcome("status", code)
+
+
+def _positive_int(reader: Reader, name: str) -> int | None:
+    if reader.raw(name) is None:
+        return None
+    return reader.integer(name, 1, 1, 1 << 40)
+
+
+def unused_name(taken: Iterable[str], position: int) -> str:
+    """The name of an unnamed rule: ``rule-<position>`` (counted from 1), or the next number up
+    that no rule in ``taken`` has."""
+    names = set(taken)
+    number = position
+    while f"rule-{number}" in names:
+        number += 1
+    return f"rule-{number}"
+
+
+def parse_rule(data: Any, key: str, cap: float, default_name: str) -> Rule:
+    """One rule; ``default_name`` when it has none (see :func:`unused_name`)."""
+    reader = Reader(data, key)
+    name = reader.string("name", None)
+    if name is not None and not name.strip():
+        raise ConfigError(f"{reader.key('name')}: may not be empty")
+    name = name or default_name
+    match_reader = reader.section("match")
+    use_case_text = match_reader.choice("use_case", "any", ("any", "PROV", "AUTH"))
+    single = match_reader.string("id", None)
+    ids = match_reader.string_list("ids") + ((single,) if single else ())
+    patterns = match_reader.patterns("patterns")
+    single_pattern = match_reader.string("pattern", None)
+    if single_pattern:
+        patterns += (single_pattern,)
+    match_reader.finish()
+    match = Match(None if use_case_text == "any" else UseCase(use_case_text), frozenset(ids), patterns)
+    probability = reader.number("probability", 1.0, 0.0, 1.0)
+    first = _positive_int(reader, "first")
+    every = _positive_int(reader, "every")
+    delay_value = reader.raw("delay")
+    delay = parse_delay(delay_value, reader.key("delay"), cap) if delay_value is not None else None
+    delay_at = reader.choice("delay_at", "headers", DELAY_AT)
+    bandwidth = _positive_int(reader, "bandwidth")
+    outcome_value = reader.raw("outcome")
+    outcome = parse_outcome(outcome_value, reader.key("outcome")) if outcome_value is not None else None
+    sequence_value = reader.raw("sequence")
+    sequence: tuple[Outcome, ...] = ()
+    if sequence_value is not None:
+        if not isinstance(sequence_value, list) or not sequence_value:
+            raise ConfigError(f"{reader.key('sequence')}: expected a non-empty list of outcomes")
+        sequence = tuple(parse_outcome(v, f"{reader.key('sequence')}[{i}]") for i, v in enumerate(sequence_value))
+    limit_reader = reader.section("rate_limit")
+    rate_limit = None
+    if limit_reader.data:
+        requests = limit_reader.integer("requests", 0, 1, 1 << 30)
+        window = parse_duration(limit_reader.raw("window") or 1, f"{limit_reader.where}.window")
+        if not requests:
+            raise ConfigError(f"{limit_reader.where}.requests: required")
+        rate_limit = (requests, window or 1.0)
+    limit_reader.finish()
+    in_force = _parse_window(reader)
+    reader.finish()
+    if outcome is not None and sequence:
+        raise ConfigError(f"{key}: give outcome or sequence, not both")
+    if outcome is None and not sequence and delay is None and bandwidth is None and rate_limit is None:
+        raise ConfigError(f"{key}: the rule does nothing; give delay, bandwidth, outcome, sequence or rate_limit")
+    spec = {"name": name, **{k: v for k, v in data.items() if k != "name"}}
+    return Rule(
+        name,
+        match,
+        probability,
+        first,
+        every,
+        delay,
+        delay_at,
+        bandwidth,
+        outcome,
+        sequence,
+        rate_limit,
+        spec,
+        in_force,
+    )
+
+
+def _parse_window(reader: Reader) -> Window | None:
+    """``after``, ``for`` and ``every_period: {period, active}``: when a rule is in force."""
+    after_value, for_value = reader.raw("after"), reader.raw("for")
+    after = parse_duration(after_value, reader.key("after")) if after_value is not None else 0.0
+    lasting = parse_duration(for_value, reader.key("for")) if for_value is not None else None
+    if lasting is not None and lasting <= 0:
+        raise ConfigError(f"{reader.key('for')}: must be more than zero, got {for_value!r}")
+    periodic = reader.section("every_period")
+    period = active = None
+    if periodic.data:
+        for name in ("period", "active"):
+            if periodic.data.get(name) is None:
+                raise ConfigError(f"{periodic.key(name)}: required (e.g. every_period: {{period: 5m, active: 1m}})")
+        period = parse_duration(periodic.raw("period"), periodic.key("period"))
+        active = parse_duration(periodic.raw("active"), periodic.key("active"))
+        if period <= 0:
+            raise ConfigError(f"{periodic.key('period')}: must be more than zero")
+        if not 0 < active <= period:
+            raise ConfigError(f"{periodic.key('active')}: must be more than zero and at most the period ({period:g}s)")
+    periodic.finish()
+    if after == 0.0 and lasting is None and period is None:
+        return None
+    return Window(after, lasting, period, active or 0.0)
+
+
+def parse_fault_settings(reader: Reader) -> FaultSettings:
+    seed = reader.integer("seed", 0, 0, (1 << 63) - 1)
+    header = reader.boolean("header", True)
+    directives = reader.boolean("content_id_directives", False)
+    cap = reader.number("max_delay_seconds", 3600.0, 0.0, 7 * 86400.0)
+    rules = parse_rules(reader.raw("rules"), reader.key("rules"), cap)
+    reader.finish()
+    return FaultSettings(seed, header, directives, cap, rules)
+
+
+def parse_rules(value: Any, key: str, cap: float) -> tuple[Rule, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}: expected a list of rules")
+    given = [str(item["name"]) for item in value if isinstance(item, dict) and isinstance(item.get("name"), str)]
+    rules: list[Rule] = []
+    for index, item in enumerate(value):
+        default_name = unused_name([*given, *(r.name for r in rules)], index + 1)
+        rule = parse_rule(item, f"{key}[{index}]", cap, default_name)
+        if any(r.name == rule.name for r in rules):
+            raise ConfigError(f"{key}: two rules are named {rule.name!r}; names must be unique")
+        rules.append(rule)
+    return tuple(rules)

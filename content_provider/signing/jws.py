@@ -1,0 +1,386 @@
+"""The back side's JWS: a development key and certificate of our own, never the vendor's.
+
+A real content provider signs the back of the card with certificates issued by the
+vendor. A mock cannot hold those, so it makes a self-signed development certificate
+whose subject says what it is, puts it in the JWS header (``x5c``) and publishes the
+public key as a JWKS, so a client can verify what it got.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import functools
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import NameOID
+from joserfc import jws
+from joserfc.jwa import JWSAlgModel
+from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
+from joserfc.util import json_b64encode, urlsafe_b64encode
+
+from content_provider.config.settings import ALGORITHMS, KEY_TYPES, STATE_DIR_ENV, Settings
+from content_provider.core.fsutil import atomic_write
+from content_provider.core.reader import ConfigError
+
+log = logging.getLogger("content_provider.signing")
+
+SUBJECT_CN = "content-provider DEV signing - NOT issued by Nexus"
+CERT_DAYS = 825
+SIGNATURES_KEPT = 10_000  # signatures remembered by payload digest: about 0.4 kB each (RSA-2048)
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+JoseKey = RSAKey | ECKey | OKPKey
+
+
+class _EdDSA(JWSAlgModel):
+    """RFC 8037's ``EdDSA`` with an Ed25519 key, as joserfc does it, minus its warning that RFC 9864
+    deprecates the name: we offer it on purpose, for verifiers that know no other."""
+
+    name = "EdDSA"
+    description = "EdDSA (RFC 8037) with an Ed25519 key"
+    key_type = "OKP"
+
+    def sign(self, msg: bytes, key: Any) -> bytes:
+        private = key.get_op_key("sign")
+        if not isinstance(private, ed25519.Ed25519PrivateKey):
+            raise TypeError("EdDSA here needs an Ed25519 key")
+        return private.sign(msg)
+
+    def verify(self, msg: bytes, sig: bytes, key: Any) -> bool:
+        public = key.get_op_key("verify")
+        if not isinstance(public, ed25519.Ed25519PublicKey):
+            return False
+        try:
+            public.verify(sig, msg)
+        except InvalidSignature:
+            return False
+        return True
+
+
+class _Registry(jws.JWSRegistry):
+    """joserfc's JWS algorithms, with :class:`_EdDSA` in place of its EdDSA."""
+
+    algorithms = {**jws.JWSRegistry.algorithms, "EdDSA": _EdDSA()}  # noqa: RUF012 (joserfc reads it from the class)
+
+
+def _registry(algorithms: list[str]) -> jws.JWSRegistry:
+    return _Registry(algorithms=algorithms)
+
+
+def _new_key(family: str) -> PrivateKey:
+    if family == "RSA":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if family == "P-256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if family == "P-384":
+        return ec.generate_private_key(ec.SECP384R1())
+    return ed25519.Ed25519PrivateKey.generate()
+
+
+def _family_of(key: Any) -> str | None:
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RSA"
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return {"secp256r1": "P-256", "secp384r1": "P-384"}.get(key.curve.name)
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return "Ed25519"
+    return None
+
+
+def key_usage(*, digital_signature: bool = False, key_cert_sign: bool = False) -> x509.KeyUsage:
+    """A certificate's key usage: signing data (a leaf) or signing certificates (a CA)."""
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=key_cert_sign,
+        crl_sign=key_cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _new_certificate(
+    key: PrivateKey,
+    common_name: str = SUBJECT_CN,
+    valid: tuple[datetime.datetime, datetime.datetime] | None = None,
+) -> x509.Certificate:
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "content-provider mock (development only)"),
+        ]
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    not_before, not_after = valid or (
+        now - datetime.timedelta(minutes=5),
+        now + datetime.timedelta(days=CERT_DAYS),
+    )
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            key_usage(digital_signature=True),
+            critical=True,
+        )
+    )
+    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return builder.sign(key, algorithm)
+
+
+def _load_key(path: Path) -> PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"signing.key_file: cannot load {path}: {exc}") from None
+    if _family_of(key) is None:
+        raise ConfigError(f"signing.key_file: {path} holds an unsupported key type")
+    return key  # type: ignore[return-value]
+
+
+class _Signatures:
+    """Signatures by the SHA-256 of their payload, the newest ``limit`` kept; shared by threads."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._kept: OrderedDict[bytes, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, digest: bytes) -> bytes | None:
+        return self._kept.get(digest)  # one dictionary read: no lock needed
+
+    def put(self, digest: bytes, signature: bytes) -> None:
+        with self._lock:
+            self._kept[digest] = signature
+            if len(self._kept) > self._limit:
+                self._kept.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Signs payloads as compact JWS and describes its public key."""
+
+    algorithm: str
+    jose_key: JoseKey
+    certificate: x509.Certificate
+    key_file: Path
+    cert_file: Path
+
+    @property
+    def kid(self) -> str:
+        return str(self.jose_key.thumbprint())
+
+    @property
+    def certificate_der(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    @property
+    def certificate_pem(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    def header(self) -> dict[str, Any]:
+        """The protected header (assumed: the vendor's exact header is not public)."""
+        return {**self._header, "x5c": list(self._header["x5c"])}
+
+    @functools.cached_property
+    def _header(self) -> dict[str, Any]:
+        """Made once: the key and certificate never change (a thumbprint and a hash each time cost a cold back)."""
+        der = self.certificate_der
+        return {
+            "alg": self.algorithm,
+            "kid": self.kid,
+            "x5c": [base64.b64encode(der).decode("ascii")],
+            "x5t#S256": base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode(),
+            "cty": "image/jpeg",
+        }
+
+    @functools.cached_property
+    def _registry(self) -> jws.JWSRegistry:
+        return _registry([self.algorithm])
+
+    @functools.cached_property
+    def _header_segment(self) -> bytes:
+        """The protected header as it goes into every JWS, encoded once (as joserfc encodes it)."""
+        return json_b64encode(self._header)
+
+    @functools.cached_property
+    def _signatures(self) -> _Signatures:
+        return _Signatures(SIGNATURES_KEPT)
+
+    def sign(self, payload: bytes, **header: Any) -> str:
+        """Compact JWS of ``payload``; ``header`` overrides members of the protected header.
+
+        With our own header, joserfc's algorithm signs an input made as joserfc's
+        serialize_compact makes it, minus encoding the same header each time; and a payload
+        signed before (many users share one back image) gets its signature again, without a
+        private-key operation: RS256 and EdDSA would give the same bytes, and an ES256 signature
+        stays as valid as a fresh one. Thread-safe: cold ids are signed in worker threads.
+        """
+        if header:
+            protected = {**self._header, **header}
+            return jws.serialize_compact(protected, payload, self.jose_key, registry=self._registry)
+        signing_input = self._header_segment + b"." + urlsafe_b64encode(payload)
+        digest = hashlib.sha256(payload).digest()
+        signature = self._signatures.get(digest)
+        if signature is None:
+            signature = self._registry.get_alg(self.algorithm).sign(signing_input, self.jose_key)
+            self._signatures.put(digest, signature)
+        return (signing_input + b"." + urlsafe_b64encode(signature)).decode("ascii")
+
+    def sign_as(self, purpose: str, payload: bytes) -> str:
+        """Sign as a broken provider would: ``wrong-kid``, ``untrusted`` or ``expired``."""
+        if purpose == "wrong-kid":
+            return self.sign(payload, kid="wrong-kid")
+        return stand_in_signer(self.algorithm, purpose).sign(payload)
+
+    def jwks(self) -> dict[str, Any]:
+        public = dict(self.jose_key.as_dict(private=False))
+        public.update(
+            kid=self.kid,
+            use="sig",
+            alg=self.algorithm,
+            x5c=[base64.b64encode(self.certificate_der).decode("ascii")],
+        )
+        return {"keys": [public]}
+
+
+SIGNER: web.AppKey[Signer] = web.AppKey("signer")
+
+
+def _jose_key(key: PrivateKey) -> JoseKey:
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    family = _family_of(key)
+    if family == "RSA":
+        return RSAKey.import_key(pem)
+    if family == "Ed25519":
+        return OKPKey.import_key(pem)
+    return ECKey.import_key(pem)
+
+
+@functools.cache
+def stand_in_signer(algorithm: str, purpose: str) -> Signer:
+    """A throw-away key, in memory only, with a self-signed certificate nobody trusts.
+
+    ``expired`` gives a certificate that expired in 2020. Used by the JWS fault modes.
+    """
+    key = _new_key(KEY_TYPES[algorithm])
+    valid = None
+    if purpose == "expired":
+        valid = (
+            datetime.datetime(2019, 1, 1, tzinfo=datetime.UTC),
+            datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC),
+        )
+    certificate = _new_certificate(key, f"content-provider {purpose} stand-in", valid)
+    memory = Path(f"(memory: {purpose})")
+    return Signer(algorithm, _jose_key(key), certificate, memory, memory)
+
+
+def signer_for(settings: Settings) -> Signer:
+    """The signer ``settings`` name; the state folder is made first when the key lives there."""
+    hint = ""
+    if settings.state_dir is not None:
+        hint = f"; set {STATE_DIR_ENV} to a folder you can write, or signing.directory in a config file"
+        for folder in sorted({settings.key_file.parent, settings.cert_file.parent}):
+            if not folder.is_relative_to(settings.state_dir):
+                continue  # a file named in the config file: made where it says, as before
+            try:
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot make the folder {folder} for the development signing key ({exc.strerror}){hint}"
+                ) from None
+    return load_or_create_signer(settings.algorithm, settings.key_file, settings.cert_file, hint=hint)
+
+
+def load_or_create_signer(algorithm: str, key_file: Path, cert_file: Path, *, hint: str = "") -> Signer:
+    """Load the development key and certificate, making them on first use.
+
+    A key of the wrong type for ``algorithm`` is an error, not silently replaced; an
+    expired or missing certificate is re-issued for the same key. ``hint`` ends the
+    message when a file cannot be written.
+    """
+    family = KEY_TYPES[algorithm]
+    if key_file.exists():
+        key = _load_key(key_file)
+        if _family_of(key) != family:
+            raise ConfigError(
+                f"signing.key_file: {key_file} holds a {_family_of(key)} key but signing.algorithm "
+                f"{algorithm} needs {family}; point key_file elsewhere or remove the file"
+            )
+    else:
+        key = _new_key(family)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        try:
+            atomic_write(key_file, pem, mode=0o600)
+        except OSError as exc:
+            raise ConfigError(f"signing.key_file: cannot write {key_file}: {exc}{hint}") from None
+        log.warning("made a new development signing key (%s) at %s", family, key_file)
+
+    certificate = None
+    if cert_file.exists():
+        try:
+            certificate = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"signing.cert_file: cannot load {cert_file}: {exc}") from None
+        if certificate.public_key() != key.public_key():
+            log.warning("certificate %s does not match the key %s; issuing a new one", cert_file, key_file)
+            certificate = None
+        elif certificate.not_valid_after_utc <= datetime.datetime.now(datetime.UTC):
+            log.warning("certificate %s expired; issuing a new one", cert_file)
+            certificate = None
+    if certificate is None:
+        certificate = _new_certificate(key)
+        try:
+            atomic_write(cert_file, certificate.public_bytes(serialization.Encoding.PEM))
+        except OSError as exc:
+            raise ConfigError(f"signing.cert_file: cannot write {cert_file}: {exc}{hint}") from None
+
+    return Signer(algorithm, _jose_key(key), certificate, key_file, cert_file)
+
+
+def verifying_registry(algorithms: list[str] | None = None) -> jws.JWSRegistry:
+    """A joserfc registry for checking back sides.
+
+    joserfc's defaults refuse a header over 512 bytes and a payload over 128 kB, and a
+    back side carries a certificate in ``x5c`` and a whole JPEG, so limits are raised.
+    """
+    registry = _registry(algorithms or list(ALGORITHMS))
+    registry.max_header_length = 64 * 1024
+    registry.max_payload_length = 64 * 1024 * 1024
+    registry.max_signature_length = 4 * 1024
+    return registry
+
+
+def verify_back(
+    compact: str, jwks: dict[str, Any], algorithms: list[str] | None = None
+) -> tuple[dict[str, Any], bytes]:
+    """Verify a back side against a JWKS; its protected header and payload (the JPEG).
+
+    Raises ``joserfc.errors.JoseError`` (e.g. ``BadSignatureError``) when it does not verify.
+    """
+    keys = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+    registry = verifying_registry(algorithms)
+    verified = jws.deserialize_compact(compact, keys, registry=registry)
+    return dict(verified.headers()), verified.payload
