@@ -147,7 +147,7 @@ def test_sdist_holds_what_a_build_needs(built: Built) -> None:
             if handle is not None and member.name.startswith(top + "fixtures/images/"):
                 demo[member.name.removeprefix(top + "fixtures/images/")] = handle.read()
     assert {"pyproject.toml", "README.md", "PKG-INFO", "config.yaml"} <= names
-    assert {"content_provider/openapi.json", *(f"content_provider/webui/{f}" for f in WEBUI)} <= names
+    assert {"content_provider/openapi.json", *(f"content_provider/admin/webui/{f}" for f in WEBUI)} <= names
     assert {n for n in names if n.startswith("fixtures/")} == {f"fixtures/images/{n}" for n in demo_files()}
     assert demo == demo_files()
     assert not [n for n in names if "__pycache__" in n or n.startswith((".venv", "tests/", "bench/"))]
@@ -163,10 +163,10 @@ def test_wheel_carries_the_demo_set_and_package_data(built: Built) -> None:
         }
         metadata = wheel.read(f"content_provider-{__version__}.dist-info/METADATA").decode()
     assert bundled == demo_files()
-    assert {"content_provider/openapi.json", *(f"content_provider/webui/{f}" for f in WEBUI)} <= names
+    assert {"content_provider/openapi.json", *(f"content_provider/admin/webui/{f}" for f in WEBUI)} <= names
     assert {n.split("/")[0] for n in names} == {"content_provider", f"content_provider-{__version__}.dist-info"}
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-    assert f"\nVersion: {__version__}\n" in metadata  # the one version, from content_provider/__init__.py
+    assert f"\nVersion: {__version__}\n" in metadata  # the one version, from content_provider/core/version.py
 
 
 def test_metadata_renders(built: Built) -> None:

@@ -25,7 +25,7 @@ from content_provider.core.layout import SIDES
 from content_provider.core.reader import ConfigError, Reader, ascii_int, bounded
 from content_provider.faults.rules import FaultSettings, parse_fault_settings
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # content_provider/
 DEFAULT_CONFIG_NAME = "config.yaml"
 
 
@@ -39,7 +39,7 @@ def _demo_fixtures() -> Path:
         ours = False
     if ours and (checkout / "fixtures" / "images").is_dir():
         return checkout / "fixtures" / "images"
-    bundled = resources.files(__package__ or "content_provider").joinpath("demo_fixtures")
+    bundled = resources.files("content_provider").joinpath("demo_fixtures")
     return bundled if isinstance(bundled, Path) else PACKAGE_DIR / "demo_fixtures"
 
 

@@ -217,7 +217,7 @@ async def index(request: web.Request) -> web.Response:
     )
 
 
-OPENAPI = json.loads(resources.files(__package__).joinpath("openapi.json").read_text(encoding="utf-8"))
+OPENAPI = json.loads(resources.files("content_provider").joinpath("openapi.json").read_text(encoding="utf-8"))
 
 
 async def openapi(request: web.Request) -> web.Response:
