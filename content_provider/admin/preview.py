@@ -19,6 +19,7 @@ from cryptography import x509
 from joserfc.errors import JoseError
 
 from content_provider.config.settings import SETTINGS
+from content_provider.core.b64 import b64url_decode
 from content_provider.core.contract import BARE_IDS_OFF, UseCase, parse_content_id
 from content_provider.core.errors import ApiError
 from content_provider.core.layout import is_recorded_back
@@ -39,7 +40,7 @@ def _unverified_payload(compact: str) -> bytes | None:
     if len(parts) != 3:
         return None
     try:
-        return base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        return b64url_decode(parts[1])
     except ValueError:
         return None
 
@@ -47,7 +48,7 @@ def _unverified_payload(compact: str) -> bytes | None:
 def _signer(compact: str) -> tuple[str | None, str | None]:
     """The algorithm and the subject of the ``x5c`` certificate of a JWS, read without verifying."""
     try:
-        header = json.loads(base64.urlsafe_b64decode(compact.split(".")[0] + "=" * (-len(compact.split(".")[0]) % 4)))
+        header = json.loads(b64url_decode(compact.split(".")[0]))
         certificate = x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0]))
         return str(header.get("alg")), certificate.subject.rfc4514_string()
     except (ValueError, KeyError, IndexError, TypeError):

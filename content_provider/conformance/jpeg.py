@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
+from content_provider.core.b64 import b64url_decode
 from content_provider.core.contract import CARD_ASPECT
 
 
@@ -23,35 +25,80 @@ class FixtureProblem:
         return f"{self.path}: {self.reason}"
 
 
-def jpeg_problem(data: bytes, *, card: bool, tolerance: float) -> str | None:
-    """Why ``data`` is not a good fixture, or ``None`` when it is.
+@dataclass(frozen=True)
+class Decoded:
+    """What decoding an image told: its format and, for a JPEG, what the phone would make of it."""
 
-    Decodes the whole image, so a JPEG cut short or with damaged bytes is caught; at an
-    eighth of the size (libjpeg's DCT scaling), which still reads every byte of the scan
-    but is about four times faster than a full decode. Card sides (front, back) must also
-    be 1200:757 within ``tolerance`` (relative).
+    format: str | None
+    width: int
+    height: int
+    mode: str
+    progressive: bool
+    orientation: int  # EXIF 0x0112; 1 (or 0) is upright
+
+
+class Undecodable(Exception):
+    """Pillow could not read the bytes as any image."""
+
+
+def decode_image(data: bytes, *, draft: bool = False) -> Decoded:
+    """Decode the whole of ``data`` (so a JPEG cut short or damaged is caught), or raise
+    :class:`Undecodable`; the one decode the store, the admin API, the checker and upstream
+    validation share.
+
+    ``draft``: a JPEG is decoded at an eighth of its size (libjpeg's DCT scaling), which still
+    reads every byte of the scan but is about four times faster; the size reported is the
+    full one. A full decode does not warn of a decompression bomb (the checker judges size
+    itself, CP10); a draft one warns as Pillow does, as fixtures always have.
     """
+    try:
+        with contextlib.nullcontext() if draft else warnings.catch_warnings():
+            if not draft:
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                kind = image.format
+                width, height = image.size
+                if draft and kind == "JPEG":
+                    image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
+                image.load()
+                progressive = bool(image.info.get("progressive") or image.info.get("progression"))
+                orientation = image.getexif().get(0x0112, 1)
+                return Decoded(kind, width, height, image.mode, progressive, orientation)
+    except Exception as exc:  # Pillow raises many types for broken input
+        raise Undecodable(str(exc)) from None
+
+
+def is_jpeg(data: bytes) -> bool:
+    """Whether ``data`` decodes, whole, as a JPEG."""
+    try:
+        return decode_image(data).format == "JPEG"
+    except Undecodable:
+        return False
+
+
+def aspect_problem(width: int, height: int, tolerance: float) -> str | None:
+    """Why a card side of ``width`` x ``height`` is not 1200:757 within ``tolerance`` (relative)."""
+    ratio = width / height if height else 0.0
+    if abs(ratio / CARD_ASPECT - 1) <= tolerance:
+        return None
+    return f"{width}x{height} = {ratio:.4f} is off 1200:757 = {CARD_ASPECT:.4f} by more than {tolerance:.1%}"
+
+
+def jpeg_problem(data: bytes, *, card: bool, tolerance: float) -> str | None:
+    """Why ``data`` is not a good fixture, or ``None`` when it is: a readable JPEG and, for
+    card sides (front, back), 1200:757 within ``tolerance``."""
     if not data:
         return "empty file"
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            kind = image.format
-            size = image.size
-            if kind == "JPEG":
-                image.draft(image.mode, (max(1, size[0] // 8), max(1, size[1] // 8)))
-            image.load()
-    except Exception as exc:  # Pillow raises many types for broken input
+        decoded = decode_image(data, draft=True)
+    except Undecodable as exc:
         return f"not a readable image: {exc}"
-    if kind != "JPEG":
-        return f"not a JPEG (Pillow reads it as {kind})"
-    width, height = size
-    if card and height:
-        ratio = width / height
-        if abs(ratio / CARD_ASPECT - 1) > tolerance:
-            return (
-                f"aspect ratio {width}x{height} = {ratio:.4f} is off 1200:757 = {CARD_ASPECT:.4f} "
-                f"by more than {tolerance:.1%}"
-            )
+    if decoded.format != "JPEG":
+        return f"not a JPEG (Pillow reads it as {decoded.format})"
+    if card and decoded.height:
+        problem = aspect_problem(decoded.width, decoded.height, tolerance)
+        if problem is not None:
+            return f"aspect ratio {problem}"
     return None
 
 
@@ -74,7 +121,7 @@ def jws_payload(data: bytes) -> tuple[str, bytes] | str:
     if len(parts) != 3:
         return f"not a compact JWS: {len(parts)} part(s), want HEADER.PAYLOAD.SIGNATURE"
     try:
-        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        payload = b64url_decode(parts[1])
     except ValueError as exc:
         return f"not a compact JWS: the payload is not base64url ({exc})"
     return compact, payload

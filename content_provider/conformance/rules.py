@@ -11,17 +11,16 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
-import io
 import json
-import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cryptography import x509
 from joserfc.errors import JoseError
-from PIL import Image
 
+from content_provider.conformance.jpeg import Undecodable, aspect_problem, decode_image, is_jpeg
+from content_provider.core.b64 import b64url_decode, basic_authorization
 from content_provider.core.contract import CARD_ASPECT, JWS_TYPE
 from content_provider.signing.jws import verify_back
 
@@ -131,34 +130,23 @@ def snippet(data: bytes | str, length: int = 120) -> str:
 
 
 def basic(user: str, password: str) -> dict[str, str]:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
-
-
-def _decode_jpeg(data: bytes) -> tuple[Image.Image | None, str]:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            image.load()
-    except Exception as exc:
-        return None, f"not decodable: {exc}"
-    if image.format != "JPEG":
-        return None, f"decodes as {image.format}, not JPEG"
-    return image, ""
+    return {"Authorization": basic_authorization(user, password)}
 
 
 def _check_image(ids: _Ids, key: str, raw: bytes, card: bool, options: Options) -> None:
-    image, why = _decode_jpeg(raw)
-    if not ids.add("CP08", image is not None, f"{key} decodes as JPEG", f"{key}: {why} ({len(raw)} bytes)"):
+    try:
+        image = decode_image(raw)
+        why = "" if image.format == "JPEG" else f"decodes as {image.format}, not JPEG"
+    except Undecodable as exc:
+        why = f"not decodable: {exc}"
+    if not ids.add("CP08", not why, f"{key} decodes as JPEG", f"{key}: {why} ({len(raw)} bytes)"):
         return
-    assert image is not None
-    width, height = image.size
+    width, height = image.width, image.height
     if card:
         ratio = width / height if height else 0.0
         ids.add(
             "CP09",
-            abs(ratio / CARD_ASPECT - 1) <= options.aspect_tolerance,
+            aspect_problem(width, height, options.aspect_tolerance) is None,
             f"{key} is 1200:757 within {options.aspect_tolerance:.0%}",
             f"{key} is {width}x{height} = {ratio:.4f}, want {CARD_ASPECT:.4f}",
         )
@@ -169,18 +157,13 @@ def _check_image(ids: _Ids, key: str, raw: bytes, card: bool, options: Options) 
         f"{key} is {len(raw)} bytes, {width}x{height} = {width * height} pixels",
     )
     oddities = []
-    if image.info.get("progressive") or image.info.get("progression"):
+    if image.progressive:
         oddities.append("progressive")
     if image.mode not in ("RGB", "L"):
         oddities.append(f"mode {image.mode}")
-    orientation = image.getexif().get(0x0112, 1)
-    if orientation not in (0, 1):
-        oddities.append(f"EXIF orientation {orientation}")
+    if image.orientation not in (0, 1):
+        oddities.append(f"EXIF orientation {image.orientation}")
     ids.add("CP11", not oddities, f"{key} is baseline RGB/grey without rotation", f"{key}: {', '.join(oddities)}")
-
-
-def _b64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _check_back(ids: _Ids, element: dict[str, Any], options: Options) -> None:
@@ -197,13 +180,13 @@ def _check_back(ids: _Ids, element: dict[str, Any], options: Options) -> None:
         problems.append(f"not HEADER.PAYLOAD.SIGNATURE: {len(parts)} part(s)")
     else:
         try:
-            header = json.loads(_b64url(parts[0]))
-            payload = _b64url(parts[1])
+            header = json.loads(b64url_decode(parts[0]))
+            payload = b64url_decode(parts[1])
         except (ValueError, binascii.Error) as exc:
             problems.append(f"header or payload not base64url JSON: {exc}")
         if str(header.get("alg", "none")).lower() == "none" or not parts[2]:
             problems.append(f"unsigned: alg {header.get('alg')!r}, signature {len(parts[2])} chars")
-        if payload and _decode_jpeg(payload)[0] is None:
+        if payload and not is_jpeg(payload):
             problems.append(f"payload is not a decodable JPEG ({len(payload)} bytes)")
     if not ids.add("CP12", not problems, "back is a signed compact JWS of a JPEG", "; ".join(problems)):
         ids.add("CP13", None, "signature not checked: the JWS is malformed")

@@ -18,6 +18,7 @@ from typing import Any
 
 from PIL import Image
 
+from content_provider.core.b64 import b64url_decode, b64url_encode
 from content_provider.core.contract import JWS_TYPE
 
 Elements = list[dict[str, str]]
@@ -47,10 +48,6 @@ def _json(elements: Elements, **top: Any) -> bytes:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _first_image(ctx: PayloadContext) -> bytes:
@@ -139,7 +136,7 @@ def _back_index(ctx: PayloadContext) -> tuple[Elements, int, bytes]:
     for index, element in enumerate(elements):
         if element["key"] == "back":
             _, payload, _ = element["data"].split(".")
-            return elements, index, base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+            return elements, index, b64url_decode(payload)
     jpeg = _first_image(ctx)
     elements.append({"content_encoding": "text/plain", "content_type": JWS_TYPE, "key": "back", "data": ""})
     return elements, len(elements) - 1, jpeg
@@ -158,15 +155,15 @@ def _back_mode(
 
 def _bad_signature(ctx: PayloadContext, jpeg: bytes) -> str:
     header, payload, signature = ctx.sign(jpeg).split(".")
-    raw = bytearray(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)))
+    raw = bytearray(b64url_decode(signature))
     raw[len(raw) // 2] ^= 0x5A
-    return f"{header}.{payload}.{_b64url(bytes(raw))}"
+    return f"{header}.{payload}.{b64url_encode(bytes(raw))}"
 
 
 def _alg_none(ctx: PayloadContext, jpeg: bytes) -> str:
     header = {k: v for k, v in ctx.header.items() if k not in ("x5c", "x5t#S256")}
     header["alg"] = "none"
-    return f"{_b64url(json.dumps(header).encode())}.{_b64url(jpeg)}."
+    return f"{b64url_encode(json.dumps(header).encode())}.{b64url_encode(jpeg)}."
 
 
 def _wrong_kid(ctx: PayloadContext, jpeg: bytes) -> str:

@@ -31,6 +31,7 @@ from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 from joserfc.util import json_b64encode, urlsafe_b64encode
 
 from content_provider.config.settings import ALGORITHMS, KEY_TYPES, STATE_DIR_ENV, Settings
+from content_provider.core.b64 import b64url_encode
 from content_provider.core.fsutil import atomic_write
 from content_provider.core.reader import ConfigError
 
@@ -210,7 +211,7 @@ class Signer:
             "alg": self.algorithm,
             "kid": self.kid,
             "x5c": [base64.b64encode(der).decode("ascii")],
-            "x5t#S256": base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode(),
+            "x5t#S256": b64url_encode(hashlib.sha256(der).digest()),
             "cty": "image/jpeg",
         }
 

@@ -15,7 +15,6 @@ is made once more on a fresh one: ``POST /getcontent`` only reads, so it is safe
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import ssl
 import time
@@ -26,6 +25,7 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from content_provider.config.upstream import UpstreamSettings
+from content_provider.core.b64 import basic_authorization
 from content_provider.core.errors import ApiError
 
 log = logging.getLogger("content_provider.upstream")
@@ -79,8 +79,7 @@ class UpstreamClient:
         self._url = f"{settings.url}/getcontent"
         self._headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
         if settings.username is not None and settings.password is not None:
-            token = base64.b64encode(f"{settings.username}:{settings.password}".encode()).decode("ascii")
-            self._headers["Authorization"] = f"Basic {token}"
+            self._headers["Authorization"] = basic_authorization(settings.username, settings.password)
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout)
 
     async def post(self, body: bytes) -> Fetched:
