@@ -9,7 +9,8 @@ and may change between versions; docs/architecture.md shows how they are layered
 
 from content_provider.app import create_app
 from content_provider.client import AdminClient, AdminError, AsyncAdminClient
-from content_provider.config.settings import Settings, load_settings, parse_settings
+from content_provider.config.parse import load_settings, parse_settings
+from content_provider.config.settings import Settings
 from content_provider.core.reader import ConfigError
 from content_provider.core.version import __version__
 

@@ -24,7 +24,9 @@ from typing import Any
 from aiohttp import web
 
 from content_provider.app import SHUTDOWN_TIMEOUT, create_app
-from content_provider.config.settings import ENV_PREFIX, SAFE_NAME, Settings, find_config, in_package, load_settings
+from content_provider.config.environment import ENV_PREFIX
+from content_provider.config.parse import find_config, load_settings
+from content_provider.config.settings import SAFE_NAME, Settings, in_package
 from content_provider.config.worker_role import WorkerRole
 from content_provider.conformance.checker import DEMO_IDS, check, load_trust
 from content_provider.conformance.report import format_junit, format_text

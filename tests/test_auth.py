@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from content_provider.config.settings import parse_settings
+from content_provider.config.parse import parse_settings
 from content_provider.core.reader import ConfigError
 
 from .helpers import DOC_CARD, MakeClient, get_content

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from content_provider.config.settings import DEMO_FIXTURES, in_package, load_settings, parse_settings
+from content_provider.config.parse import load_settings, parse_settings
+from content_provider.config.settings import DEMO_FIXTURES, in_package
 from content_provider.core.reader import ConfigError
 
 

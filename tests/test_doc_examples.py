@@ -32,7 +32,9 @@ import yaml
 
 from content_provider.app import create_app
 from content_provider.cli import _effective_environ, build_parser
-from content_provider.config.settings import ENV_PREFIX, Settings, find_config, parse_settings
+from content_provider.config.environment import ENV_PREFIX
+from content_provider.config.parse import find_config, parse_settings
+from content_provider.config.settings import Settings
 from content_provider.core.reader import ConfigError
 from content_provider.faults.directives import split_directives
 

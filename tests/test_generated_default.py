@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from content_provider.config.settings import parse_settings
+from content_provider.config.parse import parse_settings
 from content_provider.core.reader import ConfigError
 from content_provider.fixtures.store import STORE
 from content_provider.signing.jws import verify_back

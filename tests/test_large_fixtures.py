@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from content_provider.app import STARTUP_CHECK_FOLDERS
-from content_provider.config.settings import parse_settings
+from content_provider.config.parse import parse_settings
 from content_provider.conformance.jpeg import jpeg_problem
 from content_provider.core.reader import ConfigError
 from content_provider.fixtures.generate import card_jpeg

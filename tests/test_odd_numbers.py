@@ -17,7 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from content_provider.admin import reload as app_reload
-from content_provider.config.settings import load_settings, parse_settings
+from content_provider.config.parse import load_settings, parse_settings
 from content_provider.core.reader import ConfigError, ascii_int
 
 from .helpers import DOC_CARD, MakeClient, faults, get_content

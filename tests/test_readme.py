@@ -12,7 +12,7 @@ import re
 
 import yaml
 
-from content_provider.config.settings import parse_settings
+from content_provider.config.parse import parse_settings
 from content_provider.faults.payloads import PAYLOAD_MODES
 from content_provider.faults.rules import CONNECTION_MODES
 

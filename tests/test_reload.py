@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from content_provider.admin import reload as app_module
 from content_provider.app import create_app
-from content_provider.config.settings import load_settings
+from content_provider.config.parse import load_settings
 
 from .helpers import DOC_CARD, get_content
 

@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from joserfc.errors import BadSignatureError, JoseError
 
-from content_provider.config.settings import parse_settings
+from content_provider.config.parse import parse_settings
 from content_provider.core.reader import ConfigError
 from content_provider.signing.jws import SUBJECT_CN, load_or_create_signer, signer_for, verify_back
 

@@ -26,7 +26,8 @@ from aiohttp import web
 from cryptography import x509
 from PIL import Image
 
-from content_provider.config.settings import DEMO_FIXTURES, parse_settings
+from content_provider.config.parse import parse_settings
+from content_provider.config.settings import DEMO_FIXTURES
 from content_provider.conformance.checker import check, load_trust
 from content_provider.conformance.rules import Options, basic, check_answer
 from content_provider.core.reader import ConfigError

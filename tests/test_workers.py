@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from content_provider.client import AsyncAdminClient
-from content_provider.config.settings import parse_settings
+from content_provider.config.parse import parse_settings
 from content_provider.core.reader import ConfigError
 from content_provider.fixtures.generate import card_jpeg
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from content_provider.config.settings import CONFIG_ENV, SETTINGS, Settings, load_settings
+from content_provider.config.parse import load_settings
+from content_provider.config.settings import CONFIG_ENV, SETTINGS, Settings
 from content_provider.core.reader import ConfigError
 from content_provider.faults.engine import FAULTS
 from content_provider.state.base import STATE

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from content_provider.config.environment import ENV_PREFIX, check_credentials, env
 from content_provider.core.reader import ConfigError, Reader
 
 MODES = ("proxy", "spy", "record")
-ENV_PREFIX = "CONTENT_PROVIDER_"
 
 
 @dataclass(frozen=True)
@@ -68,29 +68,20 @@ def _file(key: str, text: str | None, base_dir: Path) -> Path | None:
 def parse_upstream(reader: Reader, base_dir: Path, environ: Mapping[str, str]) -> UpstreamSettings | None:
     """The ``upstream:`` section and its environment variables; ``None`` without a URL."""
 
-    def env(name: str, fallback: str | None) -> str | None:  # an empty variable counts as unset
-        return environ.get(name) or fallback
-
-    url = env("CONTENT_PROVIDER_UPSTREAM_URL", reader.string("url", None))
-    mode = env("CONTENT_PROVIDER_UPSTREAM_MODE", reader.choice("mode", "proxy", MODES)) or "proxy"
-    username = env("CONTENT_PROVIDER_UPSTREAM_USERNAME", reader.string("username", None))
-    password = env("CONTENT_PROVIDER_UPSTREAM_PASSWORD", reader.string("password", None))
+    url = env(environ, "UPSTREAM_URL", reader.string("url", None))
+    mode = env(environ, "UPSTREAM_MODE", reader.choice("mode", "proxy", MODES)) or "proxy"
+    username = env(environ, "UPSTREAM_USERNAME", reader.string("username", None))
+    password = env(environ, "UPSTREAM_PASSWORD", reader.string("password", None))
     ca_text = reader.string("ca_file", None)
     timeout = reader.number("timeout", 10.0, 0.1, 3600.0)
-    trust_text = env("CONTENT_PROVIDER_UPSTREAM_TRUST", reader.string("trust", None))
+    trust_text = env(environ, "UPSTREAM_TRUST", reader.string("trust", None))
     validate = reader.boolean("validate", True)
     reader.finish()
     if mode not in MODES:
         raise ConfigError(
             f"{ENV_PREFIX}UPSTREAM_MODE (--upstream-mode): expected one of {', '.join(MODES)}, got {mode!r}"
         )
-    if (username is None) != (password is None):
-        raise ConfigError(
-            "upstream: set both username and password (or CONTENT_PROVIDER_UPSTREAM_USERNAME and "
-            "CONTENT_PROVIDER_UPSTREAM_PASSWORD), or neither"
-        )
-    if username is not None and ":" in username:
-        raise ConfigError("upstream.username: may not contain ':' (basic authentication splits on it)")
+    check_credentials("upstream", "UPSTREAM_", username, password)
     if url is None:
         mode_given = reader.raw("mode") is not None or bool(environ.get("CONTENT_PROVIDER_UPSTREAM_MODE"))
         if mode_given or any(value is not None for value in (username, ca_text, trust_text)):

@@ -40,6 +40,21 @@ class ContentId:
     prefixed: bool
 
 
+# What makes a content id "empty": the same set as the OpenAPI pattern, which JSON Schema tools agree on
+# (str.strip() alone would also take the \x1c-\x1f separators and Unicode spaces).
+ASCII_SPACE = " \t\n\r\x0b\x0c"
+
+
+def content_id_problem(value: str, max_length: int) -> str | None:
+    """What is wrong with a ``contentId`` string, as "is ...", or ``None``: the one check that
+    ``POST /getcontent``, the admin API's resolve and ``content-provider explain`` all make."""
+    if not value.strip(ASCII_SPACE):
+        return "is empty"
+    if len(value) > max_length:
+        return f"is {len(value)} characters; the limit is {max_length}"
+    return None
+
+
 BARE_IDS_OFF = "bare content ids are off (fixtures.bare_ids: off); use PROV: or AUTH:"
 
 

@@ -7,11 +7,8 @@ import json
 
 from aiohttp import web
 
+from content_provider.core.contract import content_id_problem
 from content_provider.core.errors import ApiError
-
-# What makes a content id "empty": the same set as the OpenAPI pattern, which JSON Schema tools agree on
-# (str.strip() alone would also take the \x1c-\x1f separators and Unicode spaces).
-ASCII_SPACE = " \t\n\r\x0b\x0c"
 
 
 def _too_large(limit: int) -> ApiError:
@@ -57,10 +54,9 @@ def content_id_from(body: bytes, max_length: int) -> str:
     value = payload["contentId"]
     if not isinstance(value, str):
         raise ApiError(400, "invalid_content_id", f'"contentId" must be a string, not {type(value).__name__}')
-    if not value.strip(ASCII_SPACE):
-        raise ApiError(400, "invalid_content_id", '"contentId" is empty')
-    if len(value) > max_length:
-        raise ApiError(400, "invalid_content_id", f'"contentId" is {len(value)} characters; the limit is {max_length}')
+    problem = content_id_problem(value, max_length)
+    if problem is not None:
+        raise ApiError(400, "invalid_content_id", f'"contentId" {problem}')
     return value
 
 

@@ -31,7 +31,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from content_provider.config.settings import ENV_PREFIX, redis_extra_missing
+from content_provider.config.environment import ENV_PREFIX
+from content_provider.config.parse import redis_extra_missing
 from content_provider.config.worker_role import SOCKETS_ENV, STATE_ENV, WORKER_ENV
 from content_provider.core.reader import ConfigError
 from content_provider.http.metrics import MULTIPROC_ENV
