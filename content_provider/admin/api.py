@@ -12,7 +12,6 @@ import hmac
 import ipaddress
 import json
 import os
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,10 @@ from content_provider.faults.engine import FAULTS
 from content_provider.faults.rules import Rule, parse_rule, parse_rules, unused_name
 from content_provider.fixtures.explain import EXPLAINER, looked_up
 from content_provider.fixtures.store import STORE
-from content_provider.http.errors import json_errors
+from content_provider.http.errors import Handler, json_errors
 from content_provider.state.base import STATE, unavailable
 
 PREFIX = "/__admin"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_UPLOAD = 20 * 1024 * 1024
 KINDS = {"users": USERS_DIR, "orgs": ORGS_DIR}
 

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from content_provider.core.records import CLIENT_CLOSED, EXCHANGE, Entry
-from content_provider.http.errors import error_response
+from content_provider.http.errors import Handler, error_response
 from content_provider.http.metrics import METRICS
 from content_provider.state.journal import JOURNAL
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def journaled(handler: Handler) -> Handler:

@@ -7,20 +7,19 @@ only: its key sits next to it, unencrypted, and it can sign anything.
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from content_provider.core.fsutil import atomic_write
 from content_provider.core.reader import ConfigError
-from content_provider.signing.jws import key_usage
+from content_provider.signing.certs import dev_name, key_usage, make_certificate
 
 CA_DAYS = 3650
 SERVER_DAYS = 397  # what browsers and many TLS stacks accept for a leaf
@@ -47,15 +46,6 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "content-provider mock (development only)"),
-        ]
-    )
-
-
 def _load_or_make_ca(files: DevTLSFiles) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     if files.ca_cert.exists() and files.ca_key.exists():
         certificate = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
@@ -64,23 +54,15 @@ def _load_or_make_ca(files: DevTLSFiles) -> tuple[x509.Certificate, ec.EllipticC
             raise ConfigError(f"{files.ca_key}: not the EC key this command makes; move it away to make a new CA")
         return certificate, key
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    name = _name("content-provider development CA - local testing only")
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            key_usage(key_cert_sign=True),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+    name = dev_name("content-provider development CA - local testing only")
+    certificate = make_certificate(
+        name,
+        key.public_key(),
+        (name, key),
+        days=CA_DAYS,
+        ca=True,
+        usage=key_usage(key_cert_sign=True),
+        extensions=[x509.SubjectKeyIdentifier.from_public_key(key.public_key())],
     )
     atomic_write(files.ca_key, _key_pem(key), mode=0o600)
     atomic_write(files.ca_cert, certificate.public_bytes(serialization.Encoding.PEM))
@@ -102,24 +84,17 @@ def make_dev_tls(directory: Path, names: list[str]) -> DevTLSFiles:
     files = _files(directory)
     ca_cert, ca_key = _load_or_make_ca(files)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
     all_names = list(dict.fromkeys([*names, *DEFAULT_NAMES]))
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(_name(all_names[0]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=SERVER_DAYS))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_san(all_names), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
+    certificate = make_certificate(
+        dev_name(all_names[0]),
+        key.public_key(),
+        (ca_cert.subject, ca_key),
+        days=SERVER_DAYS,
+        extensions=[
+            _san(all_names),
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
+        ],
     )
     atomic_write(files.server_key, _key_pem(key), mode=0o600)
     atomic_write(files.server_cert, certificate.public_bytes(serialization.Encoding.PEM))

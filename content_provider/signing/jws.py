@@ -22,9 +22,8 @@ from typing import Any
 from aiohttp import web
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import NameOID
 from joserfc import jws
 from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
@@ -34,6 +33,7 @@ from content_provider.config.settings import ALGORITHMS, KEY_TYPES, STATE_DIR_EN
 from content_provider.core.b64 import b64url_encode
 from content_provider.core.fsutil import atomic_write
 from content_provider.core.reader import ConfigError
+from content_provider.signing.certs import dev_name, key_usage, make_certificate
 
 log = logging.getLogger("content_provider.signing")
 
@@ -100,53 +100,15 @@ def _family_of(key: Any) -> str | None:
     return None
 
 
-def key_usage(*, digital_signature: bool = False, key_cert_sign: bool = False) -> x509.KeyUsage:
-    """A certificate's key usage: signing data (a leaf) or signing certificates (a CA)."""
-    return x509.KeyUsage(
-        digital_signature=digital_signature,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=key_cert_sign,
-        crl_sign=key_cert_sign,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
 def _new_certificate(
     key: PrivateKey,
     common_name: str = SUBJECT_CN,
     valid: tuple[datetime.datetime, datetime.datetime] | None = None,
 ) -> x509.Certificate:
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "content-provider mock (development only)"),
-        ]
+    name = dev_name(common_name)
+    return make_certificate(
+        name, key.public_key(), (name, key), days=CERT_DAYS, valid=valid, usage=key_usage(digital_signature=True)
     )
-    now = datetime.datetime.now(datetime.UTC)
-    not_before, not_after = valid or (
-        now - datetime.timedelta(minutes=5),
-        now + datetime.timedelta(days=CERT_DAYS),
-    )
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            key_usage(digital_signature=True),
-            critical=True,
-        )
-    )
-    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
-    return builder.sign(key, algorithm)
 
 
 def _load_key(path: Path) -> PrivateKey:
