@@ -42,7 +42,7 @@ from .docs import LANGUAGES, PYTHON_KINDS, ROOT, Block, blocks, code_spans, read
 from .helpers import DOC_CARD, MakeClient, get_content
 
 # Programs an ``sh`` example may use besides the project's own, and what they are for.
-OTHER_PROGRAMS = {"grep", "keytool", "apt-get"}
+OTHER_PROGRAMS = {"grep", "keytool", "apt-get", "lint-imports"}
 # A block made only of these, talking to the mock over plain HTTP, is run against a live mock.
 CLIENT_PROGRAMS = {"curl", "grep", "keytool", "python3", "for", "do", "done"}
 EXPECTED = re.compile(r"#\s*->\s*(.+?)\s*$")
@@ -122,7 +122,7 @@ def known_environment() -> set[str]:
     for path in sources:
         text = path.read_text(encoding="utf-8")
         names |= set(re.findall(r"\bCONTENT_PROVIDER_[A-Z_]*[A-Z]\b", text))
-        suffixes = re.findall(r'(?:ENV_PREFIX\s*\+\s*|_env(?:_int)?\(environ,\s*)"([A-Z_]+)"', text)
+        suffixes = re.findall(r'(?:ENV_PREFIX\s*\+\s*|\benv(?:_int|_bool)?\(environ,\s*)"([A-Z_]+)"', text)
         names |= {ENV_PREFIX + suffix for suffix in suffixes}
     return names
 
