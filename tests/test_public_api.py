@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import content_provider
+
 from .docs import python_examples
 
 PACKAGE = Path(content_provider.__file__).parent
