@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import io
 import re
+import subprocess
 
 import yaml
 
@@ -101,3 +102,15 @@ def test_every_conformance_rule_is_in_the_conformance_page() -> None:
     for rule in RULES.values():
         kind = "required" if rule.required else "recommended"
         assert f"| {rule.id} | {kind} | {rule.title} |" in page
+
+
+def test_dev_prints_its_whole_help() -> None:
+    """``./dev`` alone lists every command (the help was once cut off before ``./dev run``)."""
+    shown = subprocess.run(["sh", str(ROOT / "dev")], capture_output=True, text=True, check=False)
+    assert shown.returncode == 0
+    for command in ("./dev serve", "./dev test", "./dev run"):
+        assert command in shown.stdout, shown.stdout
+    assert "set -eu" not in shown.stdout
+    unknown = subprocess.run(["sh", str(ROOT / "dev"), "nope"], capture_output=True, text=True, check=False)
+    assert unknown.returncode == 2
+    assert "./dev run" in unknown.stdout
