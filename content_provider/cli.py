@@ -27,6 +27,7 @@ from content_provider.app import SHUTDOWN_TIMEOUT, create_app
 from content_provider.config.environment import ENV_PREFIX
 from content_provider.config.parse import find_config, load_settings
 from content_provider.config.settings import SAFE_NAME, Settings, in_package
+from content_provider.config.upstream import check_url
 from content_provider.config.worker_role import WorkerRole
 from content_provider.conformance.checker import DEMO_IDS, check, load_trust
 from content_provider.conformance.report import format_junit, format_text
@@ -306,7 +307,25 @@ def _explain(settings: Settings, raw: str) -> int:
     return EXIT_OK if explanation.resolution is not None else EXIT_PROBLEMS
 
 
+def _provider_url(given: str) -> str:
+    """The base URL ``check`` calls ``{url}/getcontent`` on; ``ConfigError`` saying what to write instead."""
+    if "://" not in given:
+        raise ConfigError(f"URL: {given!r} has no scheme; write http://{given} (or https://)")
+    url = check_url("URL", given, credentials="--user and --password")
+    if url.endswith("/getcontent"):
+        raise ConfigError(
+            f"URL: give the provider's base URL, without /getcontent (the checker adds it): "
+            f"content-provider check {url.removesuffix('/getcontent')}"
+        )
+    return url
+
+
 def _conformance(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    try:
+        url = _provider_url(args.url)
+    except ConfigError as exc:
+        print(f"content-provider check: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     password = args.password or environ.get(ENV_PREFIX + "CHECK_PASSWORD")
     if (args.user is None) != (password is None):
         print("content-provider: give both --user and --password, or neither", file=sys.stderr)
@@ -326,7 +345,7 @@ def _conformance(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
     report = asyncio.run(
         check(
-            args.url,
+            url,
             args.content_ids or DEMO_IDS,
             user=args.user,
             password=password,

@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -235,3 +236,27 @@ async def test_strict_flag_survives_a_reload_without_a_spurious_warning(
         server.process.send_signal(signal.SIGTERM)
         log = await server.full_log()
     assert "take effect after a restart" not in log
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("127.0.0.1:8080", "has no scheme; write http://127.0.0.1:8080"),
+        (
+            "http://127.0.0.1:8080/getcontent",
+            "without /getcontent (the checker adds it): content-provider check http://127.0.0.1:8080",
+        ),
+        ("ftp://127.0.0.1:8080", "expected an http:// or https:// URL"),
+        ("http://u:p@127.0.0.1:8080", "put the credentials in --user and --password"),
+    ],
+)
+def test_check_with_a_mistaken_url_is_a_usage_error(url: str, says: str) -> None:
+    """One line saying what to write instead, exit 2, before anything is sent (#28)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "content_provider", "check", url], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith("content-provider check: URL: ")
+    assert says in line

@@ -35,8 +35,14 @@ class UpstreamSettings:
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def check_url(key: str, url: str) -> str:
-    """An ``http(s)://host[:port][/path]`` URL without credentials; the trailing slash dropped."""
+UPSTREAM_CREDENTIALS = (
+    f"upstream.username and upstream.password ({ENV_PREFIX}UPSTREAM_USERNAME, {ENV_PREFIX}UPSTREAM_PASSWORD)"
+)
+
+
+def check_url(key: str, url: str, credentials: str = UPSTREAM_CREDENTIALS) -> str:
+    """An ``http(s)://host[:port][/path]`` URL without credentials (they go in ``credentials``);
+    the trailing slash dropped."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -45,10 +51,7 @@ def check_url(key: str, url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{key}: expected an http:// or https:// URL with a host, got {url!r}")
     if parts.username is not None or parts.password is not None:
-        raise ConfigError(
-            f"{key}: put the upstream's credentials in upstream.username and upstream.password "
-            f"({ENV_PREFIX}UPSTREAM_USERNAME, {ENV_PREFIX}UPSTREAM_PASSWORD), not in the URL"
-        )
+        raise ConfigError(f"{key}: put the credentials in {credentials}, not in the URL")
     if parts.query or parts.fragment:
         raise ConfigError(f"{key}: the URL may not have a query or fragment; give the content-provider-url")
     if port == 0:
