@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
+from content_provider.admin.index import admin_index
 from content_provider.admin.preview import preview
 from content_provider.admin.reload import reload_config
 from content_provider.config.settings import SAFE_NAME, SETTINGS
@@ -361,6 +362,7 @@ async def delete_image(request: web.Request) -> web.Response:
 def add_admin_routes(app: web.Application, base_path: str) -> None:
     base = base_path + PREFIX
     routes = [
+        web.get(f"{base}/", admin_index),
         web.get(f"{base}/rules", list_rules),
         web.post(f"{base}/rules", add_rule),
         web.put(f"{base}/rules", replace_rules),
