@@ -29,8 +29,10 @@ from content_provider.config.parse import find_config, load_settings
 from content_provider.config.settings import SAFE_NAME, Settings, in_package
 from content_provider.config.upstream import check_url
 from content_provider.config.worker_role import WorkerRole
-from content_provider.conformance.checker import DEMO_IDS, check, load_trust
+from content_provider.conformance.checker import DEMO_IDS, check
 from content_provider.conformance.report import format_junit, format_text
+from content_provider.conformance.rules import MAX_IMAGE_BYTES
+from content_provider.conformance.trust import load_trust
 from content_provider.core.contract import BARE_IDS_OFF, parse_content_id
 from content_provider.core.fsutil import copy_tree
 from content_provider.core.layout import ORGS_DIR, USERS_DIR
@@ -96,9 +98,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--content-id", action="append", dest="content_ids", metavar="ID", help="an id to check (repeat)"
     )
     conformance.add_argument("--trust", help="JWKS (JSON) or PEM certificate that must verify the back side")
-    conformance.add_argument("--format", choices=("text", "json", "junit"), default="text")
+    conformance.add_argument(
+        "--format",
+        choices=("text", "json", "junit"),
+        default="text",
+        help="text for a terminal (default), json for scripts, junit (JUnit XML) for a CI test report",
+    )
     conformance.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
-    conformance.add_argument("--max-image-bytes", type=int, default=2 * 1024 * 1024)
+    conformance.add_argument(
+        "--max-image-bytes",
+        type=int,
+        default=MAX_IMAGE_BYTES,
+        metavar="N",
+        help=f"CP10: an image larger than N bytes fails (default {MAX_IMAGE_BYTES}, 2 MiB)",
+    )
 
     generate = commands.add_parser("generate", help="make fixture images with Pillow")
     kinds = generate.add_subparsers(dest="kind", required=True, metavar="KIND")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from content_provider.http.handlers import OPENAPI
 
-from .conftest import MakeClient
+from .helpers import MakeClient
 
 
 async def test_the_admin_index_lists_every_admin_operation(make_client: MakeClient) -> None:

@@ -108,3 +108,12 @@ async def test_unknown_paths_get_a_json_404(make_client: MakeClient, path: str) 
     assert response.status == 404
     assert response.content_type == "application/json"
     assert (await response.json())["error"] == "not_found"
+
+
+async def test_an_upload_that_is_no_image_says_so_without_a_python_repr(make_client: MakeClient) -> None:
+    """It answered "cannot identify image file <_io.BytesIO object at 0x7f0b...>" (#28 item 8)."""
+    client = await make_client()
+    response = await client.put("/__admin/fixtures/users/zoe/front", data=b"hello, I am not an image")
+    assert response.status == 400
+    body = await response.json()
+    assert body["message"] == "body: not a readable image: cannot identify image file"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -15,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from content_provider.cli import main
+from content_provider.cli import build_parser, main
 from content_provider.conformance.jpeg import image_size
 
 from .helpers import DOC_CARD
@@ -260,3 +261,42 @@ def test_check_with_a_mistaken_url_is_a_usage_error(url: str, says: str) -> None
     [line] = done.stderr.splitlines()
     assert line.startswith("content-provider check: URL: ")
     assert says in line
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("{}", 'key 1: not a JWK (a JSON object with "kty")'),
+        ('{"keys": []}', 'holds no key: a JWKS needs a non-empty "keys" list'),
+        ("[]", 'a JWKS is a JSON object with a "keys" list'),
+        ('{"keys": [{"kty": "RSA", "n": "x"}]}', "a key cannot be used"),
+        ("hello", "neither a JWKS (JSON) nor a PEM certificate"),
+    ],
+)
+def test_check_with_a_trust_file_that_holds_no_key_is_a_usage_error(tmp_path: Path, text: str, says: str) -> None:
+    """Said at once, exit 2, not as a failed CP13 after every request (#28 item 8)."""
+    trust = tmp_path / "trust.json"
+    trust.write_text(text, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "content_provider", "check", "http://127.0.0.1:9", "--trust", str(trust)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"content-provider: --trust {trust}: ")
+    assert says in line
+
+
+def test_every_option_of_every_command_says_what_it_is_for() -> None:
+    """``--help`` never shows an option without a line of text (#28 item 8)."""
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    bare = [
+        f"{name} {'/'.join(action.option_strings)}"
+        for name, sub in commands.choices.items()
+        for action in sub._actions
+        if action.option_strings and not action.help and action.dest != "help"
+    ]
+    assert not bare

@@ -28,8 +28,9 @@ from PIL import Image
 
 from content_provider.config.parse import parse_settings
 from content_provider.config.settings import DEMO_FIXTURES
-from content_provider.conformance.checker import check, load_trust
+from content_provider.conformance.checker import check
 from content_provider.conformance.rules import Options, basic, check_answer
+from content_provider.conformance.trust import load_trust
 from content_provider.core.reader import ConfigError
 from content_provider.signing.devtls import make_dev_tls, server_context
 from content_provider.signing.jws import verify_back

@@ -5,14 +5,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from joserfc.jwk import ECKey, OKPKey, RSAKey
 from multidict import CIMultiDict
 
 from content_provider.conformance.rules import MAX_IMAGE_BYTES, Options, Report, _Ids, answer_rules, snippet
@@ -122,22 +117,3 @@ async def check(
     order = {content_id: index for index, content_id in enumerate(content_ids)}
     report.results.sort(key=lambda r: (order.get(r.content_id or "", len(order)), r.rule))
     return report
-
-
-def load_trust(path: Path) -> dict[str, Any]:
-    """A JWKS file, or a PEM certificate turned into one."""
-    text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith("{"):
-        document = json.loads(text)
-        return document if "keys" in document else {"keys": [document]}
-    certificate = x509.load_pem_x509_certificate(text.encode())
-    public = certificate.public_key()
-    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    key: RSAKey | ECKey | OKPKey
-    if isinstance(public, rsa.RSAPublicKey):
-        key = RSAKey.import_key(pem)
-    elif isinstance(public, ec.EllipticCurvePublicKey):
-        key = ECKey.import_key(pem)
-    else:
-        key = OKPKey.import_key(pem)
-    return {"keys": [dict(key.as_dict(private=False), kid=key.thumbprint())]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,10 @@ class Decoded:
     orientation: int  # EXIF 0x0112; 1 (or 0) is upright
 
 
+# Pillow names the stream it read: "cannot identify image file <_io.BytesIO object at 0x7f0b...>"
+_OBJECT_REPR = re.compile(r" ?<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
 class Undecodable(Exception):
     """Pillow could not read the bytes as any image."""
 
@@ -65,7 +70,7 @@ def decode_image(data: bytes, *, draft: bool = False) -> Decoded:
                 orientation = image.getexif().get(0x0112, 1)
                 return Decoded(kind, width, height, image.mode, progressive, orientation)
     except Exception as exc:  # Pillow raises many types for broken input
-        raise Undecodable(str(exc)) from None
+        raise Undecodable(_OBJECT_REPR.sub("", str(exc))) from None
 
 
 def is_jpeg(data: bytes) -> bool:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from content_provider.config.settings import SETTINGS
-from content_provider.conformance.checker import load_trust
 from content_provider.conformance.rules import Options
+from content_provider.conformance.trust import load_trust
 from content_provider.core.contract import ContentId
 from content_provider.core.errors import ApiError
 from content_provider.core.reader import ConfigError
