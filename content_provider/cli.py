@@ -154,6 +154,27 @@ def _effective_environ(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     return env
 
 
+class FlagError(Exception):
+    """A flag's value is wrong: said as the flag, not as the config key it stands for."""
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """The values of the flags that stand for config keys, checked as flags before the config is read."""
+    fixtures = getattr(args, "fixtures", None)
+    if fixtures and not Path(fixtures).is_dir():
+        raise FlagError(f"--fixtures {fixtures}: not a folder")
+    upstream = getattr(args, "upstream", None)
+    if upstream:
+        try:
+            check_url("--upstream", upstream, credentials="upstream.username and upstream.password")
+        except ConfigError as exc:
+            raise FlagError(str(exc)) from None
+    for flag in ("tls_cert", "tls_key", "upstream_trust"):
+        value = getattr(args, flag, None)
+        if value and not Path(value).is_file():
+            raise FlagError(f"--{flag.replace('_', '-')} {value}: not a file")
+
+
 def _settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     env = _effective_environ(args, environ)
     return load_settings(find_config(args.config, env, Path.cwd()), env)
@@ -406,8 +427,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             try:  # generate starts a fixture folder of one's own
                 Path(args.fixtures).mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise ConfigError(f"--fixtures: cannot make the folder {args.fixtures}: {exc.strerror}") from None
+                raise FlagError(f"--fixtures {args.fixtures}: cannot make the folder: {exc.strerror}") from None
+        _check_flags(args)
         settings = _settings(args, env)
+    except FlagError as exc:
+        print(f"content-provider: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except ConfigError as exc:
         print(f"content-provider: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -300,3 +300,22 @@ def test_every_option_of_every_command_says_what_it_is_for() -> None:
         if action.option_strings and not action.help and action.dest != "help"
     ]
     assert not bare
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--fixtures", "/nope"], "content-provider: --fixtures /nope: not a folder"),
+        (["--upstream", "127.0.0.1:9"], "content-provider: --upstream: expected an http:// or https:// URL"),
+        (["--tls-cert", "/nope.pem", "--tls-key", "/nope.pem"], "content-provider: --tls-cert /nope.pem: not a file"),
+    ],
+)
+def test_a_bad_flag_is_blamed_on_the_flag_not_the_config_file(
+    flags: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said ``config error: .../config.yaml: fixtures.root: '/nope' is not a folder`` (#28 item 4)."""
+    config = str(Path(__file__).resolve().parent.parent / "config.yaml")
+    assert main(["serve", "--config", config, *flags], {}) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(says)
+    assert "config.yaml" not in line
