@@ -106,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     conformance.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
     conformance.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail too on required rules left unverified (CP13 without --trust, CP15 without --user) "
+        "and on recommendations not met",
+    )
+    conformance.add_argument(
         "--max-image-bytes",
         type=int,
         default=MAX_IMAGE_BYTES,
@@ -387,6 +393,7 @@ def _conformance(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             timeout=args.timeout,
             max_image_bytes=args.max_image_bytes,
             progress=progress,
+            strict=args.strict,
         )
     )
     if tty:
@@ -397,7 +404,7 @@ def _conformance(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         print(format_junit(report), end="")
     else:
         print(format_text(report, colour=sys.stdout.isatty()))
-    return EXIT_OK if report.ok else EXIT_PROBLEMS
+    return report.exit_status
 
 
 def _dev_tls(args: argparse.Namespace) -> int:

@@ -217,3 +217,41 @@ async def test_authentication_is_checked_with_the_ids_given(make_client: MakeCli
     report = await check(url, ["PROV:bob"], user="hermod", password="s3cret")
     assert "CP15" not in report.failed()
     assert report.ok
+
+
+async def test_every_format_gives_the_same_verdict(make_client: MakeClient, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --trust and --user, CP13 and CP15 are not verified: the summary says so, and text,
+    JSON, JUnit and the exit status agree; --strict fails them (#28 item 7). The mock's defaults
+    answer unknown ids, so CP16, a recommendation, is not met: a warning, not a JUnit failure."""
+    client = await make_client()
+    url = str(client.make_url("")).rstrip("/")
+    for strict in (False, True):
+        flags = ["--strict"] if strict else []
+        outputs = {}
+        for fmt in ("text", "json", "junit"):
+            status = await asyncio.to_thread(main, ["check", url, "--format", fmt, *flags], {})
+            outputs[fmt] = (status, capsys.readouterr().out)
+        expected = 1 if strict else 0
+        assert {status for status, _ in outputs.values()} == {expected}
+        text = outputs["text"][1]
+        assert "2 required rule(s) not verified: CP13 (no --trust given" in text
+        assert "CP15 (no --user/--password given)" in text
+        assert text.rstrip().endswith(f"exit status {expected}")
+        assert text.splitlines()[-4].startswith("NOT CONFORMANT (--strict)" if strict else "OK: 0 required")
+        document = json.loads(outputs["json"][1])
+        assert document["exit_status"] == expected
+        assert document["ok"] is not strict
+        assert set(document["not_verified"]) == {"CP13", "CP15"}
+        assert document["failed_required"] == []
+        assert "CP16" in document["failed_recommended"]
+        suite = ElementTree.fromstring(outputs["junit"][1])
+        failures = suite.findall("testcase/failure")
+        assert int(suite.get("failures", "-1")) == len(failures)
+        assert {p.get("name"): p.get("value") for p in suite.iter("property")}["exit_status"] == str(expected)
+        if strict:
+            kinds = {f.get("type") for f in failures}
+            assert kinds == {"not verified", "recommendation"}
+        else:
+            assert failures == []
+            warnings = [o.text or "" for o in suite.iter("system-out")]
+            assert any("recommendation not met" in w for w in warnings)

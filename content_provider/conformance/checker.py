@@ -102,10 +102,11 @@ async def check(
     max_image_bytes: int = MAX_IMAGE_BYTES,
     aspect_tolerance: float = 0.01,
     progress: Callable[[str], None] | None = None,
+    strict: bool = False,
 ) -> Report:
-    """Run every rule against the provider at ``url`` (its content-provider-url)."""
+    """Run every rule against the provider at ``url`` (its content-provider-url); ``strict``: see :class:`Report`."""
     options = Options(user, password, trust, timeout, max_image_bytes, aspect_tolerance)
-    report = Report(url.rstrip("/"))
+    report = Report(url.rstrip("/"), strict=strict)
     async with aiohttp.ClientSession() as session:
         for content_id in content_ids:
             if progress:

@@ -11,6 +11,24 @@ from content_provider.conformance.rules import Report
 COLOURS = {"pass": "\033[32m", "fail": "\033[31m", "skip": "\033[90m", "unverified": "\033[33m"}
 
 
+def summary_lines(report: Report) -> list[str]:
+    """The verdict in words, the same counts the JSON and JUnit outputs give."""
+    required = report.failed_required()
+    recommended = report.failed_recommended()
+    unverified = report.not_verified()
+    verdict = "OK" if report.ok else "NOT CONFORMANT"
+    lines = [
+        f"{verdict}{' (--strict)' if report.strict else ''}: {len(required)} required rule(s) failed {required or ''}"
+    ]
+    if unverified:
+        why = ", ".join(f"{rule} ({reason})" for rule, reason in unverified.items())
+        fails = "fail under --strict" if report.strict else "--strict fails them"
+        lines.append(f"{len(unverified)} required rule(s) not verified: {why}; {fails}")
+    lines.append(f"{len(recommended)} recommendation(s) not met {recommended or ''}")
+    lines.append(f"exit status {report.exit_status}")
+    return [line.rstrip() for line in lines]
+
+
 def format_text(report: Report, colour: bool = False) -> str:
     lines = [f"content provider: {report.url}", ""]
     for result in report.results:
@@ -24,31 +42,41 @@ def format_text(report: Report, colour: bool = False) -> str:
             lines.append(f"{'':<10} {'':4}  evidence: {result.evidence}")
         elif result.status in ("skip", "unverified"):
             lines.append(f"{'':<10} {'':4}  {result.checked}")
-    failed_required = sorted({r.rule for r in report.results if r.failed and r.required})
-    failed_recommended = sorted({r.rule for r in report.results if r.failed and not r.required})
-    lines.append("")
-    verdict = "OK" if report.ok else "NOT CONFORMANT"
-    lines.append(f"{verdict}: {len(failed_required)} required rule(s) failed {failed_required or ''}".rstrip())
-    lines.append(f"{len(failed_recommended)} recommendation(s) not met {failed_recommended or ''}".rstrip())
-    return "\n".join(lines)
+    return "\n".join([*lines, "", *summary_lines(report)])
 
 
 def format_junit(report: Report) -> str:
+    """JUnit XML: a test case per result; exactly the results that fail the run are ``<failure>``s
+    (a recommendation not met is a warning in ``<system-out>`` unless ``strict``)."""
     cases = []
+    failures = 0
     for result in report.results:
         name = quoteattr(f"{result.rule} {result.title}" + (f" [{result.content_id}]" if result.content_id else ""))
         inner = ""
-        if result.failed:
-            kind = "required" if result.required else "recommendation"
-            inner = f'<failure message={quoteattr(result.evidence)} type="{kind}">{escape(result.checked)}</failure>'
+        if report.counts_as_failure(result):
+            failures += 1
+            kind = (
+                "required"
+                if result.required and result.failed
+                else "not verified"
+                if result.required
+                else "recommendation"
+            )
+            message = result.evidence if result.failed else result.checked
+            inner = f'<failure message={quoteattr(message)} type="{kind}">{escape(result.checked)}</failure>'
+        elif result.failed:
+            inner = f"<system-out>{escape(f'warning: recommendation not met: {result.evidence}')}</system-out>"
         elif result.status in ("skip", "unverified"):
             inner = f"<skipped message={quoteattr(result.checked)}/>"
         case = f'  <testcase classname="content-provider.conformance" name={name}>'
         cases.append(f"{case}{inner}</testcase>")
-    failures = sum(1 for r in report.results if r.failed)
-    skipped = sum(1 for r in report.results if r.status in ("skip", "unverified"))
+    skipped = sum(1 for r in report.results if r.status in ("skip", "unverified") and not report.counts_as_failure(r))
     header = (
         f'<testsuite name="content-provider conformance" tests="{len(report.results)}" '
         f'failures="{failures}" skipped="{skipped}">'
     )
-    return "\n".join(['<?xml version="1.0" encoding="UTF-8"?>', header, *cases, "</testsuite>"]) + "\n"
+    properties = (
+        f'  <properties><property name="exit_status" value="{report.exit_status}"/>'
+        f'<property name="strict" value="{str(report.strict).lower()}"/></properties>'
+    )
+    return "\n".join(['<?xml version="1.0" encoding="UTF-8"?>', header, properties, *cases, "</testsuite>"]) + "\n"

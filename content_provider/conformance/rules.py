@@ -77,19 +77,62 @@ class Result:
 
 @dataclass
 class Report:
+    """Every result of a run and the one verdict every output format gives (text, JSON, JUnit, the
+    exit status): a required rule failed; with ``strict``, also a required rule left unverified or
+    skipped (CP13 without --trust, CP15 without --user) and a recommendation not met."""
+
     url: str
     results: list[Result] = field(default_factory=list)
+    strict: bool = False
 
     @property
     def ok(self) -> bool:
-        """No required rule failed."""
-        return not any(r.failed and r.required for r in self.results)
+        return not self.failing()
+
+    @property
+    def exit_status(self) -> int:
+        return 0 if self.ok else 1
 
     def failed(self, content_id: str | None = None) -> set[str]:
         return {r.rule for r in self.results if r.failed and (content_id is None or r.content_id == content_id)}
 
+    def failed_required(self) -> list[str]:
+        return sorted({r.rule for r in self.results if r.failed and r.required})
+
+    def failed_recommended(self) -> list[str]:
+        return sorted({r.rule for r in self.results if r.failed and not r.required})
+
+    def not_verified(self) -> dict[str, str]:
+        """Required rules that were skipped or could not be verified, each with why (the first reason)."""
+        reasons: dict[str, str] = {}
+        for result in self.results:
+            if result.required and result.status in ("skip", "unverified"):
+                reasons.setdefault(result.rule, result.checked)
+        return dict(sorted(reasons.items()))
+
+    def failing(self) -> list[str]:
+        """The rules that make this run fail."""
+        if not self.strict:
+            return self.failed_required()
+        return sorted({*self.failed_required(), *self.not_verified(), *self.failed_recommended()})
+
+    def counts_as_failure(self, result: Result) -> bool:
+        """Whether ``result`` is a failure in this run's verdict (JUnit marks exactly these)."""
+        if result.failed:
+            return result.required or self.strict
+        return self.strict and result.required and result.status in ("skip", "unverified")
+
     def as_json(self) -> dict[str, Any]:
-        return {"url": self.url, "ok": self.ok, "results": [asdict(r) for r in self.results]}
+        return {
+            "url": self.url,
+            "ok": self.ok,
+            "exit_status": self.exit_status,
+            "strict": self.strict,
+            "failed_required": self.failed_required(),
+            "failed_recommended": self.failed_recommended(),
+            "not_verified": self.not_verified(),
+            "results": [asdict(r) for r in self.results],
+        }
 
 
 @dataclass(frozen=True)
