@@ -26,7 +26,7 @@ from aiohttp import web
 from content_provider.app import SHUTDOWN_TIMEOUT, create_app
 from content_provider.config.environment import ENV_PREFIX
 from content_provider.config.parse import find_config, load_settings
-from content_provider.config.settings import SAFE_NAME, Settings, in_package
+from content_provider.config.settings import DEMO_FIXTURES, SAFE_NAME, Settings, in_package
 from content_provider.config.upstream import check_url
 from content_provider.config.worker_role import WorkerRole
 from content_provider.conformance.checker import DEMO_IDS, check
@@ -274,18 +274,19 @@ def run_loop(main: Coroutine[Any, Any, None], choice: str) -> None:
 
 @contextlib.contextmanager
 def _writable_fixtures(settings: Settings) -> Iterator[Path | None]:
-    """Serving the demo set inside the installed package (no fixture folder chosen): serve a
-    private copy of it instead, so the admin API can change images without writing into the
-    package; removed when the server stops. ``None`` when a folder of the user's is served."""
-    if not in_package(settings.fixture_root):
+    """Serving the demo set (the package's copy when installed, ``fixtures/images`` in a checkout):
+    serve a private copy of it instead, so what a user tries through the admin API changes neither
+    the package nor a tracked file; removed when the server stops. ``None`` for a folder of the
+    user's own, served as it is."""
+    if settings.fixture_root.resolve() != DEMO_FIXTURES.resolve() and not in_package(settings.fixture_root):
         yield None
         return
     folder = Path(tempfile.mkdtemp(prefix="content-provider-demo-"))
     try:
         copy = copy_tree(settings.fixture_root, folder / "images")
         log.info(
-            "fixtures: the demo set bundled in the package, copied to %s for this run (changes made through "
-            "the admin API end with it; serve a folder of your own with --fixtures DIR to keep them)",
+            "fixtures: the demo set, copied to %s for this run: uploads and deletes go there and end with it "
+            "(serve a folder of your own with --fixtures DIR to keep them)",
             copy,
         )
         yield copy

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import os
 import re
@@ -18,6 +19,7 @@ import pytest
 
 from content_provider.cli import build_parser, main
 from content_provider.conformance.jpeg import image_size
+from content_provider.fixtures.generate import card_jpeg
 
 from .helpers import DOC_CARD
 
@@ -30,6 +32,9 @@ def write_config(tmp_path: Path, fixture_root: Path, signing_dir: Path, extra: s
         f"fixtures:\n  root: {fixture_root}\nsigning:\n  directory: {signing_dir}\n{extra}", encoding="utf-8"
     )
     return path
+
+
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 class Server:
@@ -319,3 +324,26 @@ def test_a_bad_flag_is_blamed_on_the_flag_not_the_config_file(
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith(says)
     assert "config.yaml" not in line
+
+
+async def test_serving_the_checkouts_demo_set_changes_no_tracked_file(tmp_path: Path) -> None:
+    """``./dev serve`` (the repository's config.yaml) serves a copy: an upload and a delete do not
+    touch fixtures/images (#28 item 5), and what the server answers does change."""
+    root = REPOSITORY
+    tracked = root / "fixtures" / "images" / "users" / "alice" / "front.jpg"
+    before = tracked.read_bytes()
+    env = {"CONTENT_PROVIDER_STATE_DIR": str(tmp_path / "state")}
+    async with serving(root / "config.yaml", root, env=env) as running, aiohttp.ClientSession() as session:
+        [copy] = re.findall(r"the demo set, copied to (\S+) for this run", "".join(running.log))
+        upload = card_jpeg("changed")
+        async with session.put(f"{running.url}/__admin/fixtures/users/alice/front", data=upload) as response:
+            assert response.status == 200, await response.text()
+        async with session.post(f"{running.url}/getcontent", json={"contentId": "PROV:alice"}) as response:
+            served = (await response.json())["data"][0]["data"]
+        assert base64.b64decode(served) == upload
+        assert (Path(copy) / "users" / "alice" / "front.jpg").read_bytes() == upload
+        async with session.delete(f"{running.url}/__admin/fixtures/orgs/acme/back") as response:
+            assert response.status == 200
+    assert tracked.read_bytes() == before
+    assert await asyncio.to_thread((root / "fixtures" / "images" / "orgs" / "acme" / "back.jpg").is_file)
+    assert not await asyncio.to_thread(Path(copy).exists)  # gone with the server

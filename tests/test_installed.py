@@ -270,7 +270,7 @@ def test_installed_serve_answers_the_demo_ids_from_any_folder(installed: Install
     assert "Traceback" not in log
     assert f"made a new development signing key (RSA) at {key_file}" in log
     assert f"with the development key {key_file}" in log
-    [copy] = re.findall(r"the demo set bundled in the package, copied to (\S+) for this run", log)
+    [copy] = re.findall(r"the demo set, copied to (\S+) for this run", log)
     assert not Path(copy).exists(), "the private copy outlived the server"
     assert list(cwd.iterdir()) == []  # nothing left in the working folder either
     installed.assert_untouched()
