@@ -1,0 +1,170 @@
+"""The one fixture-write path (content_provider/fixtures/write.py): what may be named, what a write
+and a delete leave in the folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from content_provider.fixtures.generate import auth_jpeg, card_jpeg
+from content_provider.fixtures.write import (
+    BadFixturePath,
+    BadImage,
+    FixtureImage,
+    delete_image,
+    record_image,
+    write_image,
+)
+
+from .helpers import png_bytes
+
+TOLERANCE = 0.01
+RECORDED = b"eyJhbGciOiJSUzI1NiIsImtpZCI6InZlbmRvciJ9.cmVjb3JkZWQ.c2ln"  # a compact JWS, as recorded
+
+
+@pytest.mark.parametrize(
+    ("path", "image"),
+    [
+        ("users/alice/front.jpg", FixtureImage("users", "alice", "front")),
+        (b"orgs/acme/auth.jpg", FixtureImage("orgs", "acme", "auth")),
+        ("default/back.jpg", FixtureImage("default", None, "back")),
+        ("users/a.b@c+d=e-f_g/back.jpg", FixtureImage("users", "a.b@c+d=e-f_g", "back")),
+    ],
+)
+def test_a_canonical_path_names_its_image_and_back(path: str | bytes, image: FixtureImage) -> None:
+    assert FixtureImage.parse(path) == image
+    assert image.path == (path.decode() if isinstance(path, bytes) else path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../../../x.txt",
+        "/etc/passwd",
+        "/users/alice/front.jpg",
+        "users/a/../../x/front.jpg",
+        "users/../front.jpg",
+        "users/alice/../bob/front.jpg",
+        "users/./front.jpg",
+        "users/alice/./front.jpg",
+        "users//front.jpg",
+        "users/alice//front.jpg",
+        "users/alice/front.jpg/",
+        "users/alice/sub/front.jpg",
+        "users/alice",
+        "users/alice/",
+        "users/front.jpg",
+        "default/x/front.jpg",
+        "default/front",
+        "default/",
+        "",
+        "users/alice/front.jpeg",
+        "users/alice/back.jws",
+        "users/alice/front.JPG",
+        "users/alice/members.txt",
+        "users/alice/side.jpg",
+        "users/alice/.jpg",
+        "users/alice/front.jpg.jpg",
+        "people/alice/front.jpg",
+        "Users/alice/front.jpg",
+        "users/.alice/front.jpg",
+        "users/..alice/front.jpg",
+        "users/al ice/front.jpg",
+        "users/alice\n/front.jpg",
+        "users/alice/front.jpg\n",
+        "users/al\\..\\ice/front.jpg",
+        "users/al\x00ice/front.jpg",
+        "users/alice/front\x00.jpg",
+        "users/ålice/front.jpg",
+        "users/" + "a" * 201 + "/front.jpg",
+        b"users/\xff/front.jpg",
+        b"users/alice/front.jpg\xc0",
+        b"users\xc0\xaf..\xc0\xafx/front.jpg",
+    ],
+)
+def test_every_other_path_is_refused(path: str | bytes) -> None:
+    with pytest.raises(BadFixturePath, match=r"^(path|name|side|kind): "):
+        FixtureImage.parse(path)
+
+
+@pytest.mark.parametrize(
+    ("parts", "field"),
+    [
+        (("users", "alice", "side"), "side"),
+        (("people", "alice", "front"), "kind"),
+        (("users", "..", "front"), "name"),
+        (("users", None, "front"), "name"),
+        (("orgs", "a/b", "front"), "name"),
+        (("default", "x", "front"), "name"),
+    ],
+)
+def test_bad_parts_name_the_field(parts: tuple[str, str | None, str], field: str) -> None:
+    with pytest.raises(BadFixturePath, match=f"^{field}: "):
+        FixtureImage.of(*parts)
+
+
+def test_a_write_is_the_side_s_one_file(tmp_path: Path) -> None:
+    folder = tmp_path / "users/bob"
+    folder.mkdir(parents=True)
+    for name in ("back.jpeg", "back.jws", "front.jpg"):
+        (folder / name).write_bytes(b"old")
+    image = FixtureImage.of("users", "bob", "back")
+    new = card_jpeg("new back")
+    written = write_image(tmp_path, image, new, TOLERANCE)
+    assert (written.path, written.replaced) == (Path("users/bob/back.jpg"), True)
+    assert sorted(p.name for p in folder.iterdir()) == ["back.jpg", "front.jpg"]  # no twin, no temporary
+    assert (folder / "back.jpg").read_bytes() == new
+    first = write_image(tmp_path, FixtureImage.of("users", "new", "auth"), auth_jpeg("a"), TOLERANCE)
+    assert (first.path, first.replaced) == (Path("users/new/auth.jpg"), False)
+
+
+@pytest.mark.parametrize(
+    ("side", "data", "reason"),
+    [("front", png_bytes(), "not a JPEG"), ("back", auth_jpeg("square"), "aspect ratio"), ("auth", b"", "empty")],
+)
+def test_a_bad_image_writes_nothing(tmp_path: Path, side: str, data: bytes, reason: str) -> None:
+    (tmp_path / "users/bob").mkdir(parents=True)
+    (tmp_path / f"users/bob/{side}.jpeg").write_bytes(b"old")
+    with pytest.raises(BadImage, match=reason):
+        write_image(tmp_path, FixtureImage.of("users", "bob", side), data, TOLERANCE)
+    assert [p.name for p in (tmp_path / "users/bob").iterdir()] == [f"{side}.jpeg"]
+
+
+def test_a_recorded_back_is_kept_as_jws_and_hides_no_stale_jpeg(tmp_path: Path) -> None:
+    (tmp_path / "users/rec").mkdir(parents=True)
+    (tmp_path / "users/rec/back.jpg").write_bytes(card_jpeg("old"))
+    written = record_image(tmp_path, FixtureImage.of("users", "rec", "back"), RECORDED)
+    assert written.path == Path("users/rec/back.jws")
+    assert [p.name for p in (tmp_path / "users/rec").iterdir()] == ["back.jws"]
+    assert record_image(tmp_path, FixtureImage.of("users", "rec", "front"), b"as it came").path == Path(
+        "users/rec/front.jpg"
+    )
+
+
+def test_a_delete_removes_every_file_of_the_side_and_names_them(tmp_path: Path) -> None:
+    folder = tmp_path / "users/bob"
+    folder.mkdir(parents=True)
+    for name in ("back.jpg", "back.jws", "front.jpeg"):
+        (folder / name).write_bytes(b"x")
+    assert delete_image(tmp_path, FixtureImage.of("users", "bob", "back")) == (
+        Path("users/bob/back.jws"),
+        Path("users/bob/back.jpg"),
+    )
+    assert delete_image(tmp_path, FixtureImage.of("users", "bob", "front")) == (Path("users/bob/front.jpeg"),)
+    assert delete_image(tmp_path, FixtureImage.of("users", "bob", "front")) == ()
+    assert list(folder.iterdir()) == []
+
+
+def test_a_folder_that_leads_outside_is_neither_written_nor_deleted_in(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "users").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "front.jpg").write_bytes(b"keep")
+    (root / "users/link").symlink_to(outside)
+    image = FixtureImage.of("users", "link", "front")
+    with pytest.raises(BadFixturePath, match="outside the fixture folder"):
+        write_image(root, image, card_jpeg("x"), TOLERANCE)
+    with pytest.raises(BadFixturePath, match="outside the fixture folder"):
+        delete_image(root, image)
+    assert (outside / "front.jpg").read_bytes() == b"keep"
