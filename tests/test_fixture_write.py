@@ -1,8 +1,9 @@
 """The one fixture-write path (content_provider/fixtures/write.py): what may be named, what a write
-and a delete leave in the folder."""
+and a delete leave in the folder, and the admin answers built on them."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from content_provider.fixtures.write import (
     write_image,
 )
 
-from .helpers import png_bytes
+from .helpers import MakeClient, get_content, png_bytes
 
 TOLERANCE = 0.01
 RECORDED = b"eyJhbGciOiJSUzI1NiIsImtpZCI6InZlbmRvciJ9.cmVjb3JkZWQ.c2ln"  # a compact JWS, as recorded
@@ -168,3 +169,50 @@ def test_a_folder_that_leads_outside_is_neither_written_nor_deleted_in(tmp_path:
     with pytest.raises(BadFixturePath, match="outside the fixture folder"):
         delete_image(root, image)
     assert (outside / "front.jpg").read_bytes() == b"keep"
+
+
+# --------------------------------------------------------------------------- the admin answers
+
+
+@pytest.mark.parametrize(
+    ("files", "side", "deleted", "removed"),
+    [
+        (["back.jws"], "back", "users/zoe/back.jws", ["users/zoe/back.jws"]),
+        (["front.jpeg"], "front", "users/zoe/front.jpeg", ["users/zoe/front.jpeg"]),
+        (["back.jpg", "back.jws"], "back", "users/zoe/back.jws", ["users/zoe/back.jws", "users/zoe/back.jpg"]),
+        (["auth.jpg"], "auth", "users/zoe/auth.jpg", ["users/zoe/auth.jpg"]),
+    ],
+)
+async def test_a_delete_answer_names_the_files_removed(
+    make_client: MakeClient, fixture_root: Path, files: list[str], side: str, deleted: str, removed: list[str]
+) -> None:
+    folder = fixture_root / "users/zoe"
+    folder.mkdir()
+    for name in files:
+        (folder / name).write_bytes(RECORDED if name.endswith(".jws") else card_jpeg(name))
+    client = await make_client()
+    response = await client.delete(f"/__admin/fixtures/users/zoe/{side}")
+    assert response.status == 200
+    assert await response.json() == {"deleted": deleted, "removed": removed}
+    assert list(folder.iterdir()) == []
+    missing = await client.delete(f"/__admin/fixtures/users/zoe/{side}")
+    assert missing.status == 404
+    assert (await missing.json())["message"] == f"users/zoe/{side}.jpg does not exist"
+
+
+async def test_an_upload_over_a_recorded_back_replaces_it(make_client: MakeClient, fixture_root: Path) -> None:
+    folder = fixture_root / "users/rec"
+    folder.mkdir()
+    (folder / "front.jpg").write_bytes(card_jpeg("rec"))
+    (folder / "back.jws").write_bytes(RECORDED)
+    client = await make_client(revalidate_seconds=3600)
+    served = await (await get_content(client, "PROV:rec")).json()
+    assert served["data"][1]["data"] == RECORDED.decode()
+    new = card_jpeg("new back")
+    response = await client.put("/__admin/fixtures/users/rec/back", data=new)
+    assert response.status == 200  # the side had an image: replaced
+    assert await response.json() == {"path": "users/rec/back.jpg", "bytes": len(new)}
+    assert sorted(p.name for p in folder.iterdir()) == ["back.jpg", "front.jpg"]
+    back = (await (await get_content(client, "PROV:rec")).json())["data"][1]["data"]
+    payload = back.split(".")[1]
+    assert base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)) == new
