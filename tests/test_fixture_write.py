@@ -1,13 +1,16 @@
 """The one fixture-write path (content_provider/fixtures/write.py): what may be named, what a write
-and a delete leave in the folder, and the admin answers built on them."""
+and a delete leave in the folder, and the admin answers and the recorder built on them."""
 
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
 
+from content_provider.core.contract import ContentId, UseCase
 from content_provider.fixtures.generate import auth_jpeg, card_jpeg
 from content_provider.fixtures.write import (
     BadFixturePath,
@@ -17,6 +20,8 @@ from content_provider.fixtures.write import (
     record_image,
     write_image,
 )
+from content_provider.upstream.client import Fetched
+from content_provider.upstream.record import Recorder
 
 from .helpers import MakeClient, get_content, png_bytes
 
@@ -216,3 +221,35 @@ async def test_an_upload_over_a_recorded_back_replaces_it(make_client: MakeClien
     back = (await (await get_content(client, "PROV:rec")).json())["data"][1]["data"]
     payload = back.split(".")[1]
     assert base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)) == new
+
+
+# --------------------------------------------------------------------------- the recorder
+
+
+def card_answer(front: bytes, back: str | None) -> Fetched:
+    data = [{"key": "front", "data": base64.b64encode(front).decode()}]
+    if back is not None:
+        data.append({"key": "back", "data": back})
+    body = json.dumps({"data": data}).encode()
+    return Fetched(200, CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"})), body, 0.01)
+
+
+async def test_the_recorder_writes_one_file_a_side(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path, "http://upstream.invalid")
+    folder = tmp_path / "users/bob"
+    folder.mkdir(parents=True)
+    (folder / "back.jpg").write_bytes(card_jpeg("made by hand"))  # the recorded back would hide it
+    (folder / "front.jpeg").write_bytes(card_jpeg("made by hand"))
+    content_id = ContentId("PROV:bob", UseCase.CARD, "bob", True)
+    await recorder.record(content_id, card_answer(b"front as it came", RECORDED.decode()), None)
+    assert sorted(p.name for p in folder.iterdir()) == ["back.jws", "front.jpg"]
+    assert (folder / "front.jpg").read_bytes() == b"front as it came"  # a recording is not checked
+    assert (folder / "back.jws").read_bytes() == RECORDED
+    await recorder.record(content_id, card_answer(b"front again", None), None)  # now without a back
+    assert sorted(p.name for p in folder.iterdir()) == ["earlier", "front.jpg"]
+    newline = ContentId("PROV:bob\n", UseCase.CARD, "bob\n", True)  # not a folder name: mapped
+    await recorder.record(newline, card_answer(b"odd", None), None)
+    entry = recorder.manifest["answers"]["PROV:bob\n"]
+    assert entry["mapped"] is True
+    assert entry["folder"].startswith("users/rec-")
+    assert not (tmp_path / "users/bob\n").exists()
