@@ -54,7 +54,7 @@ def add_routes(app: web.Application, base_path: str) -> None:
 
 log = logging.getLogger("content_provider")
 
-# Admin uploads (at most admin.MAX_UPLOAD) fit; /getcontent applies its own, much smaller limit.
+# Admin uploads (at most fixtures.write.MAX_IMAGE_BYTES) fit; /getcontent applies its own, much smaller limit.
 CLIENT_MAX_SIZE = 32 * 1024 * 1024
 # At SIGTERM in-flight requests get this long; an injected wait (a delay, a dribble, a hang) that
 # would end later is ended at once and its connection closed, so the process is gone in time.

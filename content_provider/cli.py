@@ -26,7 +26,7 @@ from aiohttp import web
 from content_provider.app import SHUTDOWN_TIMEOUT, create_app
 from content_provider.config.environment import ENV_PREFIX
 from content_provider.config.parse import find_config, load_settings
-from content_provider.config.settings import DEMO_FIXTURES, SAFE_NAME, Settings, in_package
+from content_provider.config.settings import DEMO_FIXTURES, Settings, in_package
 from content_provider.config.upstream import check_url
 from content_provider.config.worker_role import WorkerRole
 from content_provider.conformance.checker import DEMO_IDS, check
@@ -42,6 +42,7 @@ from content_provider.fixtures.answers import FixtureError
 from content_provider.fixtures.explain import Explainer, looked_up
 from content_provider.fixtures.generate import write_demo, write_images, write_members
 from content_provider.fixtures.store import FixtureStore
+from content_provider.fixtures.write import is_folder_name
 from content_provider.http.accesslog import AccessLogger
 from content_provider.serving.listener import listen
 from content_provider.serving.workers import supervise
@@ -305,13 +306,13 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
     if args.kind == "demo":
         written = write_demo(root)
     elif args.kind == "user":
-        folder = root / USERS_DIR / args.subject
-        written = write_images(folder, args.label or args.subject, front=args.front, back=args.back, auth=args.auth)
+        label = args.label or args.subject
+        written = write_images(root, USERS_DIR, args.subject, label, front=args.front, back=args.back, auth=args.auth)
     else:
-        folder = root / ORGS_DIR / args.name
-        written = write_images(folder, args.label or args.name, front=args.front, back=args.back, auth=args.auth)
+        label = args.label or args.name
+        written = write_images(root, ORGS_DIR, args.name, label, front=args.front, back=args.back, auth=args.auth)
         if args.member:
-            written.append(write_members(folder, args.member))
+            written.append(write_members(root / ORGS_DIR / args.name, args.member))
     for path in written:
         print(path)
     return EXIT_OK
@@ -449,7 +450,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.command == "generate":
             if args.kind == "user" or args.kind == "org":
                 name = args.subject if args.kind == "user" else args.name
-                if not SAFE_NAME.match(name):
+                if not is_folder_name(name):
                     print(
                         f"content-provider: {name!r} is not a folder name (letters, digits, . _ @ + = -)",
                         file=sys.stderr,

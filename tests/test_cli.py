@@ -209,6 +209,16 @@ def test_generate_refuses_a_name_that_is_not_a_folder_name(
     assert not (fixture_root / "escape").exists()
 
 
+def test_generate_over_a_recorded_back_replaces_it(tmp_path: Path, fixture_root: Path, signing_dir: Path) -> None:
+    config = str(write_config(tmp_path, fixture_root, signing_dir))
+    folder = fixture_root / "users" / "rec"
+    folder.mkdir()
+    (folder / "back.jws").write_text("eyJhbGciOiJSUzI1NiJ9.cmVj.c2ln")  # recorded: it would win over a back.jpg
+    assert main(["generate", "user", "rec", "--back", "--config", config], {}) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["back.jpg", "front.jpg"]
+    assert main(["generate", "user", "rec\n", "--config", config], {}) == 2  # the whole name must be one
+
+
 def test_generate_demo_is_reproducible(tmp_path: Path, fixture_root: Path, signing_dir: Path) -> None:
     """The committed demo fixtures are exactly what ``generate demo`` makes."""
     fresh = tmp_path / "fresh"

@@ -12,14 +12,16 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 
 from content_provider.client import AdminError, AsyncAdminClient
 from content_provider.config.parse import parse_settings
 from content_provider.core.reader import ConfigError
 from content_provider.faults.engine import draw
 from content_provider.fixtures.generate import card_jpeg
+from content_provider.signing.jws import verify_back
 
-from .helpers import DOC_CARD, MakeClient
+from .helpers import DOC_CARD, MakeClient, png_bytes
 from .redis_server import RedisServer, redis_server
 from .test_cli import Server, serving, write_config
 
@@ -235,3 +237,126 @@ async def test_the_journal_takes_any_content_id_json_allows(pair: tuple[Server, 
 async def admin_health(session: aiohttp.ClientSession, url: str) -> Any:
     async with session.get(f"{url}/healthz") as response:
         return await response.json()
+
+
+# --------------------------------------------------------------------------- images shared through Redis
+
+RECORDED_BACK = "eyJhbGciOiJSUzI1NiIsImtpZCI6InZlbmRvciJ9.cmVjb3JkZWQ.c2ln"  # a compact JWS, as a vendor signed it
+
+
+def tree(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*"))
+
+
+async def content(session: aiohttp.ClientSession, url: str, content_id: str) -> dict[str, Any]:
+    async with session.post(f"{url}/getcontent", json={"contentId": content_id}) as response:
+        assert response.status == 200, await response.text()
+        answer: dict[str, Any] = await response.json()
+        return answer
+
+
+async def test_an_upload_on_one_replica_replaces_a_recorded_back_on_the_other(
+    pair: tuple[Server, Server], tmp_path: Path
+) -> None:
+    a, b = pair
+    for name in ("a", "b"):  # recorded on both (each has its own folder): a front and the vendor's signed back
+        folder = tmp_path / name / "images/users/rec"
+        folder.mkdir()
+        (folder / "front.jpg").write_bytes(card_jpeg("rec"))
+        (folder / "back.jws").write_text(RECORDED_BACK)
+    new_back = card_jpeg("uploaded back")
+    async with aiohttp.ClientSession() as session, AsyncAdminClient(a.url) as admin_a:
+        assert (await content(session, b.url, "PROV:rec"))["data"][1]["data"] == RECORDED_BACK
+        await admin_a.put_image("back", new_back, user="rec")
+        back = (await content(session, b.url, "PROV:rec"))["data"][1]
+        async with session.get(f"{b.url}/.well-known/jwks.json") as response:
+            jwks = await response.json()
+    assert back["data"] != RECORDED_BACK
+    assert verify_back(back["data"], jwks)[1] == new_back  # signed by B, the new image
+    for name in ("a", "b"):
+        folder = tmp_path / name / "images/users/rec"
+        assert sorted(p.name for p in folder.iterdir()) == ["back.jpg", "front.jpg"]
+        assert (folder / "back.jpg").read_bytes() == new_back
+
+
+async def test_hostile_images_in_redis_write_and_delete_nothing_and_the_replica_goes_on(
+    pair: tuple[Server, Server], redis: RedisServer, tmp_path: Path
+) -> None:
+    a, b = pair
+    victim = tmp_path / "victim.txt"  # outside both fixture folders (tmp_path/<a|b>/images)
+    victim.write_text("keep me")
+    (tmp_path / "b/images/users/alice").mkdir(exist_ok=True)
+    hostile: dict[bytes, bytes] = {
+        b"../../escaped.txt": b"written by anyone who can write Redis",
+        b"../../../escaped.txt": b"further out",
+        str(tmp_path / "absolute.txt").encode(): b"an absolute path",
+        b"users/a/../../x/front.jpg": card_jpeg("dot dot"),
+        b"users/alice/../../../escaped/front.jpg": card_jpeg("dot dot"),
+        b"users/alice\n/front.jpg": card_jpeg("newline"),
+        b"users/\xff\xfe/front.jpg": card_jpeg("not UTF-8"),
+        b"users/alice/front.jpeg": card_jpeg("another extension"),
+        b"users/mallory/front.jpg": b"not a JPEG at all",
+        b"users/mallory/auth.jpg": png_bytes(),
+        b"../../victim.txt": b"",  # a delete, outside
+        str(victim).encode(): b"",
+    }
+    before = tree(tmp_path)
+    client = aioredis.from_url(redis.url)
+    try:
+        for n, (path, data) in enumerate(hostile.items()):
+            await client.hset("test-pair:images", path, data)
+            await client.hset("test-pair:imagever", path, 1000 + n if n % 2 else b"not a number")
+        await client.incr("test-pair:version")
+        await asyncio.sleep(0.5)  # ten polls: both replicas have looked
+    finally:
+        await client.aclose()
+    assert victim.read_text() == "keep me"
+    assert not (tmp_path.parent / "escaped.txt").exists()
+    assert tree(tmp_path) == before  # nothing written, nothing deleted, anywhere
+    async with aiohttp.ClientSession() as session, AsyncAdminClient(a.url) as admin_a:
+        assert (await content(session, b.url, DOC_CARD))["data"][0]["key"] == "front"  # B still serves
+        assert (await post(session, b.url, "PROV:mallory"))[1] == "default"
+        await admin_a.put_image("front", card_jpeg("zed"), user="zed")  # and applies the next good upload
+        assert (await post(session, b.url, "PROV:zed"))[1] == "user zed"
+    assert (tmp_path / "b/images/users/zed/front.jpg").read_bytes() == card_jpeg("zed")
+    for server in (a, b):
+        log = "".join(server.log)
+        assert "Traceback" not in log
+        refused = [line for line in log.splitlines() if "not applying the shared image" in line]
+        assert len(refused) == len(hostile), refused  # each once, though the version moved on since
+        assert "written by anyone" not in log
+
+
+async def test_an_upload_while_redis_fails_answers_503_and_changes_nothing(
+    pair: tuple[Server, Server], redis: RedisServer, tmp_path: Path
+) -> None:
+    a, _ = pair
+    subject = DOC_CARD.split(":")[1]
+    front = tmp_path / "a/images/users" / subject / "front.jpg"
+    before = front.read_bytes()
+    control = aioredis.from_url(redis.url)
+    try:
+        # Redis stops taking writes while this replica still takes it for reachable (its poll hangs on
+        # the heartbeat until its timeout): the upload must not be written here before Redis has it
+        await control.client_pause(8000, all=False)  # writes only
+        await asyncio.sleep(0.2)
+        async with AsyncAdminClient(a.url) as admin_a:
+            with pytest.raises(AdminError) as refused:
+                await admin_a.put_image("front", card_jpeg("not shared"), user=subject)
+            assert refused.value.status == 503
+            assert front.read_bytes() == before
+            assert not (tmp_path / "a/images/users/nobody").exists()
+            await control.client_unpause()
+            redis.stop()  # and Redis gone: refused at once, or at the first command
+            for _ in range(2):  # before the replica noticed, and after
+                with pytest.raises(AdminError) as refused:
+                    await admin_a.put_image("front", card_jpeg("not shared"), user="nobody")
+                assert refused.value.status == 503
+                with pytest.raises(AdminError) as refused:
+                    await admin_a.delete_image("front", user=subject)
+                assert refused.value.status == 503
+                await asyncio.sleep(0.2)
+    finally:
+        await control.aclose()
+    assert front.read_bytes() == before
+    assert not (tmp_path / "a/images/users/nobody").exists()

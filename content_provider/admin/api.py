@@ -21,22 +21,27 @@ from content_provider.admin.index import admin_index
 from content_provider.admin.preview import preview
 from content_provider.admin.reload import reload_config
 from content_provider.config.settings import SAFE_NAME, SETTINGS
-from content_provider.conformance.jpeg import jpeg_problem
 from content_provider.core.contract import BARE_IDS_OFF, error_body, parse_content_id
 from content_provider.core.errors import ApiError
-from content_provider.core.fsutil import atomic_write
-from content_provider.core.layout import DEFAULT_DIR, JWS_EXTENSION, ORGS_DIR, SIDES, USERS_DIR, is_card_side, sides_in
+from content_provider.core.layout import DEFAULT_DIR, SIDES, USERS_DIR, sides_in
 from content_provider.core.reader import ConfigError, ascii_int
 from content_provider.faults.engine import FAULTS
 from content_provider.faults.rules import Rule, parse_rule, parse_rules, unused_name
 from content_provider.fixtures.explain import EXPLAINER, looked_up
 from content_provider.fixtures.store import STORE
+from content_provider.fixtures.write import (
+    MAX_IMAGE_BYTES,
+    BadFixturePath,
+    FixtureImage,
+    image_problem,
+    present,
+    put_image,
+    remove_image,
+)
 from content_provider.http.errors import Handler, json_errors
 from content_provider.state.base import STATE, unavailable
 
 PREFIX = "/__admin"
-MAX_UPLOAD = 20 * 1024 * 1024
-KINDS = {"users": USERS_DIR, "orgs": ORGS_DIR}
 
 
 def _is_loopback(request: web.Request) -> bool:
@@ -294,69 +299,48 @@ async def resolve(request: web.Request) -> web.Response:
     )
 
 
-def _target(request: web.Request) -> Path:
-    """The fixture file an upload or delete names, checked field by field."""
-    kind = request.match_info["kind"]
-    side = request.match_info["side"]
-    if side not in SIDES:
-        raise ApiError(400, "invalid_fixture", f"side: expected one of {', '.join(SIDES)}, got {side!r}")
-    root = request.app[STORE].root
-    if kind == "default":
-        return root / DEFAULT_DIR / f"{side}.jpg"
-    if kind not in KINDS:
-        raise ApiError(400, "invalid_fixture", f"kind: expected users, orgs or default, got {kind!r}")
-    name = request.match_info["name"]
-    if not SAFE_NAME.match(name):
-        raise ApiError(400, "invalid_fixture", f"name: {name!r} is not a folder name (letters, digits, . _ @ + = -)")
-    return root / KINDS[kind] / name / f"{side}.jpg"
-
-
-def _write(target: Path, data: bytes) -> None:
-    atomic_write(target, data)
-    target.with_suffix(".jpeg").unlink(missing_ok=True)  # one image per side: a .jpeg twin goes
-    target.with_suffix(JWS_EXTENSION).unlink(missing_ok=True)  # and a recorded back.jws, which would win
+def _image(request: web.Request) -> FixtureImage:
+    """The fixture image an upload or delete names, checked field by field."""
+    info = request.match_info
+    try:
+        return FixtureImage.of(info["kind"], info.get("name"), info["side"])
+    except BadFixturePath as exc:
+        raise ApiError(400, "invalid_fixture", str(exc)) from None
 
 
 async def upload(request: web.Request) -> web.Response:
-    """PUT the JPEG bytes as the body. Checked as at start-up, then written atomically."""
-    target = _target(request)
+    """PUT the JPEG bytes as the body. Checked as at start-up, shared (with Redis), then written atomically."""
+    image = _image(request)
     state = request.app[STATE]
-    if not state.reachable:  # before the image is written here: it must not be here only
+    if not state.reachable:  # before anything is read or written: it must not be here only
         raise unavailable()
     data = await request.read()
-    if len(data) > MAX_UPLOAD:
-        raise ApiError(413, "body_too_large", f"an image may be {MAX_UPLOAD} bytes at most")
-    settings = request.app[SETTINGS]
-    card = is_card_side(request.match_info["side"])
-    reason = await asyncio.to_thread(jpeg_problem, data, card=card, tolerance=settings.aspect_tolerance)
-    if reason is not None:
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ApiError(413, "body_too_large", f"an image may be {MAX_IMAGE_BYTES} bytes at most")
+    tolerance = request.app[SETTINGS].aspect_tolerance
+    reason = await asyncio.to_thread(image_problem, image, data, tolerance)
+    if reason is not None:  # before it is shared: other replicas would refuse it too
         raise ApiError(400, "invalid_image", f"body: {reason}")
-    existed = target.exists()
-    await asyncio.to_thread(_write, target, data)
     store = request.app[STORE]
-    store.invalidate()
-    await state.image_written(target.relative_to(store.root), data)
-    return web.json_response({"path": str(store.relative(target)), "bytes": len(data)}, status=200 if existed else 201)
+    written = await state.change_image(image, data, lambda: put_image(store, image, data, tolerance))
+    return web.json_response(
+        {"path": written.path.as_posix(), "bytes": len(data)}, status=200 if written.replaced else 201
+    )
 
 
 async def delete_image(request: web.Request) -> web.Response:
-    target = _target(request)
+    """DELETE the side's image: every file it has (a ``.jpeg`` twin, a recorded ``back.jws``); the answer names them."""
+    image = _image(request)
     state = request.app[STATE]
     if not state.reachable:
         raise unavailable()
-    removed = False
-    for candidate in (target, target.with_suffix(".jpeg"), target.with_suffix(JWS_EXTENSION)):
-        try:
-            await asyncio.to_thread(candidate.unlink)
-            removed = True
-        except FileNotFoundError:
-            continue
-    if not removed:
-        raise ApiError(404, "no_such_image", f"{request.app[STORE].relative(target)} does not exist")
     store = request.app[STORE]
-    store.invalidate()
-    await state.image_written(target.relative_to(store.root), None)
-    return web.json_response({"deleted": str(store.relative(target))})
+    if not await asyncio.to_thread(present, store.root, image):  # nothing is shared for an image not there
+        raise ApiError(404, "no_such_image", f"{image.path} does not exist")
+    removed = await state.change_image(image, None, lambda: remove_image(store, image))
+    if not removed:  # deleted meanwhile by another call
+        raise ApiError(404, "no_such_image", f"{image.path} does not exist")
+    return web.json_response({"deleted": removed[0].as_posix(), "removed": [path.as_posix() for path in removed]})
 
 
 def add_admin_routes(app: web.Application, base_path: str) -> None:

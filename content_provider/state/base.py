@@ -11,15 +11,16 @@ and the journal use:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from content_provider.core.errors import ApiError
 from content_provider.faults.rules import Rule
+from content_provider.fixtures.write import FixtureImage
 
+T = TypeVar("T")
 RuleChange = Callable[[tuple[Rule, ...]], tuple[Rule, ...]]
 
 
@@ -68,8 +69,9 @@ class StateBackend:
     async def clear_journal(self) -> None:
         raise NotImplementedError
 
-    async def image_written(self, relative: Path, data: bytes | None) -> None:
-        """An image was written into (``data``) or deleted from (None) the fixture folder here."""
+    async def change_image(self, image: FixtureImage, data: bytes | None, apply: Callable[[], Awaitable[T]]) -> T:
+        """Write ``data`` as ``image`` (None: delete it) everywhere: shared first, then ``apply`` makes the
+        change here, so a change that cannot be shared changes nothing. ``data`` has been checked."""
         raise NotImplementedError
 
     async def reset_done(self) -> None:

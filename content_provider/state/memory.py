@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from content_provider.faults.engine import FAULTS
-from content_provider.state.base import RuleChange, StateBackend
+from content_provider.fixtures.write import FixtureImage
+from content_provider.state.base import RuleChange, StateBackend, T
 from content_provider.state.journal import JOURNAL
 
 
@@ -35,5 +36,5 @@ class MemoryState(StateBackend):
     async def clear_journal(self) -> None:
         self._app[JOURNAL].clear()
 
-    async def image_written(self, relative: Path, data: bytes | None) -> None:
-        return None
+    async def change_image(self, image: FixtureImage, data: bytes | None, apply: Callable[[], Awaitable[T]]) -> T:
+        return await apply()  # nobody to share it with

@@ -10,8 +10,10 @@ Keys, all under ``<state.namespace>:``:
 - ``requests``: the journal, a stream capped at ``admin.journal_size`` entries (each
   ``Entry.packed()`` as JSON), written in batches every ``JOURNAL_BATCH_SECONDS``, one script
   call a batch (a version before wrote ``journal``, another format: the two do not mix);
-- ``images`` / ``imagever``: uploaded (or deleted: empty) images by path, and the version
-  each was changed at; every replica writes them into its own fixture folder;
+- ``images`` / ``imagever``: uploaded (or deleted: empty) images by canonical path
+  (``users/<name>/<side>.jpg``, see fixtures/write.py), and the change each was made at; every
+  replica writes them into its own fixture folder, and refuses (logs) a path that names no
+  fixture image or bytes that are not a good JPEG for their side;
 - ``replicas`` and ``alive:<id>``: each replica's heartbeat, with the version it has applied
   and the last journal flush it did, so an admin change or a journal read waits until every
   live replica is there (at most ``ACK_TIMEOUT`` seconds).
@@ -28,7 +30,7 @@ import json
 import logging
 import os
 import secrets
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -38,13 +40,13 @@ from aiohttp import web
 from redis.exceptions import RedisError, WatchError
 
 from content_provider.config.settings import SETTINGS
-from content_provider.core.fsutil import atomic_write
 from content_provider.core.reader import ConfigError
 from content_provider.core.records import Entry, shown
 from content_provider.faults.engine import FAULTS, Counted, RemoteCounter
 from content_provider.faults.rules import Rule, parse_rule
 from content_provider.fixtures.store import STORE
-from content_provider.state.base import RuleChange, StateBackend, unavailable
+from content_provider.fixtures.write import BadFixturePath, BadImage, FixtureImage, put_image, remove_image
+from content_provider.state.base import RuleChange, StateBackend, T, unavailable
 from content_provider.state.journal import JOURNAL, Journal
 
 log = logging.getLogger("content_provider.state")
@@ -190,7 +192,7 @@ class RedisState(StateBackend, RemoteCounter):
         self._reachable = False
         self._version = -1  # the version applied here
         self._flushed = 0  # the last flush request done here
-        self._image_versions: dict[str, int] = {}
+        self._image_versions: dict[bytes, bytes] = {}  # each image's change applied here, as Redis holds it
         self._pending: list[Entry] = []
         self._wake = asyncio.Event()
         self._dropped = 0
@@ -333,25 +335,28 @@ class RedisState(StateBackend, RemoteCounter):
             engine.adopt(rules, tokens)
 
     async def _apply_images(self) -> None:
-        versions = {
-            path.decode(): int(version) for path, version in (await self._redis.hgetall(self.key("imagever"))).items()
-        }
+        """Write here the images changed since last time. Paths and versions stay bytes, as Redis has
+        them: anything may be written there, and a path that names no fixture image, or data that is
+        not a good image for its side, is logged (once per change) and never written; the rest go on."""
+        versions: dict[bytes, bytes] = await self._redis.hgetall(self.key("imagever"))
         changed = [path for path, version in versions.items() if self._image_versions.get(path) != version]
         if not changed:
             return
         datas = await self._redis.hmget(self.key("images"), changed)
         store = self._app[STORE]
-        for path, data in zip(changed, datas, strict=True):
-            target = store.root / path
+        tolerance = self._app[SETTINGS].aspect_tolerance
+        for raw, data in zip(changed, datas, strict=True):
+            self._image_versions[raw] = versions[raw]
             try:
+                image = FixtureImage.parse(raw)
                 if data:
-                    await asyncio.to_thread(_write_image, target, data)
+                    await put_image(store, image, data, tolerance)
                 else:
-                    await asyncio.to_thread(_delete_image, target)
+                    await remove_image(store, image)
+            except (BadFixturePath, BadImage) as exc:
+                log.warning("not applying the shared image %.120r here: %s", raw, exc)
             except OSError as exc:
-                log.error("could not apply the shared image %s here: %s", path, exc)
-            self._image_versions[path] = versions[path]
-        store.invalidate()
+                log.error("could not apply the shared image %.120r here: %s", raw, exc)
 
     async def _wait_for_replicas(self, version: int = 0, flush: int = 0) -> None:
         """Until every live replica has applied ``version`` and flushed for ``flush`` (bounded)."""
@@ -510,22 +515,30 @@ class RedisState(StateBackend, RemoteCounter):
 
     # ------------------------------------------------------------------ images
 
-    async def image_written(self, relative: Path, data: bytes | None) -> None:
+    async def change_image(self, image: FixtureImage, data: bytes | None, apply: Callable[[], Awaitable[T]]) -> T:
         self._check()
-        path = relative.as_posix()
+        path = image.path.encode()
         try:
-            change = int(await self._redis.incr(self.key("imageseq")))  # tells this change from earlier ones
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(self.key("images"), path, data or b"")
-                pipe.hset(self.key("imagever"), path, change)
-                pipe.incr(self.key("version"))
-                results = await pipe.execute()
-            self._image_versions[path] = change  # written here already
+            async with self._sync_lock:  # no poll applies another change to this image between the two
+                change = int(await self._redis.incr(self.key("imageseq")))  # tells this change from earlier ones
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.hset(self.key("images"), path, data or b"")
+                    pipe.hset(self.key("imagever"), path, change)
+                    pipe.incr(self.key("version"))
+                    results = await pipe.execute()
+                # shared: now here, as the others will
+                self._image_versions[path] = str(change).encode()
+                try:
+                    done = await apply()
+                except BaseException:
+                    self._image_versions.pop(path, None)  # not done here: the next poll tries again
+                    raise
             await self._sync()
             await self._wait_for_replicas(version=int(results[2]))
         except RedisError as exc:
             self._lost(exc)
             raise unavailable(str(exc)) from None
+        return done
 
 
 def _encoded(entry: Entry) -> bytes:
@@ -536,14 +549,3 @@ def _encoded(entry: Entry) -> bytes:
         return orjson.dumps(packed)
     except TypeError:
         return json.dumps(packed).encode("ascii")
-
-
-def _write_image(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(target, data)
-    target.with_suffix(".jpeg").unlink(missing_ok=True)
-
-
-def _delete_image(target: Path) -> None:
-    for candidate in (target, target.with_suffix(".jpeg")):
-        candidate.unlink(missing_ok=True)

@@ -14,7 +14,9 @@ For a content id ``PROV:<subject>`` or ``AUTH:<subject>`` the answer goes to
 When an id's answer changes, the new one is served from then on and the earlier one is kept
 in ``users/<subject>/earlier/<digest>/`` (the manifest says ``"changed": true``); an answer
 that is not a 200 with images (an error, say) is listed in the manifest but writes no file.
-Every file is written atomically. Credentials and headers are never recorded.
+Every file is written atomically; an image through fixtures/write.py, like an upload, so each side
+keeps one file (a recorded ``back.jws`` removes a ``back.jpg`` beside it, which it would hide anyway).
+Credentials and headers are never recorded.
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ from typing import Any
 
 import yaml
 
-from content_provider.config.settings import SAFE_NAME
 from content_provider.core.contract import ContentId, UseCase
 from content_provider.core.fsutil import atomic_write
 from content_provider.core.layout import JWS_EXTENSION, USERS_DIR
 from content_provider.core.reader import ConfigError
+from content_provider.fixtures.write import FixtureImage, delete_image, is_folder_name, record_image
 from content_provider.upstream.client import Fetched
 from content_provider.upstream.validate import Verdict
 
@@ -55,7 +57,7 @@ def answer_digest(status: int, body: bytes) -> str:
 
 def folder_name(subject: str) -> str:
     """The subject itself when it is a folder name, else a stable name made from it."""
-    if SAFE_NAME.match(subject):
+    if is_folder_name(subject):
         return subject
     return "rec-" + hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
@@ -132,11 +134,11 @@ class Recorder:
 
     def _record(self, content_id: ContentId, status: int, body: bytes, digest: str, verdict: Verdict | None) -> None:
         raw = content_id.raw
-        folder_rel = f"{USERS_DIR}/{folder_name(content_id.subject)}"
+        folder = folder_name(content_id.subject)
         answers: dict[str, Any] = self.manifest["answers"]
         entry = answers.setdefault(
             raw,
-            {"subject": content_id.subject, "folder": folder_rel, "mapped": not SAFE_NAME.match(content_id.subject)},
+            {"subject": content_id.subject, "folder": f"{USERS_DIR}/{folder}", "mapped": folder != content_id.subject},
         )
         variants: list[dict[str, Any]] = entry.setdefault("variants", [])
         previous = next((v for v in variants if v["digest"] == entry.get("current")), None)
@@ -159,7 +161,7 @@ class Recorder:
             known["files"] = []
             known["not_written"] = files
         else:
-            known["files"] = self._write(content_id.use_case, folder_rel, files)
+            known["files"] = self._write(content_id.use_case, folder, files)
         entry["current"] = digest
         entry["changed"] = len(variants) > 1
         self._save()
@@ -186,13 +188,15 @@ class Recorder:
                 atomic_write(kept / path.name, path.read_bytes())
         variant["files"] = [str((kept / path.name).relative_to(self.root)) for path in served]
 
-    def _write(self, use_case: UseCase, folder_rel: str, files: dict[str, bytes]) -> list[str]:
-        folder = self.root / folder_rel
-        for name, data in files.items():
-            atomic_write(folder / name, data)
-        if use_case is UseCase.CARD and CARD_FILES["back"] not in files:
-            (folder / CARD_FILES["back"]).unlink(missing_ok=True)  # a recorded back this answer no longer has
-        return [f"{folder_rel}/{name}" for name in files]
+    def _write(self, use_case: UseCase, folder: str, files: dict[str, bytes]) -> list[str]:
+        """Each side as it came (a back as back.jws, the side's other files removed); the files written."""
+        written = [
+            record_image(self.root, FixtureImage.of(USERS_DIR, folder, Path(name).stem), data).path.as_posix()
+            for name, data in files.items()
+        ]
+        if use_case is UseCase.CARD and CARD_FILES["back"] not in files:  # a back this answer no longer has
+            delete_image(self.root, FixtureImage.of(USERS_DIR, folder, "back"))
+        return written
 
     def _save(self) -> None:
         atomic_write(self.manifest_path, (json.dumps(self.manifest, indent=2, ensure_ascii=False) + "\n").encode())
