@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from aiohttp import web
 
 from content_provider.admin import webui
-from content_provider.admin.api import add_admin_routes
+from content_provider.admin.api import PREFIX, add_admin_routes
 from content_provider.admin.reload import config_watch_ctx
 from content_provider.config.settings import CONFIG_ENV, SETTINGS, Settings
 from content_provider.config.worker_role import ROLE, WorkerRole
@@ -24,6 +24,7 @@ from content_provider.http.delivery import INJECTED_WAITS, InjectedWaits
 from content_provider.http.errors import json_errors, no_route
 from content_provider.http.journaled import journaled
 from content_provider.http.metrics import METRICS, Metrics, metrics_ctx
+from content_provider.http.origin import host_checked, preflight
 from content_provider.signing.jws import SIGNER, signer_for
 from content_provider.state import state_ctx
 from content_provider.state.journal import JOURNAL, Journal
@@ -37,17 +38,25 @@ def add_routes(app: web.Application, base_path: str) -> None:
             # journaled() also turns errors into JSON; the other routes get json_errors() for that.
             web.post(f"{base_path}/getcontent", journaled(handlers.get_content)),
             web.get(f"{base_path}/healthz", json_errors(handlers.healthz)),
-            web.get(f"{base_path}/metrics", json_errors(metrics.metrics)),
+            web.get(f"{base_path}/metrics", json_errors(host_checked(metrics.metrics))),
             web.get(f"{base_path}/.well-known/jwks.json", json_errors(handlers.jwks)),
             web.get(f"{base_path}/signing-cert.pem", json_errors(handlers.signing_certificate)),
             web.get(f"{base_path}/openapi.json", json_errors(handlers.openapi)),
             web.get(f"{base_path}/", json_errors(handlers.index)),
-            web.get(f"{base_path}/ui", json_errors(webui.to_page)),
-            web.get(f"{base_path}/ui/", json_errors(webui.page)),
-            web.get(f"{base_path}/ui/{{name:{webui.ASSET_NAMES}}}", json_errors(webui.asset)),
+            # host_checked: the page and /metrics only for this machine's names (no DNS rebinding)
+            web.get(f"{base_path}/ui", json_errors(host_checked(webui.to_page))),
+            web.get(f"{base_path}/ui/", json_errors(host_checked(webui.page))),
+            web.get(f"{base_path}/ui/{{name:{webui.ASSET_NAMES}}}", json_errors(host_checked(webui.asset))),
         ]
     )
     add_admin_routes(app, base_path)
+    # CORS preflights, once per admin path: a grant only for server.allowed_origins (http/origin.py)
+    preflighted = set()
+    for resource in list(app.router.resources()):
+        path = resource.canonical
+        if isinstance(resource, web.Resource) and path.startswith(base_path + PREFIX + "/") and path not in preflighted:
+            preflighted.add(path)
+            resource.add_route("OPTIONS", json_errors(preflight))
     # last: 404, or 405 naming the methods, for every path ([\s\S]: "." would not match an encoded newline)
     app.router.add_route("*", r"/{tail:[\s\S]*}", json_errors(no_route))
 

@@ -76,6 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
     serve.add_argument("--tls-key", help="the certificate's PEM private key")
     serve.add_argument("--workers", type=int, help="processes serving the port (default 1; see docs/performance.md)")
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="another name the admin API, web page and /metrics answer to (server.allowed_hosts; repeat; * is unsafe)",
+    )
+    serve.add_argument(
+        "--allowed-origin",
+        action="append",
+        metavar="URL",
+        help="another origin whose pages may use the admin API (server.allowed_origins; repeat)",
+    )
     serve.add_argument("--upstream", metavar="URL", help="a real content provider to stand in front of (upstream.url)")
     serve.add_argument("--upstream-mode", metavar="MODE", help="proxy, spy or record (upstream.mode; default proxy)")
     serve.add_argument("--upstream-trust", metavar="FILE", help="JWKS or PEM the upstream's back must verify against")
@@ -151,6 +163,10 @@ def _effective_environ(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         env[ENV_PREFIX + "WORKERS"] = str(args.workers)
     if getattr(args, "strict", None):  # through the environment, so a config reload keeps it
         env[ENV_PREFIX + "STRICT"] = "true"
+    if getattr(args, "allowed_host", None):  # a list: the flags replace the file's and the environment's
+        env[ENV_PREFIX + "ALLOWED_HOSTS"] = ",".join(args.allowed_host)
+    if getattr(args, "allowed_origin", None):
+        env[ENV_PREFIX + "ALLOWED_ORIGINS"] = ",".join(args.allowed_origin)
     if getattr(args, "upstream", None):
         env[ENV_PREFIX + "UPSTREAM_URL"] = args.upstream
     if getattr(args, "upstream_mode", None):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -38,7 +38,7 @@ def chromium_path() -> str | None:
     return None
 
 
-def launch() -> Iterator[Any]:
+def launch(extra_flags: Sequence[str] = ()) -> Iterator[Any]:
     """A headless Chromium browser for the module, or a skip saying why there is none."""
     try:
         from playwright.sync_api import Error, sync_playwright
@@ -52,7 +52,7 @@ def launch() -> Iterator[Any]:
         )
     with sync_playwright() as playwright:
         try:
-            browser = playwright.chromium.launch(executable_path=executable, args=FLAGS)
+            browser = playwright.chromium.launch(executable_path=executable, args=[*FLAGS, *extra_flags])
         except Error as exc:
             pytest.skip(f"Chromium at {executable} did not start: {exc.message.splitlines()[0]}")
         yield browser

@@ -38,7 +38,8 @@ from content_provider.fixtures.write import (
     put_image,
     remove_image,
 )
-from content_provider.http.errors import Handler, json_errors
+from content_provider.http.errors import Handler, error_response, json_errors
+from content_provider.http.origin import check_host, check_origin, cors_grant, listed_origin
 from content_provider.state.base import STATE, unavailable
 
 PREFIX = "/__admin"
@@ -59,6 +60,23 @@ async def admin_guard(request: web.Request, handler: Handler) -> web.StreamRespo
     settings = request.app[SETTINGS]
     if not settings.admin_enabled:
         raise ApiError(404, "not_found", "the admin API is off (admin.enabled: false)")
+    check_host(request)  # a page on another site, by DNS rebinding
+    check_origin(request)  # a page on another site writing (CSRF)
+    listed = listed_origin(request)
+    if listed is None:
+        return await _authorised(request, handler)
+    try:  # another origin that server.allowed_origins lists: it may read the answer, errors too
+        response = await _authorised(request, handler)
+    except Exception as exc:
+        response = error_response(request, exc)
+    if not response.prepared:
+        response.headers.update(cors_grant(listed))
+    return response
+
+
+async def _authorised(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The token, or without one the loopback peer, as before any browser checks."""
+    settings = request.app[SETTINGS]
     token = settings.admin_token
     if token is not None:
         scheme, _, given = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -74,6 +75,35 @@ def _images(reader: Reader, root: Path) -> UserImages:
     return UserImages(**{name: _fixture_path(reader.key(name), reader.string(name, None), root) for name in SIDES})
 
 
+ORIGIN = re.compile(r"^https?://(\[[0-9a-f:.]+\]|[a-z0-9._-]+)(:[0-9]{1,5})?$")  # server.allowed_origins
+
+
+def _listed(server: Reader, environ: Mapping[str, str], key: str, env_name: str) -> tuple[tuple[str, ...], str]:
+    """A list from the file, or from a comma-separated variable (which wins), and where it came from."""
+    listed = server.string_list(key)
+    raw = env(environ, env_name, None)
+    if raw is not None:
+        return tuple(item.strip() for item in raw.split(",") if item.strip()), ENV_PREFIX + env_name
+    return listed, server.key(key)
+
+
+def _allowed_hosts(server: Reader, environ: Mapping[str, str]) -> tuple[str, ...]:
+    names, where = _listed(server, environ, "allowed_hosts", "ALLOWED_HOSTS")
+    for name in names:
+        if "/" in name or " " in name or (":" in name and not name.startswith("[")):
+            raise ConfigError(f"{where}: expected host names without scheme or port (e.g. provider), got {name!r}")
+    return tuple(name.lower().rstrip(".") for name in names)
+
+
+def _allowed_origins(server: Reader, environ: Mapping[str, str]) -> tuple[str, ...]:
+    origins, where = _listed(server, environ, "allowed_origins", "ALLOWED_ORIGINS")
+    checked = tuple(origin.lower().removesuffix("/") for origin in origins)
+    for origin, given in zip(checked, origins, strict=True):
+        if not ORIGIN.match(origin):
+            raise ConfigError(f"{where}: expected origins like https://mock.example:8443 (no path), got {given!r}")
+    return checked
+
+
 def _server(server: Reader, environ: Mapping[str, str], base_dir: Path) -> Fields:
     host = env(environ, "HOST", server.string("host", "127.0.0.1"))
     port = server.integer("port", 8080, 0, 65535)
@@ -96,6 +126,8 @@ def _server(server: Reader, environ: Mapping[str, str], base_dir: Path) -> Field
         "idle_timeout": server.number("idle_timeout", 30.0, 0.5, 3600.0),
         "body_timeout": server.number("body_timeout", 10.0, 0.1, 3600.0),
         "max_connections": server.integer("max_connections", 1000, 1, 1_000_000),
+        "allowed_hosts": _allowed_hosts(server, environ),
+        "allowed_origins": _allowed_origins(server, environ),
     }
     workers = server.integer("workers", 1, 1, MAX_WORKERS)
     env_workers = env_int(environ, "WORKERS")

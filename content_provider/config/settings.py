@@ -129,6 +129,10 @@ class Settings:
     idle_timeout: float = 30.0
     body_timeout: float = 10.0
     max_connections: int = 1000
+    # Besides localhost, IP addresses and the listen address: names the admin API, the web page and
+    # /metrics answer to ("*": any), and other origins that may change things (http/origin.py).
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
     workers: int = 1  # processes serving the port (serve --workers); see workers.py
     tls_cert: Path | None = None
     tls_key: Path | None = None
