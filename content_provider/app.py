@@ -116,7 +116,7 @@ async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
             )
     app[SIGNER] = signer
     app[STORE] = store
-    app[EXPLAINER] = explainer = Explainer(store)
+    app[EXPLAINER] = explainer = Explainer(store.resolver)
     yield
     await explainer.finish()  # the "why the default" log lines still being written
     store.close()

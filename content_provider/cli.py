@@ -352,7 +352,7 @@ def _explain(settings: Settings, raw: str) -> int:
     except ValueError as exc:
         print(f"content-provider: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    explainer = Explainer(FixtureStore(settings, signer_for(settings)))
+    explainer = Explainer(FixtureStore(settings, signer_for(settings)).resolver)
     content_id = parse_content_id(raw, settings.bare_ids)
     if content_id is None:
         print(f"{raw}: {BARE_IDS_OFF}; nothing answers (404)")

@@ -22,7 +22,7 @@ from PIL import Image
 from content_provider.config.settings import SETTINGS
 from content_provider.conformance.jpeg import jpeg_problem
 from content_provider.core.contract import parse_content_id
-from content_provider.fixtures import store as store_module
+from content_provider.fixtures import build as build_module
 from content_provider.fixtures.answers import FixtureError
 from content_provider.fixtures.generate import card_jpeg
 from content_provider.fixtures.store import STORE
@@ -35,7 +35,7 @@ from .helpers import MakeClient, get_content
 def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
     """Every file read, image decoded (checked) and payload signed by the store, by size."""
     seen: dict[str, list[int]] = {"read": [], "checked": [], "signed": []}
-    read_file = store_module.read_file
+    read_file = build_module.read_file
     sign = Signer.sign
 
     def reading(path: str) -> bytes:
@@ -51,8 +51,8 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
         seen["signed"].append(len(payload))
         return sign(self, payload, **header)
 
-    monkeypatch.setattr("content_provider.fixtures.store.read_file", reading)
-    monkeypatch.setattr("content_provider.fixtures.store.jpeg_problem", checking)
+    monkeypatch.setattr("content_provider.fixtures.build.read_file", reading)
+    monkeypatch.setattr("content_provider.fixtures.checks.jpeg_problem", checking)
     monkeypatch.setattr(Signer, "sign", signing)
     return seen
 
@@ -120,7 +120,7 @@ async def test_a_full_backlog_makes_the_serving_thread_check(
     make_client: MakeClient, fixture_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Back-pressure: with no room to wait, a file is checked before its answer is served."""
-    monkeypatch.setattr("content_provider.fixtures.store.CHECK_BACKLOG", 0)
+    monkeypatch.setattr("content_provider.fixtures.checks.CHECK_BACKLOG", 0)
     client = await make_client(revalidate_seconds=3600)
     add_user(fixture_root, "squared", back=False)
     (fixture_root / "users" / "squared" / "front.jpg").write_bytes(square_jpeg())
@@ -128,13 +128,13 @@ async def test_a_full_backlog_makes_the_serving_thread_check(
     assert "users/squared/front.jpg" in {
         p["path"] for p in (await (await client.get("/healthz")).json())["fixture_problems"]
     }
-    assert client.app[STORE]._unchecked == {}
+    assert client.app[STORE].checks.backlog == {}
 
 
 async def test_checked_files_are_remembered_within_a_bound(
     make_client: MakeClient, fixture_root: Path, monkeypatch: pytest.MonkeyPatch, counted: dict[str, list[int]]
 ) -> None:
-    monkeypatch.setattr("content_provider.fixtures.store.CHECKED_ENTRIES", 5)
+    monkeypatch.setattr("content_provider.fixtures.checks.CHECKED_ENTRIES", 5)
     client = await make_client(revalidate_seconds=3600, check_at_startup=False)
     store = client.app[STORE]
     for n in range(12):
@@ -142,7 +142,7 @@ async def test_checked_files_are_remembered_within_a_bound(
         assert (await get_content(client, f"PROV:user-{n}")).status == 200
         await store.checks_done()
     assert len(counted["checked"]) == 12
-    assert len(store._checked) == 5
+    assert len(store.checks.results) == 5
 
 
 @pytest.fixture
@@ -214,18 +214,18 @@ async def test_a_problem_in_copied_images_is_reported_for_every_copy(
 async def test_cold_ids_go_in_batches_of_a_bounded_size(
     make_client: MakeClient, fixture_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("content_provider.fixtures.store.COLD_BATCH", 4)
+    monkeypatch.setattr("content_provider.fixtures.cold.COLD_BATCH", 4)
     client = await make_client(revalidate_seconds=3600, check_at_startup=False)
     store = client.app[STORE]
     sizes: list[int] = []
-    make_all = store._resolve_and_make_all
+    make_all = store.cold._resolve_and_make_all
 
     def recording(keys: list[Any], check_now: bool) -> list[Any]:
         sizes.append(len(keys))
         made: list[Any] = make_all(keys, check_now)
         return made
 
-    monkeypatch.setattr(store, "_resolve_and_make_all", recording)
+    monkeypatch.setattr(store.cold, "_resolve_and_make_all", recording)
     for n in range(20):
         add_user(fixture_root, f"batched-{n}", back=False)
     responses = await asyncio.gather(*(get_content(client, f"PROV:batched-{n}") for n in range(20)))
@@ -239,14 +239,14 @@ async def test_cold_ids_waiting_at_shutdown_are_told_not_left_hanging(
 ) -> None:
     client = await make_client(revalidate_seconds=3600, check_at_startup=False)
     store = client.app[STORE]
-    make_one = store._resolve_and_make_one
+    make_one = store.cold._resolve_and_make_one
 
     def slow(*args: Any) -> Any:
         time.sleep(0.3)  # in the build thread: the ids after the first wait in the queue meanwhile
         return make_one(*args)
 
-    monkeypatch.setattr(store, "_resolve_and_make_one", slow)
-    monkeypatch.setattr("content_provider.fixtures.store.COLD_BATCH", 1)
+    monkeypatch.setattr(store.cold, "_resolve_and_make_one", slow)
+    monkeypatch.setattr("content_provider.fixtures.cold.COLD_BATCH", 1)
     for n in range(3):
         add_user(fixture_root, f"late-{n}", back=False)
     ids = [parse_content_id(f"PROV:late-{n}", client.app[SETTINGS].bare_ids) for n in range(3)]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from content_provider.cli import main
+from content_provider.config.settings import Organisation
 from content_provider.fixtures.explain import EXPLAINER, edits_within
 
 from .helpers import MakeClient, faults, get_content
@@ -68,6 +69,29 @@ async def test_an_image_for_the_other_use_case_and_a_member_spelt_otherwise(make
     )
     _, why = await explanation(client, "PROV:Bob")
     assert {"target": "orgs/acme/ member 'bob'", "why": "differs only by case"} in why["nearMisses"]  # type: ignore[operator]
+
+
+async def test_the_steps_are_the_order_served_exact_members_before_patterns(make_client: MakeClient) -> None:
+    """The explanation is made by the resolution itself: an exact member of a later organisation
+    answers before an earlier one's pattern, and the steps say so (they do not blame the earlier one)."""
+    client = await make_client(organisations=(Organisation("globex", patterns=("*",)),))
+    for content_id, answered in (("PROV:bob", "organisation acme"), ("PROV:anyone", "organisation globex")):
+        response = await get_content(client, content_id)
+        assert response.headers["X-Content-Provider-Resolved"] == answered
+        _, why = await explanation(client, content_id)
+        assert why["answeredBy"] == answered
+        steps = why["steps"]
+        assert isinstance(steps, list)
+        assert [step for step in steps if step["answered"]] == [steps[-1]]
+        assert steps[-1]["target"] == f"orgs/{answered.split()[-1]}/"
+    _, why = await explanation(client, "PROV:bob")
+    assert [(step["target"], step["why"]) for step in why["steps"][2:]] == [  # type: ignore[index]
+        ("orgs/acme/", "an exact member; has front")
+    ]
+    _, why = await explanation(client, "PROV:anyone")
+    assert [(step["target"], step["why"]) for step in why["steps"][2:]] == [  # type: ignore[index]
+        ("orgs/globex/", "a member by pattern '*'; has front")
+    ]
 
 
 async def test_the_404_names_the_best_near_miss(make_client: MakeClient, fixture_root: Path) -> None:

@@ -129,7 +129,7 @@ async def test_read_error_is_a_clear_500_not_a_crash(make_client: MakeClient, mo
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("content_provider.fixtures.store.read_file", refuse)
+    monkeypatch.setattr("content_provider.fixtures.build.read_file", refuse)
     response = await get_content(client, "PROV:stranger")
     assert response.status == 500
     body = await response.json()
@@ -149,7 +149,7 @@ async def test_an_unreadable_fixture_folder_is_a_clear_500_per_request(
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("content_provider.fixtures.store.os.stat", refuse)
+    monkeypatch.setattr("content_provider.fixtures.folder.os.stat", refuse)
     for _ in range(2):
         response = await get_content(client, "PROV:stranger")
         assert response.status == 500

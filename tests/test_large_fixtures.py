@@ -41,7 +41,7 @@ def decoded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         seen.append(len(data))
         return jpeg_problem(data, **kwargs)
 
-    monkeypatch.setattr("content_provider.fixtures.store.jpeg_problem", counting)
+    monkeypatch.setattr("content_provider.fixtures.checks.jpeg_problem", counting)
     return seen
 
 

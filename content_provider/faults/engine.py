@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from content_provider.core.contract import ContentId
+from content_provider.core.lru import LRU
 from content_provider.faults.rules import FaultSettings, Outcome, Rule
 
 # Directive states per content id, and per rule the sequence positions per content id and the
@@ -62,8 +63,8 @@ class Plan:
 @dataclass
 class _RuleState:
     count: int = 0
-    per_id: OrderedDict[str, int] = field(default_factory=OrderedDict)  # least recently seen first
-    windows: OrderedDict[str, deque[float]] = field(default_factory=OrderedDict)
+    per_id: LRU[str, int] = field(default_factory=lambda: LRU(KEYED_STATES))  # the next sequence step, by id
+    windows: LRU[str, deque[float]] = field(default_factory=lambda: LRU(KEYED_STATES))  # request times, by client
 
 
 @dataclass(frozen=True)
@@ -78,15 +79,12 @@ class Counted:
     retry_after: int = 0
 
 
-def _touch(states: OrderedDict[str, _V], key: str, new: Callable[[], _V]) -> _V:
+def _touch(states: LRU[str, _V], key: str, new: Callable[[], _V]) -> _V:
     """The state kept for ``key``, made when missing; the least recently seen falls off past the bound."""
     value = states.get(key)
     if value is None:
-        value = states[key] = new()
-        if len(states) > KEYED_STATES:
-            states.popitem(last=False)
-    else:
-        states.move_to_end(key)
+        value = new()
+        states.put(key, value)
     return value
 
 
@@ -117,7 +115,7 @@ class FaultEngine:
         self._clock = clock
         self._started: dict[str, float] = {}  # when each rule was put in force: its time window counts from then
         self._states: dict[str, _RuleState] = {}
-        self._directive_states: OrderedDict[str, _RuleState] = OrderedDict()
+        self._directive_states: LRU[str, _RuleState] = LRU(KEYED_STATES)
         self.remote: RemoteCounter | None = None
         self.tokens: dict[str, str] = {}  # rule name -> the shared counters' key (remote only)
         self.replace(settings.rules)
@@ -215,7 +213,7 @@ class FaultEngine:
         step = -1
         if rule.sequence:
             step = _touch(state.per_id, content_id.raw, int)
-            state.per_id[content_id.raw] = step + 1
+            state.per_id.put(content_id.raw, step + 1)
         wait = self._rate_limited(rule.rate_limit, state, client) if rule.rate_limit is not None else 0
         self._shape(rule, name, Counted(state.count, True, step, wait), plan)
 

@@ -13,8 +13,6 @@ import datetime
 import functools
 import hashlib
 import logging
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from joserfc.util import json_b64encode, urlsafe_b64encode
 from content_provider.config.settings import ALGORITHMS, KEY_TYPES, STATE_DIR_ENV, Settings
 from content_provider.core.b64 import b64url_encode
 from content_provider.core.fsutil import atomic_write
+from content_provider.core.lru import ThreadSafeLRU
 from content_provider.core.reader import ConfigError
 from content_provider.signing.certs import dev_name, key_usage, make_certificate
 
@@ -121,24 +120,6 @@ def _load_key(path: Path) -> PrivateKey:
     return key  # type: ignore[return-value]
 
 
-class _Signatures:
-    """Signatures by the SHA-256 of their payload, the newest ``limit`` kept; shared by threads."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._kept: OrderedDict[bytes, bytes] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, digest: bytes) -> bytes | None:
-        return self._kept.get(digest)  # one dictionary read: no lock needed
-
-    def put(self, digest: bytes, signature: bytes) -> None:
-        with self._lock:
-            self._kept[digest] = signature
-            if len(self._kept) > self._limit:
-                self._kept.popitem(last=False)
-
-
 @dataclass(frozen=True)
 class Signer:
     """Signs payloads as compact JWS and describes its public key."""
@@ -187,8 +168,9 @@ class Signer:
         return json_b64encode(self._header)
 
     @functools.cached_property
-    def _signatures(self) -> _Signatures:
-        return _Signatures(SIGNATURES_KEPT)
+    def _signatures(self) -> ThreadSafeLRU[bytes, bytes]:
+        """Signatures by the SHA-256 of their payload; shared by the build threads."""
+        return ThreadSafeLRU(SIGNATURES_KEPT)
 
     def sign(self, payload: bytes, **header: Any) -> str:
         """Compact JWS of ``payload``; ``header`` overrides members of the protected header.
@@ -204,7 +186,7 @@ class Signer:
             return jws.serialize_compact(protected, payload, self.jose_key, registry=self._registry)
         signing_input = self._header_segment + b"." + urlsafe_b64encode(payload)
         digest = hashlib.sha256(payload).digest()
-        signature = self._signatures.get(digest)
+        signature = self._signatures.peek(digest)
         if signature is None:
             signature = self._registry.get_alg(self.algorithm).sign(signing_input, self.jose_key)
             self._signatures.put(digest, signature)

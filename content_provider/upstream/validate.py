@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from multidict import CIMultiDict
 
 from content_provider.conformance.rules import RULES, Options, Result, check_answer
+from content_provider.core.lru import LRU
 
 VERDICTS_KEPT = 4096  # each a few hundred bytes: rule ids and evidence strings
 
@@ -78,7 +78,7 @@ class Validator:
         self.options = options
         self.capacity = capacity
         self.stats = ValidatorStats()
-        self._known: OrderedDict[bytes, Verdict] = OrderedDict()
+        self._known: LRU[bytes, Verdict] = LRU(capacity)
         self._pending: dict[bytes, asyncio.Future[Verdict]] = {}
 
     @staticmethod
@@ -91,7 +91,6 @@ class Validator:
         key = self.digest(content_id, status, headers.get("Content-Type"), body)
         known = self._known.get(key)
         if known is not None:
-            self._known.move_to_end(key)
             self.stats.remembered += 1
             return known
         pending = self._pending.get(key)
@@ -107,7 +106,5 @@ class Validator:
         results = await asyncio.to_thread(check_answer, content_id, status, headers, body, self.options)
         self.stats.checked += 1
         verdict = verdict_of(results)
-        self._known[key] = verdict
-        if len(self._known) > self.capacity:
-            self._known.popitem(last=False)
+        self._known.put(key, verdict)
         return verdict
