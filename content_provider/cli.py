@@ -8,25 +8,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import gc
 import json
 import logging
 import os
-import shutil
-import signal
 import sys
-import tempfile
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from aiohttp import web
-
-from content_provider.app import SHUTDOWN_TIMEOUT, create_app
 from content_provider.config.environment import ENV_PREFIX
 from content_provider.config.parse import find_config, load_settings
-from content_provider.config.settings import DEMO_FIXTURES, Settings, in_package
+from content_provider.config.settings import Settings, in_package
 from content_provider.config.upstream import check_url
 from content_provider.config.worker_role import WorkerRole
 from content_provider.conformance.checker import DEMO_IDS, check
@@ -34,7 +25,6 @@ from content_provider.conformance.report import format_junit, format_text
 from content_provider.conformance.rules import MAX_IMAGE_BYTES
 from content_provider.conformance.trust import load_trust
 from content_provider.core.contract import BARE_IDS_OFF, parse_content_id
-from content_provider.core.fsutil import copy_tree
 from content_provider.core.layout import ORGS_DIR, USERS_DIR
 from content_provider.core.reader import ConfigError
 from content_provider.core.version import __version__
@@ -43,10 +33,9 @@ from content_provider.fixtures.explain import Explainer, looked_up
 from content_provider.fixtures.generate import write_demo, write_images, write_members
 from content_provider.fixtures.store import FixtureStore
 from content_provider.fixtures.write import is_folder_name
-from content_provider.http.accesslog import AccessLogger
-from content_provider.serving.listener import listen
+from content_provider.serving.run import run_loop, serve, writable_fixtures
 from content_provider.serving.workers import supervise
-from content_provider.signing.devtls import make_dev_tls, server_context
+from content_provider.signing.devtls import make_dev_tls
 from content_provider.signing.jws import signer_for
 
 log = logging.getLogger("content_provider")
@@ -214,103 +203,6 @@ def _configure_logging(level: str, environ: Mapping[str, str]) -> None:
     )
 
 
-async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
-    """Run until SIGINT or SIGTERM, then let in-flight requests finish (bounded)."""
-    app = create_app(settings, environ)
-    runner = web.AppRunner(
-        app,
-        access_log_class=AccessLogger,
-        access_log=logging.getLogger("content_provider.access") if settings.access_log else None,
-        shutdown_timeout=SHUTDOWN_TIMEOUT,
-        keepalive_timeout=settings.idle_timeout,
-    )
-    context = server_context(settings.tls_cert, settings.tls_key) if settings.tls_cert and settings.tls_key else None
-    role = WorkerRole.from_environ(environ)
-    await runner.setup()
-    # What start-up made (modules, the app, the signing key) lives as long as the process: moved out
-    # of the garbage collector's sight, its full passes cover only what serving made (docs/performance.md).
-    gc.collect()
-    gc.freeze()
-    listeners: list[asyncio.Server] = []
-    try:
-        if role is None:
-            listeners = [await listen(runner, settings.host, settings.port, context, settings.max_connections)]
-        else:  # the supervisor's sockets (see workers.py)
-            listeners = [
-                await listen(runner, settings.host, settings.port, context, settings.max_connections, sock=sock)
-                for sock in role.listening_sockets()
-            ]
-        if role is not None:  # the supervisor says where it serves
-            await asyncio.to_thread(role.announce)
-        for sock in listeners[0].sockets if role is None else ():
-            host, port = sock.getsockname()[:2]
-            shown = f"[{host}]" if ":" in host else host
-            scheme = "https" if context else "http"
-            log.info("serving POST %s://%s:%d%s/getcontent", scheme, shown, port, settings.base_path)
-        log.info("fixtures: %s", settings.fixture_root)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        orphan_watch = asyncio.create_task(_stop_when_orphaned(stop)) if role is not None else None
-        await stop.wait()
-        if orphan_watch is not None:
-            orphan_watch.cancel()
-        log.info("shutting down: no new connections; in-flight requests get %g s", SHUTDOWN_TIMEOUT)
-    finally:
-        for server in listeners:
-            server.close()
-        await runner.cleanup()
-
-
-async def _stop_when_orphaned(stop: asyncio.Event) -> None:
-    """A worker whose supervisor is gone (killed with -9, say) stops too, rather than hold the port."""
-    parent = os.getppid()
-    while True:  # Linux says nothing when a parent dies (short of prctl), so look every second
-        await asyncio.sleep(1.0)
-        if os.getppid() != parent:
-            break
-    log.warning("the supervisor (pid %d) is gone; stopping", parent)
-    stop.set()
-
-
-def run_loop(main: Coroutine[Any, Any, None], choice: str) -> None:
-    """Run on uvloop when chosen, or with ``auto`` when it is installed; else on asyncio."""
-    if choice != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            if choice == "uvloop":
-                raise ConfigError("server.event_loop: uvloop is not installed (pip install uvloop)") from None
-        else:
-            log.info("event loop: uvloop")
-            uvloop.run(main)
-            return
-    asyncio.run(main)
-
-
-@contextlib.contextmanager
-def _writable_fixtures(settings: Settings) -> Iterator[Path | None]:
-    """Serving the demo set (the package's copy when installed, ``fixtures/images`` in a checkout):
-    serve a private copy of it instead, so what a user tries through the admin API changes neither
-    the package nor a tracked file; removed when the server stops. ``None`` for a folder of the
-    user's own, served as it is."""
-    if settings.fixture_root.resolve() != DEMO_FIXTURES.resolve() and not in_package(settings.fixture_root):
-        yield None
-        return
-    folder = Path(tempfile.mkdtemp(prefix="content-provider-demo-"))
-    try:
-        copy = copy_tree(settings.fixture_root, folder / "images")
-        log.info(
-            "fixtures: the demo set, copied to %s for this run: uploads and deletes go there and end with it "
-            "(serve a folder of your own with --fixtures DIR to keep them)",
-            copy,
-        )
-        yield copy
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
     root = settings.fixture_root
     if in_package(root):
@@ -436,77 +328,74 @@ def _dev_tls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# What main() says of each error a command raises, and the exit status it gives (first match wins).
+FAILURES: tuple[tuple[type[Exception], str, int], ...] = (
+    (FlagError, "", EXIT_CONFIG),
+    (ConfigError, "config error: ", EXIT_CONFIG),
+    (FixtureError, "", EXIT_PROBLEMS),
+    (OSError, "", EXIT_CONFIG),
+)
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     env = os.environ if environ is None else environ
-    if args.command == "dev-tls":
-        try:
-            return _dev_tls(args)
-        except (ConfigError, OSError, ValueError) as exc:
-            print(f"content-provider: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
     if args.command == "check":
         return _conformance(args, env)
     try:
-        if args.command == "generate" and args.fixtures:
-            try:  # generate starts a fixture folder of one's own
-                Path(args.fixtures).mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise FlagError(f"--fixtures {args.fixtures}: cannot make the folder: {exc.strerror}") from None
-        _check_flags(args)
-        settings = _settings(args, env)
-    except FlagError as exc:
-        print(f"content-provider: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except ConfigError as exc:
-        print(f"content-provider: config error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    _configure_logging(settings.log_level, env)
-    try:
-        if args.command == "generate":
-            if args.kind == "user" or args.kind == "org":
-                name = args.subject if args.kind == "user" else args.name
-                if not is_folder_name(name):
-                    print(
-                        f"content-provider: {name!r} is not a folder name (letters, digits, . _ @ + = -)",
-                        file=sys.stderr,
-                    )
-                    return EXIT_CONFIG
-            return _generate(args, settings)
-        if args.command == "check-fixtures":
-            return _check(settings)
-        if args.command == "explain":
-            return _explain(settings, args.content_id)
-        served_env = _effective_environ(args, env)
-        with _writable_fixtures(settings) as copy:
-            worker_env = dict(env)
-            if copy is not None:  # the workers, and a reload, serve the same copy
-                settings = settings.replace(fixture_root=copy)
-                served_env[ENV_PREFIX + "FIXTURES"] = worker_env[ENV_PREFIX + "FIXTURES"] = str(copy)
-            if settings.workers > 1 and WorkerRole.from_environ(env) is None:
-                signer_for(settings)  # once, not N times
-                scheme = "https" if settings.tls_cert else "http"
-                command = list(sys.argv[1:] if argv is None else argv)
-                return supervise(
-                    command,
-                    worker_env,
-                    settings.workers,
-                    settings.host,
-                    settings.port,
-                    scheme,
-                    settings.base_path,
-                    settings.redis_url,
-                )
-            run_loop(serve(settings, served_env), settings.event_loop)
-    except ConfigError as exc:
-        print(f"content-provider: config error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except FixtureError as exc:
-        print(f"content-provider: {exc}", file=sys.stderr)
-        return EXIT_PROBLEMS
-    except OSError as exc:
-        print(f"content-provider: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _command(args, env, argv)
     except KeyboardInterrupt:
-        pass
+        return EXIT_OK
+    except tuple(kind for kind, _, _ in FAILURES) as exc:
+        prefix, status = next((prefix, status) for kind, prefix, status in FAILURES if isinstance(exc, kind))
+        print(f"content-provider: {prefix}{exc}", file=sys.stderr)
+        return status
+
+
+def _command(args: argparse.Namespace, env: Mapping[str, str], argv: Sequence[str] | None) -> int:
+    """Every command but ``check``; :func:`main` turns what it raises into one line and an exit status."""
+    if args.command == "dev-tls":
+        try:
+            return _dev_tls(args)
+        except (ConfigError, ValueError) as exc:  # a folder or key it cannot use: said as itself
+            raise FlagError(str(exc)) from None
+    if args.command == "generate" and args.fixtures:
+        try:  # generate starts a fixture folder of one's own
+            Path(args.fixtures).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FlagError(f"--fixtures {args.fixtures}: cannot make the folder: {exc.strerror}") from None
+    _check_flags(args)
+    settings = _settings(args, env)
+    _configure_logging(settings.log_level, env)
+    if args.command == "generate":
+        if args.kind == "user" or args.kind == "org":
+            name = args.subject if args.kind == "user" else args.name
+            if not is_folder_name(name):
+                raise FlagError(f"{name!r} is not a folder name (letters, digits, . _ @ + = -)")
+        return _generate(args, settings)
+    if args.command == "check-fixtures":
+        return _check(settings)
+    if args.command == "explain":
+        return _explain(settings, args.content_id)
+    served_env = _effective_environ(args, env)
+    with writable_fixtures(settings) as copy:
+        worker_env = dict(env)
+        if copy is not None:  # the workers, and a reload, serve the same copy
+            settings = settings.replace(fixture_root=copy)
+            served_env[ENV_PREFIX + "FIXTURES"] = worker_env[ENV_PREFIX + "FIXTURES"] = str(copy)
+        if settings.workers > 1 and WorkerRole.from_environ(env) is None:
+            signer_for(settings)  # once, not N times
+            scheme = "https" if settings.tls_cert else "http"
+            command = list(sys.argv[1:] if argv is None else argv)
+            return supervise(
+                command,
+                worker_env,
+                settings.workers,
+                settings.host,
+                settings.port,
+                scheme,
+                settings.base_path,
+                settings.redis_url,
+            )
+        run_loop(serve(settings, served_env), settings.event_loop)
     return EXIT_OK

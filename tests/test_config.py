@@ -151,3 +151,9 @@ def test_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     settings = load_settings(path, {})
     assert settings.fixture_root == tmp_path / "imgs"
     assert settings.key_file == tmp_path / "keys" / "rsa-key.pem"
+
+
+def test_a_folder_name_with_a_trailing_newline_is_no_folder_name() -> None:
+    """The check's "$" matched before a final newline, so ``acme\\n`` passed (#23 item 13)."""
+    with pytest.raises(ConfigError, match="organisation names are folder names"):
+        parse_settings({"fixtures": {"organisations": {"acme\n": {"members": ["bob"]}}}}, Path.cwd(), {})
