@@ -27,6 +27,7 @@ from content_provider.conformance.trust import load_trust
 from content_provider.core.contract import BARE_IDS_OFF, parse_content_id
 from content_provider.core.layout import ORGS_DIR, USERS_DIR
 from content_provider.core.reader import ConfigError
+from content_provider.core.text import printable
 from content_provider.core.version import __version__
 from content_provider.fixtures.answers import FixtureError
 from content_provider.fixtures.explain import Explainer, looked_up
@@ -237,6 +238,11 @@ def _check(settings: Settings) -> int:
     return EXIT_PROBLEMS if problems else EXIT_OK
 
 
+def _shown(text: str) -> str:
+    """Lines for the terminal: what an id holds (escape sequences, bad bytes) is shown, not acted on."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
 def _explain(settings: Settings, raw: str) -> int:
     """Exit 0 when something answers the id, 1 when nothing does (Hermod would get 404)."""
     try:
@@ -247,13 +253,13 @@ def _explain(settings: Settings, raw: str) -> int:
     explainer = Explainer(FixtureStore(settings, signer_for(settings)).resolver)
     content_id = parse_content_id(raw, settings.bare_ids)
     if content_id is None:
-        print(f"{raw}: {BARE_IDS_OFF}; nothing answers (404)")
+        print(_shown(f"{raw}: {BARE_IDS_OFF}; nothing answers (404)"))
         misses = explainer.with_prefix(raw)
         if misses:
-            print("near misses:\n" + "\n".join(f"  {miss}" for miss in misses))
+            print(_shown("near misses:\n" + "\n".join(f"  {miss}" for miss in misses)))
         return EXIT_PROBLEMS
     explanation = explainer.explain(content_id)
-    print(explanation.text())
+    print(_shown(explanation.text()))
     return EXIT_OK if explanation.resolution is not None else EXIT_PROBLEMS
 
 

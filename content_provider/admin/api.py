@@ -80,7 +80,9 @@ async def _authorised(request: web.Request, handler: Handler) -> web.StreamRespo
     token = settings.admin_token
     if token is not None:
         scheme, _, given = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode("utf-8", "surrogateescape"), token.encode()
+        ):
             raise ApiError(
                 401,
                 "unauthorized",
