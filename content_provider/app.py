@@ -18,6 +18,7 @@ from content_provider.faults.engine import FAULTS, FaultEngine
 from content_provider.fixtures.answers import FixtureError
 from content_provider.fixtures.explain import EXPLAINER, Explainer
 from content_provider.fixtures.store import STORE, FixtureStore
+from content_provider.fixtures.write import unwritable
 from content_provider.http import handlers, metrics
 from content_provider.http.body import PARSED_BODIES, ParsedBodies
 from content_provider.http.delivery import INJECTED_WAITS, InjectedWaits
@@ -104,6 +105,9 @@ async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.base_path,
     )
     store = FixtureStore(settings, signer)
+    read_only = await asyncio.to_thread(unwritable, store.root)
+    if read_only is not None:  # served as it is; uploads and deletes answer 409 fixtures_read_only
+        log.warning("fixtures: %s; uploads and deletes through the admin API are refused", read_only)
     if await asyncio.to_thread(_check_now, store):
         problems = await asyncio.to_thread(store.check_all)
         for problem in problems:

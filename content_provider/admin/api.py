@@ -8,10 +8,13 @@ never open it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import hmac
 import ipaddress
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,7 @@ from content_provider.fixtures.write import (
     present,
     put_image,
     remove_image,
+    unwritable,
 )
 from content_provider.http.errors import Handler, error_response, json_errors
 from content_provider.http.origin import check_host, check_origin, cors_grant, listed_origin
@@ -274,6 +278,7 @@ def _inventory(request: web.Request, problems: list[dict[str, str]]) -> dict[str
         "organisations": orgs,
         "default": sides_in(root / DEFAULT_DIR) if request.app[SETTINGS].default_enabled else [],
         "problems": problems,
+        "writable": unwritable(root) is None,
     }
 
 
@@ -328,6 +333,26 @@ def _image(request: web.Request) -> FixtureImage:
         raise ApiError(400, "invalid_fixture", str(exc)) from None
 
 
+async def _writable(root: Path, image: FixtureImage) -> None:
+    """A 409 before anything is shared when this process cannot write the image's folder."""
+    reason = await asyncio.to_thread(unwritable, root, image)
+    if reason is not None:
+        raise ApiError(409, "fixtures_read_only", f"{reason}: serve a folder it may write (--fixtures DIR)")
+
+
+@contextlib.contextmanager
+def _write_errors() -> Iterator[None]:
+    """The file system refusing a write that looked possible: said, not a 500."""
+    try:
+        yield
+    except PermissionError as exc:
+        raise ApiError(409, "fixtures_read_only", f"the fixture folder refused the write: {exc.strerror}") from None
+    except OSError as exc:
+        if exc.errno == errno.EROFS:
+            raise ApiError(409, "fixtures_read_only", "the fixture folder is on a read-only file system") from None
+        raise ApiError(503, "fixtures_write_failed", f"the image could not be written: {exc.strerror}") from None
+
+
 async def upload(request: web.Request) -> web.Response:
     """PUT the JPEG bytes as the body. Checked as at start-up, shared (with Redis), then written atomically."""
     image = _image(request)
@@ -342,7 +367,9 @@ async def upload(request: web.Request) -> web.Response:
     if reason is not None:  # before it is shared: other replicas would refuse it too
         raise ApiError(400, "invalid_image", f"body: {reason}")
     store = request.app[STORE]
-    written = await state.change_image(image, data, lambda: put_image(store, image, data, tolerance))
+    await _writable(store.root, image)
+    with _write_errors():
+        written = await state.change_image(image, data, lambda: put_image(store, image, data, tolerance))
     return web.json_response(
         {"path": written.path.as_posix(), "bytes": len(data)}, status=200 if written.replaced else 201
     )
@@ -357,7 +384,9 @@ async def delete_image(request: web.Request) -> web.Response:
     store = request.app[STORE]
     if not await asyncio.to_thread(present, store.root, image):  # nothing is shared for an image not there
         raise ApiError(404, "no_such_image", f"{image.path} does not exist")
-    removed = await state.change_image(image, None, lambda: remove_image(store, image))
+    await _writable(store.root, image)
+    with _write_errors():
+        removed = await state.change_image(image, None, lambda: remove_image(store, image))
     if not removed:  # deleted meanwhile by another call
         raise ApiError(404, "no_such_image", f"{image.path} does not exist")
     return web.json_response({"deleted": removed[0].as_posix(), "removed": [path.as_posix() for path in removed]})

@@ -23,6 +23,7 @@ from content_provider.faults.rules import Rule
 from content_provider.fixtures.answers import Answer, FixtureError
 from content_provider.fixtures.explain import EXPLAINER
 from content_provider.fixtures.store import STORE, FixtureStore
+from content_provider.fixtures.write import unwritable
 from content_provider.http.auth import require_basic_auth
 from content_provider.http.body import PARSED_BODIES, read_limited
 from content_provider.http.delivery import deliver
@@ -176,6 +177,7 @@ async def healthz(request: web.Request) -> web.Response:
         "status": "ok" if state is None or state.reachable else "degraded",
         "version": __version__,
         "fixture_problems": [{"path": str(p), "reason": r} for p, r in sorted(store.problems.items())],
+        "fixtures_writable": await asyncio.to_thread(unwritable, store.root) is None,
     }
     if state is not None:
         health["state"] = state.health()
