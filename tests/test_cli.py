@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -357,3 +359,26 @@ async def test_serving_the_checkouts_demo_set_changes_no_tracked_file(tmp_path: 
     assert tracked.read_bytes() == before
     assert await asyncio.to_thread((root / "fixtures" / "images" / "orgs" / "acme" / "back.jpg").is_file)
     assert not await asyncio.to_thread(Path(copy).exists)  # gone with the server
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "junit"])
+def test_check_of_a_provider_that_cannot_be_reached_says_so_once(fmt: str) -> None:
+    """One line with the address tried, not the connection error under every rule (#28 item 3)."""
+    with socket.socket() as held:  # a port nothing listens on
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "content_provider", "check", f"http://127.0.0.1:{port}", "--format", fmt],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    said = f"the provider could not be reached at 127.0.0.1:{port}: Connection refused"
+    if fmt == "json":
+        document = json.loads(done.stdout)
+        assert document["unreachable"] == said
+        assert [r["rule"] for r in document["results"]] == ["CP01"]
+    else:
+        assert done.stdout.count("Connection refused") == (2 if fmt == "text" else 1)
+        assert said in done.stdout

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDict
@@ -91,6 +95,26 @@ async def _check_provider(
             ids.add(rule, False, checked, f"{type(exc).__name__}: {exc}")
 
 
+async def _unreachable(url: str, seconds: float) -> str | None:
+    """Why nothing can connect to the provider at ``url`` (host and port), or ``None``."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        async with asyncio.timeout(seconds):
+            _, writer = await asyncio.open_connection(host, port)
+    except TimeoutError:
+        return f"the provider could not be reached at {address}: no connection within {seconds:g} s"
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or str(exc)
+        return f"the provider could not be reached at {address}: {why}"
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return None
+
+
 async def check(
     url: str,
     content_ids: Sequence[str] = DEMO_IDS,
@@ -107,6 +131,10 @@ async def check(
     """Run every rule against the provider at ``url`` (its content-provider-url); ``strict``: see :class:`Report`."""
     options = Options(user, password, trust, timeout, max_image_bytes, aspect_tolerance)
     report = Report(url.rstrip("/"), strict=strict)
+    report.unreachable = await _unreachable(report.url, timeout)
+    if report.unreachable is not None:  # said once, as CP01, rather than as every rule's failure
+        _Ids(report, None).add("CP01", False, "the provider answers at all", report.unreachable)
+        return report
     async with aiohttp.ClientSession() as session:
         for content_id in content_ids:
             if progress:

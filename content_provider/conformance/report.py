@@ -31,6 +31,8 @@ def summary_lines(report: Report) -> list[str]:
 
 def format_text(report: Report, colour: bool = False) -> str:
     lines = [f"content provider: {report.url}", ""]
+    if report.unreachable is not None:
+        lines.insert(1, f"NOT REACHED: {report.unreachable}")
     for result in report.results:
         label = result.status.upper()
         if colour:

@@ -84,6 +84,7 @@ class Report:
     url: str
     results: list[Result] = field(default_factory=list)
     strict: bool = False
+    unreachable: str | None = None  # why no connection could be made: then CP01 is the only result
 
     @property
     def ok(self) -> bool:
@@ -131,6 +132,7 @@ class Report:
             "failed_required": self.failed_required(),
             "failed_recommended": self.failed_recommended(),
             "not_verified": self.not_verified(),
+            "unreachable": self.unreachable,
             "results": [asdict(r) for r in self.results],
         }
 
