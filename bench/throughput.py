@@ -51,6 +51,14 @@ async def start_mock(folder: Path, args: argparse.Namespace) -> Server:
     return Server("mock", process, url)
 
 
+async def start_baseline(folder: Path, args: argparse.Namespace) -> Server:
+    """The mock of another source tree (``--baseline DIR``), served alike: before/after in one run."""
+    command = mock_command(folder, f"server:\n  event_loop: {args.event_loop}\n", "baseline.yaml")
+    # -m imports from the working folder first: run the baseline from its own tree
+    process, url = await start_server(["env", "-C", str(args.baseline.resolve()), *command], args.server_cpu)
+    return Server("baseline mock", process, url)
+
+
 async def start_proxy(folder: Path, args: argparse.Namespace, upstream: Server) -> Server:
     """The mock in ``proxy`` mode in front of the bare app, every answer validated (CP13 verified too)."""
     yaml = (
@@ -159,6 +167,7 @@ async def main() -> None:
     parser.add_argument("--client-cpu", default="1")
     parser.add_argument("--no-references", action="store_true", help="skip nginx and WireMock even when installed")
     parser.add_argument("--no-proxy", action="store_true", help="skip the mock in proxy mode in front of the bare app")
+    parser.add_argument("--baseline", type=Path, help="a source tree of another version: its mock measured alongside")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk (bench/run does it)")
@@ -174,6 +183,8 @@ async def main() -> None:
                     (folder / "jwks.json").write_bytes(await response.read())
             (folder / "answer.json").write_bytes(body)
             servers.insert(0, await start_bare(folder, args))
+            if args.baseline is not None:
+                servers.append(await start_baseline(folder, args))
             if not args.no_proxy:  # in front of the bare app, which answers the mock's own bytes
                 servers.append(await start_proxy(folder, args, servers[0]))
             if not args.no_references:
@@ -221,6 +232,16 @@ def report(servers: list[Server], body: bytes, args: argparse.Namespace) -> None
         print(
             f"mock / bare at {connections} connections: {ratios[connections]:.2f} of the requests/s "
             f"(rounds: {each}), {p99:.2f}x the p99, {cpu:.2f} by CPU time per request"
+        )
+    baseline = next((server for server in servers if server.name == "baseline mock"), None)
+    for connections in args.connections if baseline is not None else ():
+        assert baseline is not None
+        pairs = list(zip(mock.runs[connections], baseline.runs[connections], strict=True))
+        each = ", ".join(f"{m['rps'] / b['rps']:.2f}" for m, b in pairs)
+        print(
+            f"mock / baseline mock at {connections} connections: "
+            f"{statistics.median(m['rps'] / b['rps'] for m, b in pairs):.2f} of the requests/s (rounds: {each}), "
+            f"{statistics.median(m['cpu_us'] / b['cpu_us'] for m, b in pairs):.2f}x the CPU per request"
         )
     proxy = next((server for server in servers if server.name == "mock proxy"), None)
     for connections in args.connections if proxy is not None else ():
