@@ -6,15 +6,18 @@ applications in one process). ``serve --workers N``: the supervisor sets
 (prometheus-client's multiprocess mode) and a scrape through any worker sums every
 worker's values once (see docs/several-instances.md).
 
-Requests are counted as they end (by :func:`journal.journaled`); counters kept elsewhere
-(the answer cache's, the state backend's) are carried over every ``SYNC_SECONDS`` and at
-each scrape.
+Requests are counted as they end (by :func:`~content_provider.http.journaled.journaled`), in
+plain counts folded into the metrics every ``SYNC_SECONDS`` and at each scrape, with the
+counters kept elsewhere (the answer cache's, the state backend's). Under ``serve --workers N``
+each request is folded at once, so a scrape through any worker sees every worker's requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
+from bisect import bisect_left
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -28,6 +31,7 @@ from content_provider.state.base import STATE
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SYNC_SECONDS = 1.0
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+LATENCY_BOUNDS = (*LATENCY_BUCKETS, math.inf)  # as the histogram keeps them: an observation counts in the first >=
 _Labels = tuple[str, str, str, str]
 
 
@@ -69,27 +73,58 @@ class Metrics:
             registry=registry,
         )
         self._children: dict[_Labels, Counter] = {}
+        self._requests_pending: dict[_Labels, int] = {}
+        self._latency_pending = [0] * len(LATENCY_BOUNDS)
+        self._latency_sum_pending = 0.0
+        self._upstream_pending: dict[str, int] = {}
         self._carried = {"hits": 0, "builds": 0, "dropped": 0, "errors": 0}
 
     def observe(self, entry: Entry) -> None:
-        """One request that ended (the hot path: a dictionary lookup, an increment, an observation)."""
+        """One request that ended. The hot path: plain counts, folded into the prometheus-client
+        metrics by :meth:`fold` (every ``SYNC_SECONDS`` and at each scrape), because a labelled
+        increment and a histogram observation there cost ~3 us a request against ~0.5 us here."""
         raw = entry.contentId
         use_case = "none" if raw is None else "AUTH" if raw.startswith("AUTH:") else "PROV"
         resolved = entry.resolved
         level = "none" if resolved is None else resolved.split(" ", 1)[0]
         labels = (use_case, str(entry.status), level, entry.fault.split(";", 1)[0] if entry.fault else "")
-        child = self._children.get(labels)
-        if child is None:
-            child = self._children[labels] = self.requests.labels(*labels)
-        child.inc()
-        self.latency.observe(entry.seconds)
+        counts = self._requests_pending
+        counts[labels] = counts.get(labels, 0) + 1
+        seconds = entry.seconds
+        self._latency_pending[bisect_left(LATENCY_BOUNDS, seconds)] += 1
+        self._latency_sum_pending += seconds
         upstream = entry.upstream
         if upstream is not None:  # rule ids only, never the evidence: a bounded set of label values
             verdict = upstream.error or (upstream.verdict.header.replace(" ", ",") if upstream.verdict else "unchecked")
-            self.upstream.labels(verdict).inc()
+            self._upstream_pending[verdict] = self._upstream_pending.get(verdict, 0) + 1
+        if self.multiprocess:  # a scrape through another worker reads this one's files: write them now
+            self.fold()
+
+    def fold(self) -> None:
+        """Move the counts :meth:`observe` made into the prometheus-client metrics (and, under
+        ``serve --workers N``, into this worker's files), so a scrape sees every request up to now."""
+        requests, self._requests_pending = self._requests_pending, {}
+        for labels, count in requests.items():
+            child = self._children.get(labels)
+            if child is None:
+                child = self._children[labels] = self.requests.labels(*labels)
+            child.inc(count)
+        if any(self._latency_pending):
+            # prometheus-client's Histogram has no public call for many observations at once;
+            # its buckets (one per bound, +Inf last) and sum are the values observe() increments.
+            for bucket, count in zip(self.latency._buckets, self._latency_pending, strict=True):
+                if count:
+                    bucket.inc(count)
+            self.latency._sum.inc(self._latency_sum_pending)
+            self._latency_pending = [0] * len(LATENCY_BOUNDS)
+            self._latency_sum_pending = 0.0
+        upstream, self._upstream_pending = self._upstream_pending, {}
+        for verdict, count in upstream.items():
+            self.upstream.labels(verdict).inc(count)
 
     def carry(self, app: web.Application) -> None:
-        """Bring the counters kept elsewhere up to date."""
+        """Bring the metrics up to date: this process's counts and the counters kept elsewhere."""
+        self.fold()
         carried = self._carried
         stats = app[STORE].stats if STORE in app else None
         state = app.get(STATE)
