@@ -15,6 +15,7 @@ import aiohttp
 from multidict import CIMultiDict
 
 from content_provider.conformance.rules import MAX_IMAGE_BYTES, Options, Report, _Ids, answer_rules, snippet
+from content_provider.core.contract import JSON_TYPE
 
 DEMO_IDS = ("PROV:67d21afb-e830-4fee-a691-00a997ffbe1a", "AUTH:4018e11f-1209-45f5-ade7-e59004e10745")
 UNKNOWN_ID = "PROV:00000000-0000-4000-8000-000000000000-conformance-probe"
@@ -27,7 +28,7 @@ async def _post(
     async with session.post(
         f"{url}/getcontent",
         data=body,
-        headers={"Content-Type": "application/json", **headers},
+        headers={"Content-Type": JSON_TYPE, **headers},
         timeout=aiohttp.ClientTimeout(total=seconds),
     ) as response:
         data = await response.read()

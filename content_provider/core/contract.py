@@ -16,6 +16,7 @@ from typing import Any
 CARD_ASPECT = 1200 / 757
 CARD_SIZE = (1200, 757)
 JPEG_TYPE = "image/jpeg"
+JSON_TYPE = "application/json"  # the answer's and every error's
 # assumed: the public excerpt is cut off where the back side's content_type is named.
 JWS_TYPE = "application/jose"
 

@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image
 
 from content_provider.core.b64 import b64url_decode, b64url_encode
-from content_provider.core.contract import JWS_TYPE
+from content_provider.core.contract import JSON_TYPE, JWS_TYPE
 
 Elements = list[dict[str, str]]
 
@@ -37,9 +37,6 @@ class PayloadMode:
     description: str
     hermod_sees: str
     make: Callable[[PayloadContext], tuple[bytes, str]]
-
-
-JSON = "application/json"
 
 
 def _json(elements: Elements, **top: Any) -> bytes:
@@ -67,7 +64,7 @@ def _jpeg(image: Image.Image, **options: Any) -> bytes:
 
 
 def _image_mode(transform: Callable[[bytes], bytes]) -> Callable[[PayloadContext], tuple[bytes, str]]:
-    return lambda ctx: (_with_first(ctx, _b64(transform(_first_image(ctx)))), JSON)
+    return lambda ctx: (_with_first(ctx, _b64(transform(_first_image(ctx)))), JSON_TYPE)
 
 
 @functools.lru_cache(maxsize=16)
@@ -148,7 +145,7 @@ def _back_mode(
     def mode(ctx: PayloadContext) -> tuple[bytes, str]:
         elements, index, jpeg = _back_index(ctx)
         elements[index]["data"] = make_jws(ctx, jpeg)
-        return _json(elements), JSON
+        return _json(elements), JSON_TYPE
 
     return mode
 
@@ -198,50 +195,50 @@ def _make_modes() -> dict[str, PayloadMode]:
     body = _json
     modes = {
         "malformed_json": PayloadMode(
-            "a body that is not JSON at all",
-            "a JSON parse error",
-            lambda ctx: (body(ctx.elements)[:40] + b",,}{", JSON),
+            "a body that is not JSON_TYPE at all",
+            "a JSON_TYPE parse error",
+            lambda ctx: (body(ctx.elements)[:40] + b",,}{", JSON_TYPE),
         ),
         "truncated_json": PayloadMode(
-            "the JSON cut off half-way (Content-Length matches the cut body)",
-            "a JSON parse error (unexpected end)",
-            lambda ctx: (body(ctx.elements)[: len(body(ctx.elements)) // 2], JSON),
+            "the JSON_TYPE cut off half-way (Content-Length matches the cut body)",
+            "a JSON_TYPE parse error (unexpected end)",
+            lambda ctx: (body(ctx.elements)[: len(body(ctx.elements)) // 2], JSON_TYPE),
         ),
         "wrong_content_type": PayloadMode(
             "the normal answer labelled text/html",
             "a correct body with the wrong media type",
             lambda ctx: (body(ctx.elements), "text/html; charset=utf-8"),
         ),
-        "empty_data": PayloadMode('`{"data": []}`', "no images", lambda ctx: (body([]), JSON)),
+        "empty_data": PayloadMode('`{"data": []}`', "no images", lambda ctx: (body([]), JSON_TYPE)),
         "missing_member": PayloadMode(
             "every element without `content_type`",
             "elements it cannot classify",
-            lambda ctx: (missing(ctx), JSON),
+            lambda ctx: (missing(ctx), JSON_TYPE),
         ),
         "misspelt_member": PayloadMode(
             "`contentEncoding` instead of `content_encoding`",
             "elements with a member it does not know and one missing",
-            lambda ctx: (misspelt(ctx), JSON),
+            lambda ctx: (misspelt(ctx), JSON_TYPE),
         ),
         "extra_elements": PayloadMode(
             "one more element with key `unexpected`",
             "more elements than the contract allows",
-            lambda ctx: (extra(ctx), JSON),
+            lambda ctx: (extra(ctx), JSON_TYPE),
         ),
         "invalid_base64": PayloadMode(
             "the image's `data` is not base64",
             "a base64 decode error",
-            lambda ctx: (_with_first(ctx, "!!not*base64!!" + ctx.elements[0]["data"][14:]), JSON),
+            lambda ctx: (_with_first(ctx, "!!not*base64!!" + ctx.elements[0]["data"][14:]), JSON_TYPE),
         ),
         "base64url": PayloadMode(
             "the image in the URL-safe alphabet (`-_` for `+/`)",
             "a base64 decode error (strict decoders)",
-            lambda ctx: (_with_first(ctx, ctx.elements[0]["data"].replace("+", "-").replace("/", "_")), JSON),
+            lambda ctx: (_with_first(ctx, ctx.elements[0]["data"].replace("+", "-").replace("/", "_")), JSON_TYPE),
         ),
         "broken_padding": PayloadMode(
             "the image's base64 with a `=` mid-string and a length no decoder takes",
             "a base64 padding error",
-            lambda ctx: (broken_padding(ctx), JSON),
+            lambda ctx: (broken_padding(ctx), JSON_TYPE),
         ),
         "damaged_jpeg": PayloadMode(
             "a JPEG whose Huffman table is overwritten: opens, cannot be decoded",

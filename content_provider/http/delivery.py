@@ -27,7 +27,7 @@ from html import escape
 
 from aiohttp import web
 
-from content_provider.core.contract import error_body
+from content_provider.core.contract import JSON_TYPE, error_body
 from content_provider.core.records import EXCHANGE, Entry
 from content_provider.faults.engine import Plan
 from content_provider.faults.payloads import PAYLOAD_MODES, PayloadContext
@@ -37,7 +37,6 @@ from content_provider.signing.jws import SIGNER
 
 TICK = 0.05  # a dribbled body is written every 50 ms
 HANG_POLL = 0.25
-JSON = "application/json"
 
 
 class ShuttingDown(Exception):
@@ -121,7 +120,7 @@ def _status_parts(outcome: Outcome, rule: str) -> _Parts:
         title = f"{status} {escape(reason)}"
         page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1><p>{escape(message)}</p></body></html>"
         return _Parts(status, page.encode(), "text/html; charset=utf-8", headers)
-    return _Parts(status, json.dumps(error_body("injected_fault", message)).encode(), JSON, headers)
+    return _Parts(status, json.dumps(error_body("injected_fault", message)).encode(), JSON_TYPE, headers)
 
 
 def _upstream_headers(found: UpstreamAnswer) -> dict[str, str]:
@@ -258,7 +257,7 @@ async def deliver(
             found = await answer()
             if found is None:
                 missing = await not_found()
-                parts = _Parts(missing.status, missing.body if isinstance(missing.body, bytes) else b"", JSON, {})
+                parts = _Parts(missing.status, missing.body if isinstance(missing.body, bytes) else b"", JSON_TYPE, {})
             elif isinstance(found, UpstreamAnswer):  # a real provider's answer: shaped the same way
                 parts = _Parts(found.status, found.body, found.content_type, _upstream_headers(found))
                 if kind == "payload":
@@ -270,7 +269,7 @@ async def deliver(
                         context = PayloadContext(elements, signer.sign, signer.sign_as, signer.header())
                         parts.body, parts.content_type = await asyncio.to_thread(PAYLOAD_MODES[mode].make, context)
             else:
-                body, content_type = found.body, JSON
+                body, content_type = found.body, JSON_TYPE
                 if kind == "payload":
                     signer = request.app[SIGNER]
                     context = PayloadContext(json.loads(body)["data"], signer.sign, signer.sign_as, signer.header())

@@ -31,8 +31,6 @@ from content_provider.signing.jws import SIGNER
 from content_provider.state.base import STATE
 from content_provider.upstream.proxy import answer_from_upstream, goes_upstream
 
-JSON = "application/json"
-
 
 async def _answer(store: FixtureStore, entry: Entry, content_id: ContentId) -> Answer | None:
     """The prepared answer, noting in the journal entry where it resolved."""
@@ -100,11 +98,7 @@ async def get_content(request: web.Request) -> web.StreamResponse:
     entry.resolved = answer.resolution.label
     if answer.resolution.level == "default":
         app[EXPLAINER].defaulted(content_id)  # logs why, once per id, off this path
-    return web.Response(
-        body=answer.body,
-        content_type=JSON,
-        headers={"X-Content-Provider-Resolved": answer.resolution.label},
-    )
+    return web.Response(body=answer.body, headers=answer.resolution.headers)
 
 
 async def _shaped(

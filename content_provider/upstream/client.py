@@ -26,6 +26,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from content_provider.config.upstream import UpstreamSettings
 from content_provider.core.b64 import basic_authorization
+from content_provider.core.contract import JSON_TYPE
 from content_provider.core.errors import ApiError
 
 log = logging.getLogger("content_provider.upstream")
@@ -77,7 +78,7 @@ class UpstreamClient:
         self.session = session
         self.address = settings.address
         self._url = f"{settings.url}/getcontent"
-        self._headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
+        self._headers = {"Content-Type": JSON_TYPE, "Accept-Encoding": "identity"}
         if settings.username is not None and settings.password is not None:
             self._headers["Authorization"] = basic_authorization(settings.username, settings.password)
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout)
