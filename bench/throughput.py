@@ -68,6 +68,13 @@ async def start_proxy(folder: Path, args: argparse.Namespace, upstream: Server) 
     return Server("mock proxy", process, url)
 
 
+async def start_plain_proxy(args: argparse.Namespace, upstream: Server) -> Server:
+    """bench/plain_proxy.py in front of the bare app: the second hop alone, for the mock proxy to be read against."""
+    command = [sys.executable, str(ROOT / "bench" / "plain_proxy.py"), "--upstream", upstream.url]
+    process, url = await start_server(command, args.server_cpu)
+    return Server("plain proxy", process, url)
+
+
 async def start_bare(folder: Path, args: argparse.Namespace) -> Server:
     command = [sys.executable, str(ROOT / "bench" / "bare_app.py"), "--body", str(folder / "answer.json")]
     process, url = await start_server([*command, "--event-loop", args.event_loop], args.server_cpu)
@@ -187,6 +194,7 @@ async def main() -> None:
                 servers.append(await start_baseline(folder, args))
             if not args.no_proxy:  # in front of the bare app, which answers the mock's own bytes
                 servers.append(await start_proxy(folder, args, servers[0]))
+                servers.append(await start_plain_proxy(args, servers[0]))
             if not args.no_references:
                 for start in (start_nginx, start_wiremock):
                     reference = await start(folder, args)
@@ -252,6 +260,17 @@ def report(servers: list[Server], body: bytes, args: argparse.Namespace) -> None
             f"proxy (mock validating in front of bare) / bare alone at {connections} connections: "
             f"{statistics.median(p['rps'] / b['rps'] for p, b in pairs):.2f} of the requests/s (rounds: {each}), "
             f"{statistics.median(p['p99'] / b['p99'] for p, b in pairs):.2f}x the p99"
+        )
+    plain = next((server for server in servers if server.name == "plain proxy"), None)
+    for connections in args.connections if proxy is not None and plain is not None else ():
+        assert proxy is not None
+        assert plain is not None
+        pairs = list(zip(proxy.runs[connections], plain.runs[connections], strict=True))
+        each = ", ".join(f"{p['rps'] / q['rps']:.2f}" for p, q in pairs)
+        print(
+            f"mock proxy / plain proxy at {connections} connections: "
+            f"{statistics.median(p['rps'] / q['rps'] for p, q in pairs):.2f} of the requests/s (rounds: {each}), "
+            f"{statistics.median(p['cpu_us'] / q['cpu_us'] for p, q in pairs):.2f}x the CPU per request"
         )
     if 64 in ratios:
         print(f"ratio at 64 connections: {ratios[64]:.2f}")
