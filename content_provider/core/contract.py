@@ -10,7 +10,7 @@ import base64
 import enum
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 CARD_ASPECT = 1200 / 757
@@ -39,6 +39,11 @@ class ContentId:
     use_case: UseCase
     subject: str
     prefixed: bool
+    # (use case, subject): what the fixture store remembers an id by; made once per parsed id
+    key: tuple[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", (self.use_case.value, self.subject))
 
 
 # What makes a content id "empty": the same set as the OpenAPI pattern, which JSON Schema tools agree on
