@@ -248,6 +248,7 @@ async def use_the_demo(installed: Installed, cwd: Path, env: dict[str, str]) -> 
                 "status": "ok",
                 "version": __version__,
                 "fixture_problems": [],
+                "fixtures_writable": True,  # the private copy, not the package
                 "state": {"backend": "memory", "reachable": True, "journal_dropped": 0},
             }
 

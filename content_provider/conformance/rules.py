@@ -1,7 +1,7 @@
 """Does a content provider honour the contract? A numbered list of rules, run as Hermod would call.
 
 ``await check(url)`` returns a :class:`Report`; ``content-provider check URL`` prints it
-for people (a table) or for CI (JSON_TYPE, JUnit XML). Each rule says whether the vendor's
+for people (a table) or for CI (JSON, JUnit XML). Each rule says whether the vendor's
 text requires it or it is a recommendation of ours; only a failed *required* rule makes
 the report fail.
 """
@@ -39,7 +39,7 @@ RULES = {
     rule.id: rule
     for rule in (
         RuleInfo("CP01", "POST /getcontent answers 200", True),
-        RuleInfo("CP02", "the body is a JSON_TYPE object with a data array", True),
+        RuleInfo("CP02", "the body is a JSON object with a data array", True),
         RuleInfo("CP03", "Content-Type is application/json", False),
         RuleInfo("CP04", "data has 1-2 elements for a card layout, 1 for an authentication image", True),
         RuleInfo("CP05", "every element has the four string members", True),
@@ -77,7 +77,7 @@ class Result:
 
 @dataclass
 class Report:
-    """Every result of a run and the one verdict every output format gives (text, JSON_TYPE, JUnit, the
+    """Every result of a run and the one verdict every output format gives (text, JSON, JUnit, the
     exit status): a required rule failed; with ``strict``, also a required rule left unverified or
     skipped (CP13 without --trust, CP15 without --user) and a recommendation not met."""
 
@@ -228,7 +228,7 @@ def _check_back(ids: _Ids, element: dict[str, Any], options: Options) -> None:
             header = json.loads(b64url_decode(parts[0]))
             payload = b64url_decode(parts[1])
         except (ValueError, binascii.Error) as exc:
-            problems.append(f"header or payload not base64url JSON_TYPE: {exc}")
+            problems.append(f"header or payload not base64url JSON: {exc}")
         if str(header.get("alg", "none")).lower() == "none" or not parts[2]:
             problems.append(f"unsigned: alg {header.get('alg')!r}, signature {len(parts[2])} chars")
         if payload and not is_jpeg(payload):
@@ -280,12 +280,12 @@ def _check_answer(ids: _Ids, content_id: str, headers: Mapping[str, str], body: 
     try:
         document = json.loads(body)
     except (ValueError, RecursionError) as exc:
-        ids.add("CP02", False, "JSON_TYPE object with data array", f"not JSON_TYPE ({exc}): {snippet(body)}")
+        ids.add("CP02", False, "JSON object with data array", f"not JSON ({exc}): {snippet(body)}")
         return
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
-        ids.add("CP02", False, "JSON_TYPE object with data array", f"got {snippet(json.dumps(document))}")
+        ids.add("CP02", False, "JSON object with data array", f"got {snippet(json.dumps(document))}")
         return
-    ids.add("CP02", True, "JSON_TYPE object with data array")
+    ids.add("CP02", True, "JSON object with data array")
     elements = document["data"]
     allowed = (1, 2) if card else (1,)
     counted = ids.add(

@@ -195,13 +195,13 @@ def _make_modes() -> dict[str, PayloadMode]:
     body = _json
     modes = {
         "malformed_json": PayloadMode(
-            "a body that is not JSON_TYPE at all",
-            "a JSON_TYPE parse error",
+            "a body that is not JSON at all",
+            "a JSON parse error",
             lambda ctx: (body(ctx.elements)[:40] + b",,}{", JSON_TYPE),
         ),
         "truncated_json": PayloadMode(
-            "the JSON_TYPE cut off half-way (Content-Length matches the cut body)",
-            "a JSON_TYPE parse error (unexpected end)",
+            "the JSON cut off half-way (Content-Length matches the cut body)",
+            "a JSON parse error (unexpected end)",
             lambda ctx: (body(ctx.elements)[: len(body(ctx.elements)) // 2], JSON_TYPE),
         ),
         "wrong_content_type": PayloadMode(
