@@ -41,6 +41,16 @@ async def hand(redis: RedisServer) -> AsyncIterator[Any]:  # noqa: F811
     await client.aclose()
 
 
+Clients = tuple[aiohttp.ClientSession, AsyncAdminClient, AsyncAdminClient]
+
+
+@contextlib.asynccontextmanager
+async def clients(a: Server, b: Server) -> AsyncIterator[Clients]:
+    """A session for the content provider's routes and an admin client for each replica."""
+    async with aiohttp.ClientSession() as session, AsyncAdminClient(a.url) as one, AsyncAdminClient(b.url) as other:
+        yield session, one, other
+
+
 async def until(call: Callable[[], Awaitable[T]], seconds: float = 10.0) -> T:
     """``call``'s answer once it stops failing with an AdminError (a replica still reconnecting)."""
     deadline = time.monotonic() + seconds
@@ -258,11 +268,7 @@ async def test_bad_rules_in_redis_keep_the_last_good_ones_and_the_admin_api_repl
     hand: Any,
 ) -> None:
     a, b = pair
-    async with (
-        aiohttp.ClientSession() as session,
-        AsyncAdminClient(a.url) as admin_a,
-        AsyncAdminClient(b.url) as admin_b,
-    ):
+    async with clients(a, b) as (session, admin_a, admin_b):
         await admin_a.add_rule(name="down", match={"id": "PROV:down"}, outcome=503)
         for n, value in enumerate(hostile_rules()):
             await written(hand, "rules", value)
@@ -316,11 +322,7 @@ async def test_a_bad_journal_entry_is_skipped_and_delete_clears_a_bad_journal(
     hand: Any,
 ) -> None:
     a, b = pair
-    async with (
-        aiohttp.ClientSession() as session,
-        AsyncAdminClient(a.url) as admin_a,
-        AsyncAdminClient(b.url) as admin_b,
-    ):
+    async with clients(a, b) as (session, admin_a, admin_b):
         await admin_a.clear_requests()
         assert (await post(session, a.url, DOC_CARD))[0] == 200
         for fields in hostile_entries():
@@ -369,11 +371,7 @@ async def test_bad_counters_and_hashes_of_the_bookkeeping_stop_nothing(
         ("generation", {"a": "hash"}),
         ("heartbeats", "not a hash"),
     ]
-    async with (
-        aiohttp.ClientSession() as session,
-        AsyncAdminClient(a.url) as admin_a,
-        AsyncAdminClient(b.url) as admin_b,
-    ):
+    async with clients(a, b) as (session, admin_a, admin_b):
         for n, (key, value) in enumerate(hostile):
             await written(hand, key, value)
             await asyncio.sleep(0.2)  # the replicas' polls meet it first (and beat again, after a lost heartbeats)
