@@ -15,10 +15,12 @@ from aiohttp.test_utils import make_mocked_request
 
 from content_provider.admin.api import admin_guard
 from content_provider.client import AdminError
+from content_provider.config.parse import parse_settings
 from content_provider.config.settings import SETTINGS, Settings
 from content_provider.core.errors import ApiError
 from content_provider.fixtures.generate import auth_jpeg, card_jpeg
 from content_provider.fixtures.store import STORE
+from content_provider.http.metrics import METRICS, Metrics, metrics
 
 from .helpers import DOC_CARD, MakeClient, get_content, png_bytes
 
@@ -324,6 +326,45 @@ async def test_without_a_token_only_loopback_is_served(peer: str, allowed: bool)
         with pytest.raises(ApiError) as caught:
             await admin_guard(request, handler)
         assert caught.value.status == 403
+
+
+async def test_metrics_answer_without_the_token_unless_admin_protect_metrics_says_so(make_client: MakeClient) -> None:
+    assert (await (await make_client(admin_token=TOKEN)).get("/metrics")).status == 200  # the default, as always
+    client = await make_client(admin_token=TOKEN, protect_metrics=True, username="hermod", password="s3cret-pass")
+    refused = await client.get("/metrics")
+    assert refused.status == 401
+    assert (await refused.json())["error"] == "unauthorized"
+    assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+    basic = "Basic " + base64.b64encode(b"hermod:s3cret-pass").decode()
+    assert (await client.get("/metrics", headers={"Authorization": basic})).status == 401
+    granted = await client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert granted.status == 200
+    assert "content_provider_requests_total" in await granted.text()
+    # the web page holds no data: it stays open, and what it shows comes from the admin API with the token
+    assert (await client.get("/ui/")).status == 200
+    assert (await client.get("/__admin/rules")).status == 401
+
+
+@pytest.mark.parametrize(("peer", "allowed"), [("127.0.0.1", True), ("10.1.2.3", False)])
+async def test_protected_metrics_without_a_token_answer_only_loopback(peer: str, allowed: bool) -> None:
+    app = web.Application()
+    app[SETTINGS] = Settings(protect_metrics=True)
+    app[METRICS] = Metrics()
+    transport = mock.Mock()
+    transport.get_extra_info.return_value = (peer, 40000)
+    request = make_mocked_request("GET", "/metrics", app=app, transport=transport)
+    if allowed:
+        assert (await metrics(request)).status == 200
+    else:
+        with pytest.raises(ApiError) as caught:
+            await metrics(request)
+        assert (caught.value.status, caught.value.code) == (403, "forbidden")
+
+
+def test_protect_metrics_from_the_file_or_the_environment() -> None:
+    assert not parse_settings({}, Path.cwd(), {}).protect_metrics
+    assert parse_settings({"admin": {"protect_metrics": True}}, Path.cwd(), {}).protect_metrics
+    assert parse_settings({}, Path.cwd(), {"CONTENT_PROVIDER_PROTECT_METRICS": "true"}).protect_metrics
 
 
 async def test_unnamed_rules_get_names_no_rule_in_force_has(make_client: MakeClient) -> None:

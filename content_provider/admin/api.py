@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import hmac
-import ipaddress
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
 from content_provider.admin.index import admin_index
 from content_provider.admin.preview import preview
@@ -42,21 +40,12 @@ from content_provider.fixtures.write import (
     remove_image,
     unwritable,
 )
+from content_provider.http.auth import check_admin_access
 from content_provider.http.errors import Handler, error_response, json_errors
 from content_provider.http.origin import check_host, check_origin, cors_grant, listed_origin
 from content_provider.state.base import STATE, unavailable
 
 PREFIX = "/__admin"
-
-
-def _is_loopback(request: web.Request) -> bool:
-    peer = request.transport.get_extra_info("peername") if request.transport else None
-    if not peer:
-        return False
-    try:
-        return ipaddress.ip_address(str(peer[0]).split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
 
 
 async def admin_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -80,21 +69,7 @@ async def admin_guard(request: web.Request, handler: Handler) -> web.StreamRespo
 
 async def _authorised(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The token, or without one the loopback peer, as before any browser checks."""
-    settings = request.app[SETTINGS]
-    token = settings.admin_token
-    if token is not None:
-        scheme, _, given = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode("utf-8", "surrogateescape"), token.encode()
-        ):
-            raise ApiError(
-                401,
-                "unauthorized",
-                "the admin API needs Authorization: Bearer <admin.token>",
-                {"WWW-Authenticate": 'Bearer realm="content-provider admin"'},
-            )
-    elif not _is_loopback(request):
-        raise ApiError(403, "forbidden", "without admin.token the admin API answers only on loopback")
+    check_admin_access(request)
     return await handler(request)
 
 

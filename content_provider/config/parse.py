@@ -241,6 +241,7 @@ def _admin(admin: Reader, environ: Mapping[str, str]) -> Fields:
     fields: Fields = {
         "admin_enabled": admin.boolean("enabled", True),
         "admin_token": env(environ, "ADMIN_TOKEN", admin.string("token", None)),
+        "protect_metrics": env_bool(environ, "PROTECT_METRICS", admin.boolean("protect_metrics", False)),
         "journal_size": admin.integer("journal_size", 1000, 1, 1_000_000),
     }
     admin.finish()

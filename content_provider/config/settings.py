@@ -158,6 +158,7 @@ class Settings:
     faults: FaultSettings = field(default_factory=FaultSettings)
     admin_enabled: bool = True
     admin_token: str | None = None
+    protect_metrics: bool = False  # /metrics behind the admin API's access rule (token, else loopback)
     journal_size: int = 1000
     state_backend: str = "memory"  # memory | redis (see content_provider/state/)
     redis_url: str | None = None

@@ -7,6 +7,7 @@ and the state backends, so they sit at the bottom and name nothing above them.
 from __future__ import annotations
 
 import datetime
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -77,8 +78,41 @@ class Entry:
 EXCHANGE: web.RequestKey[Entry] = web.RequestKey("exchange")
 
 
+LATEST_TIME = 253_402_300_799  # 9999-12-31T23:59:59Z, the last moment ``datetime`` shows
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _text(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def packed_problem(packed: Any) -> str | None:
+    """Why ``packed`` (read from elsewhere: anyone may have written it) is not what
+    :meth:`Entry.packed` makes, or None when :func:`shown` may take it."""
+    if not isinstance(packed, list) or len(packed) not in (8, 10):
+        return "not a list of 8 or 10 items"
+    moment, content_id, user, status, fault, resolved, seconds, upstream, *closed = packed
+    if not _number(moment) or not 0 <= moment <= LATEST_TIME:
+        return "the time is not seconds since the epoch"
+    if not all(_text(value) for value in (content_id, user, fault, resolved)):
+        return "the content id, user, fault and resolution are not strings"
+    if isinstance(status, bool) or not isinstance(status, int | str):
+        return "the status is neither a number nor a word"
+    if not _number(seconds):
+        return "the latency is not a number"
+    if upstream is not None and not isinstance(upstream, dict):
+        return "the upstream note is not an object"
+    if closed and (closed[0] is not True or isinstance(closed[1], bool) or not isinstance(closed[1], int | None)):
+        return "the client-closed part is not [true, bytes sent]"
+    return None
+
+
 def shown(packed: list[Any]) -> dict[str, Any]:
-    """A journal entry as the admin API shows it, from :meth:`Entry.packed`."""
+    """A journal entry as the admin API shows it, from :meth:`Entry.packed` (or what
+    :func:`packed_problem` passed)."""
     moment = datetime.datetime.fromtimestamp(packed[0], datetime.UTC)
     entry: dict[str, Any] = {
         "time": moment.isoformat(timespec="milliseconds"),

@@ -24,8 +24,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from content_provider.config.settings import SETTINGS
 from content_provider.core.records import Entry
 from content_provider.fixtures.store import STORE
+from content_provider.http.auth import check_admin_access
 from content_provider.state.base import STATE
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -172,7 +174,9 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """``GET /metrics``, Prometheus text format."""
+    """``GET /metrics``, Prometheus text format; with ``admin.protect_metrics``, for who may use the admin API."""
+    if request.app[SETTINGS].protect_metrics:
+        check_admin_access(request, "/metrics (admin.protect_metrics)")
     collected = request.app[METRICS]
     collected.carry(request.app)
     body = await asyncio.to_thread(collected.exposition) if collected.multiprocess else collected.exposition()

@@ -2,8 +2,11 @@
 
 Keys, all under ``<state.namespace>:``:
 
-- ``rules``: the rules in force as written, each with a token naming its counters; ``version``
-  goes up by one on every change (rules, images, reset);
+- ``generation``: a random id, made when Redis has none (it restarted empty, or was emptied);
+  ``version`` goes up by one on every change (rules, images, reset) and ``flush`` on every journal
+  read, both counted within a generation: a replica that sees a new one takes everything up again
+  and gives Redis its rules if Redis has none (state/redis_scripts.py, ``GENERATION``);
+- ``rules``: the rules in force as written, each with a token naming its counters;
 - ``c:<token>`` (a rule's count), ``seq:<token>`` (its sequence step per content id),
   ``rl:<token>:<client>`` (a rate-limit window): counted by one Lua script per request that
   matches a rule, so counts are exact across replicas (directives use ``d:<content id>``);
@@ -11,15 +14,18 @@ Keys, all under ``<state.namespace>:``:
   ``Entry.packed()`` as JSON), written in batches every ``JOURNAL_BATCH_SECONDS``, one script
   call a batch (a version before wrote ``journal``, another format: the two do not mix);
 - ``images`` / ``imagever``: uploaded (or deleted: empty) images by canonical path
-  (``users/<name>/<side>.jpg``, see fixtures/write.py), and the change each was made at; every
-  replica writes them into its own fixture folder, and refuses (logs) a path that names no
-  fixture image or bytes that are not a good JPEG for their side;
-- ``replicas`` and ``alive:<id>``: each replica's heartbeat, with the version it has applied
-  and the last journal flush it did, so an admin change or a journal read waits until every
-  live replica is there (at most ``ACK_TIMEOUT`` seconds).
+  (``users/<name>/<side>.jpg``, see fixtures/write.py), and the change each was made at
+  (``<generation>:<version>``, never made twice); every replica writes them into its own fixture
+  folder, and refuses (logs) a path that names no fixture image or bytes that are not a good JPEG
+  for their side. After Redis lost its state they hold only what was uploaded since: each replica
+  keeps the files it has;
+- ``heartbeats`` and ``alive:<id>``: each replica's heartbeat, with the generation and version
+  it has applied and the last journal flush it did, so an admin change or a journal read waits
+  until every live replica is there (at most ``ACK_TIMEOUT`` seconds).
 
-Each replica looks at ``version`` every ``POLL_SECONDS``; that loop also notices when Redis
-goes away and comes back.
+Each replica looks at ``generation`` and ``version`` every ``POLL_SECONDS``; that loop also
+notices when Redis goes away and comes back. Every value read is checked before use
+(state/redis_values.py): a bad one is skipped or replaced, logged once and shown in /healthz.
 """
 
 from __future__ import annotations
@@ -37,18 +43,27 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import RedisError, ResponseError, WatchError
 
 from content_provider.config.settings import SETTINGS
+from content_provider.core.errors import ApiError
 from content_provider.core.reader import ConfigError
 from content_provider.core.records import Entry, shown
 from content_provider.faults.engine import FAULTS, Counted, RemoteCounter
-from content_provider.faults.rules import Rule, parse_rule
+from content_provider.faults.rules import Rule
 from content_provider.fixtures.store import STORE
 from content_provider.fixtures.write import BadFixturePath, BadImage, FixtureImage, put_image, remove_image
 from content_provider.state.base import RuleChange, StateBackend, T, unavailable
 from content_provider.state.journal import JOURNAL, Journal
-from content_provider.state.redis_scripts import COUNT_SCRIPT, JOURNAL_SCRIPT, REPLICAS_SCRIPT
+from content_provider.state.redis_scripts import (
+    BEAT_SCRIPT,
+    COUNT_SCRIPT,
+    IMAGE_SCRIPT,
+    JOURNAL_SCRIPT,
+    REPLICAS_SCRIPT,
+    STATE_SCRIPT,
+)
+from content_provider.state.redis_values import BadValue, BadValues, decode_rules, journal_entry
 
 log = logging.getLogger("content_provider.state")
 
@@ -101,17 +116,22 @@ class RedisState(StateBackend, RemoteCounter):
         )
         self._prefix = settings.state_namespace + ":"
         self._id = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._state_script = self._redis.register_script(STATE_SCRIPT)
+        self._image_script = self._redis.register_script(IMAGE_SCRIPT)
         self._count_script = self._redis.register_script(COUNT_SCRIPT)
+        self._beat_script = self._redis.register_script(BEAT_SCRIPT)
         self._replicas_script = self._redis.register_script(REPLICAS_SCRIPT)
         self._journal_script = self._redis.register_script(JOURNAL_SCRIPT)
         self._reachable = False
-        self._version = -1  # the version applied here
-        self._flushed = 0  # the last flush request done here
+        self._generation: str | None = None  # the generation applied here
+        self._version = -1  # the version (of that generation) applied here
+        self._flushed = 0  # the last flush request (of that generation) done here
         self._image_versions: dict[bytes, bytes] = {}  # each image's change applied here, as Redis holds it
         self._pending: list[Entry] = []
         self._wake = asyncio.Event()
         self._dropped = 0
         self._errors = 0
+        self._bad = BadValues(self._prefix)
         self._tasks: list[asyncio.Task[None]] = []
         self._sync_lock = asyncio.Lock()
 
@@ -133,12 +153,17 @@ class RedisState(StateBackend, RemoteCounter):
         return self._errors
 
     def health(self) -> dict[str, Any]:
-        return {**super().health(), "namespace": self._prefix[:-1], "errors": self._errors}
+        return {
+            **super().health(),
+            "namespace": self._prefix[:-1],
+            "errors": self._errors,
+            "bad_values": self._bad.shown(),
+        }
 
     async def start(self) -> None:
         try:
             await self._redis.ping()
-            await self._sync(seed=True)
+            await self._sync()
         except RedisError as exc:
             await self._redis.aclose()
             raise ConfigError(
@@ -170,15 +195,27 @@ class RedisState(StateBackend, RemoteCounter):
             except Exception as exc:  # counted as dropped; the rest of the closing still happens
                 log.warning("the last journal entries were not written: %s", exc)
         with contextlib.suppress(RedisError):
-            await self._redis.hdel(self.key("replicas"), self._id)
+            await self._redis.hdel(self.key("heartbeats"), self._id)
             await self._redis.delete(self.key("alive:" + self._id))
         await self._redis.aclose()
 
-    def _lost(self, exc: BaseException) -> None:
+    def _lost(self, exc: RedisError) -> None:
+        """A command failed: Redis is gone (or stalled), or it refused the command (ResponseError:
+        a value of a kind the command cannot work on, which no script here expected)."""
         self._errors += 1
+        if isinstance(exc, ResponseError):
+            self._bad.report("(a command)", f"Redis refused it: {exc}")
+            return
         if self._reachable:
             log.error("lost the shared state backend (%s): serving with the last known rules, admin answers 503", exc)
         self._reachable = False
+
+    def _refused(self, exc: RedisError) -> Exception:
+        """What an admin call answers after ``exc`` (see :meth:`_lost`)."""
+        self._lost(exc)
+        if isinstance(exc, ResponseError):
+            return ApiError(503, "state_unavailable", f"Redis refused the change: {exc}; try again")
+        return unavailable(str(exc))
 
     async def _watch(self) -> None:
         """Every POLL_SECONDS: beat the heart, look for changes, notice losing and finding Redis."""
@@ -189,41 +226,69 @@ class RedisState(StateBackend, RemoteCounter):
                     await self._redis.ping()
                     log.warning("the shared state backend is back; taking up its state")
                     self._version = -1  # take everything again (or give it ours, if Redis lost its state)
-                await self._sync(seed=True)
+                await self._sync()
                 self._reachable = True
             except RedisError as exc:
                 self._lost(exc)
+                if isinstance(exc, ResponseError):  # it answers: a bad value, reported; admin calls may repair it
+                    self._reachable = True
             except Exception as exc:  # the watcher outlives anything in the data: log it, keep looking
                 self._errors += 1
-                log.error("shared state not applied: unexpected %s: %s", type(exc).__name__, exc)
+                if self._bad.due(("(unexpected)", type(exc).__name__)):
+                    log.error("shared state not applied: unexpected %s: %s", type(exc).__name__, exc)
 
     async def _beat(self) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(self.key("replicas"), self._id, f"{self._version} {self._flushed}")
-            pipe.set(self.key("alive:" + self._id), b"1", px=ALIVE_MS)
-            await pipe.execute()
+        replaced = await self._beat_script(
+            keys=[self.key("heartbeats"), self.key("alive:" + self._id)],
+            args=[self._id, f"{self._generation or '0'} {self._version} {self._flushed}", ALIVE_MS],
+        )
+        if replaced:
+            self._bad.report("heartbeats", f"a {replaced.decode()}, not a hash: replaced")
 
-    async def _sync(self, seed: bool = False) -> None:
-        """Apply what changed since the version applied here; then beat the heart."""
+    def _fresh_generation(self) -> str:
+        return secrets.token_hex(8)
+
+    async def _state(self, flush: bool = False) -> tuple[str, int, int]:
+        """Redis's generation, version and flush (``flush``: one more, for a journal read), after a
+        new generation was made if it had none or held counts that are none."""
+        gen, version, flushes, *bad = await self._state_script(
+            keys=[self.key("generation"), self.key("version"), self.key("flush")],
+            args=[self._fresh_generation(), int(flush)],
+        )
+        self._bad.pairs(bad)
+        return gen.decode(), int(version), int(flushes)
+
+    async def _sync(self) -> None:
         async with self._sync_lock:
-            version_raw, flush_raw = await self._redis.mget([self.key("version"), self.key("flush")])
-            if version_raw is None and seed:  # a new (or emptied) Redis: our rules become the shared ones
-                await self._seed()
-                version_raw = await self._redis.get(self.key("version"))
-            version = int(version_raw or 0)
-            if version != self._version:
-                await self._apply_rules()
-                await self._apply_images()
-                self._version = version
-            flush = int(flush_raw or 0)
-            if flush > self._flushed:
-                await self._flush_journal()
-                self._flushed = flush
-            await self._beat()
+            await self._sync_locked()
+
+    async def _sync_locked(self) -> None:
+        """Apply what changed since the version applied here; then beat the heart."""
+        generation, version, flush = await self._state()
+        if generation != self._generation:
+            if self._generation is not None:
+                log.warning(
+                    "the shared state in Redis is a new generation (Redis restarted empty, was emptied, or held a "
+                    "change count that is none): taking all of it up again, and giving it our rules if it has none"
+                )
+            self._generation = generation
+            self._version = -1
+            self._flushed = 0
+            self._image_versions = {}
+        if version != self._version:
+            await self._apply_rules()
+            await self._apply_images()
+            self._version = version
+        if flush > self._flushed:
+            await self._flush_journal()
+            self._flushed = flush
+        await self._beat()
 
     async def _seed(self) -> None:
+        """Redis has no rules (it lost its state): the rules in force here become the shared ones,
+        unless another replica was first."""
         engine = self._app[FAULTS]
-        stored = [{"token": self._token(), "spec": rule.spec} for rule in engine.rules]
+        stored = [{"token": engine.tokens.get(rule.name) or self._token(), "spec": rule.spec} for rule in engine.rules]
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(self.key("rules"), json.dumps({"rules": stored}).encode(), nx=True)
             pipe.incr(self.key("version"))
@@ -233,43 +298,54 @@ class RedisState(StateBackend, RemoteCounter):
     def _token() -> str:
         return secrets.token_hex(6)
 
-    def _decode_rules(self, raw: bytes | None) -> tuple[tuple[Rule, ...], dict[str, str]]:
-        stored = json.loads(raw)["rules"] if raw else []
-        cap = self._app[FAULTS].settings.max_delay_seconds
-        rules = tuple(parse_rule(item["spec"], f"rules[{i}]", cap, f"rule-{i + 1}") for i, item in enumerate(stored))
-        return rules, {rule.name: str(item["token"]) for rule, item in zip(rules, stored, strict=True)}
+    async def _shared_rules(self, client: Any) -> tuple[tuple[Rule, ...], dict[str, str]] | None:
+        """The rules Redis holds and their tokens, None when it holds none; raises BadValue."""
+        try:
+            raw = await client.get(self.key("rules"))
+        except ResponseError as exc:
+            raise BadValue(f"not a string ({exc})") from None
+        return None if raw is None else decode_rules(raw, self._app[FAULTS].settings.max_delay_seconds)
 
     async def _apply_rules(self) -> None:
         try:
-            rules, tokens = self._decode_rules(await self._redis.get(self.key("rules")))
-        except (ConfigError, ValueError, KeyError, TypeError) as exc:
-            log.error("the shared rules cannot be used here, keeping the last ones: %s", exc)
+            shared = await self._shared_rules(self._redis)
+            if shared is None:
+                await self._seed()
+                shared = await self._shared_rules(self._redis)
+        except BadValue as exc:
+            self._bad.report("rules", f"{exc}; the rules in force here stay until an admin change replaces them")
             return
         engine = self._app[FAULTS]
-        if rules != engine.rules or tokens != engine.tokens:
-            engine.adopt(rules, tokens)
+        if shared is not None and shared != (engine.rules, engine.tokens):
+            engine.adopt(*shared)
 
     async def _apply_images(self) -> None:
         """Write here the images changed since last time. Paths and versions stay bytes, as Redis has
         them: anything may be written there, and a path that names no fixture image, or data that is
         not a good image for its side, is logged (once per change) and never written; the rest go on."""
-        versions: dict[bytes, bytes] = await self._redis.hgetall(self.key("imagever"))
-        changed = [path for path, version in versions.items() if self._image_versions.get(path) != version]
-        if not changed:
+        try:
+            versions: dict[bytes, bytes] = await self._redis.hgetall(self.key("imagever"))
+            changed = [path for path, version in versions.items() if self._image_versions.get(path) != version]
+            if not changed:
+                return
+            datas = await self._redis.hmget(self.key("images"), changed)
+        except ResponseError as exc:
+            self._bad.report("images", f"images or imagever is not a hash ({exc}): no upload applied until the next")
             return
-        datas = await self._redis.hmget(self.key("images"), changed)
         store = self._app[STORE]
         tolerance = self._app[SETTINGS].aspect_tolerance
         for raw, data in zip(changed, datas, strict=True):
             self._image_versions[raw] = versions[raw]
             try:
+                if data is None:
+                    raise BadImage("imagever names it, images holds nothing for it")
                 image = FixtureImage.parse(raw)
                 if data:
                     await put_image(store, image, data, tolerance)
                 else:
                     await remove_image(store, image)
             except (BadFixturePath, BadImage) as exc:
-                log.warning("not applying the shared image %.120r here: %s", raw, exc)
+                self._bad.report("images", f"not applying the shared image here: {exc}", repr(raw[:120]))
             except OSError as exc:
                 log.error("could not apply the shared image %.120r here: %s", raw, exc)
 
@@ -279,9 +355,11 @@ class RedisState(StateBackend, RemoteCounter):
         deadline = loop.time() + ACK_TIMEOUT
         await self._beat()
         while True:
-            low_version, low_flush, _live = await self._replicas_script(
-                keys=[self.key("replicas")], args=[self._prefix + "alive:"]
+            low_version, low_flush, _live, skipped = await self._replicas_script(
+                keys=[self.key("heartbeats"), self.key("generation")], args=[self._prefix + "alive:", ALIVE_MS]
             )
+            if skipped:
+                self._bad.report("heartbeats", f"{skipped} heartbeat(s) that no replica writes: not waited for")
             if int(low_version) >= version and int(low_flush) >= flush:
                 return
             if loop.time() > deadline:
@@ -300,32 +378,38 @@ class RedisState(StateBackend, RemoteCounter):
         try:
             await self._change_rules(change, restart)
         except RedisError as exc:
-            self._lost(exc)
-            raise unavailable(str(exc)) from None
+            raise self._refused(exc) from None
 
     async def _change_rules(self, change: RuleChange, restart: bool) -> None:
         engine = self._app[FAULTS]
-        async with self._sync_lock, self._redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(self.key("rules"))
-                    current, tokens = self._decode_rules(await pipe.get(self.key("rules")))
-                    rules = change(current)  # raises ApiError/ConfigError to refuse the change
-                    kept = {} if restart else {r.name: tokens[r.name] for r in rules if r.name in tokens}
-                    new_tokens = {rule.name: kept.get(rule.name) or self._token() for rule in rules}
-                    gone = set(tokens.values()) - set(new_tokens.values())
-                    stored = [{"token": new_tokens[r.name], "spec": r.spec} for r in rules]
-                    pipe.multi()
-                    pipe.set(self.key("rules"), json.dumps({"rules": stored}).encode())
-                    pipe.incr(self.key("version"))
-                    for token in gone:
-                        pipe.delete(self.key("c:" + token), self.key("seq:" + token))
-                    results = await pipe.execute()
-                    break
-                except WatchError:
-                    continue
-        engine.adopt(rules, new_tokens)
-        await self._sync()  # in force here (with whatever else changed meanwhile) before waiting for the rest
+        async with self._sync_lock:
+            await self._sync_locked()  # what Redis holds now (a new generation, rules it lost) is taken up first
+            async with self._redis.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        await pipe.watch(self.key("rules"))
+                        try:
+                            shared = await self._shared_rules(pipe)
+                        except BadValue as exc:  # replaced by this change
+                            self._bad.report("rules", f"{exc}; replaced by an admin change")
+                            shared = None
+                        current, tokens = shared or (engine.rules, engine.tokens)
+                        rules = change(current)  # raises ApiError/ConfigError to refuse the change
+                        kept = {} if restart else {r.name: tokens[r.name] for r in rules if r.name in tokens}
+                        new_tokens = {rule.name: kept.get(rule.name) or self._token() for rule in rules}
+                        gone = set(tokens.values()) - set(new_tokens.values())
+                        stored = [{"token": new_tokens[r.name], "spec": r.spec} for r in rules]
+                        pipe.multi()
+                        pipe.set(self.key("rules"), json.dumps({"rules": stored}).encode())
+                        pipe.incr(self.key("version"))
+                        for token in gone:
+                            pipe.delete(self.key("c:" + token), self.key("seq:" + token))
+                        results = await pipe.execute()
+                        break
+                    except WatchError:
+                        continue
+            engine.adopt(rules, new_tokens)
+            await self._sync_locked()  # in force here (with whatever else changed meanwhile) before waiting
         await self._wait_for_replicas(version=int(results[1]))
 
     async def count(
@@ -345,10 +429,12 @@ class RedisState(StateBackend, RemoteCounter):
                 max(1, round(window * 1000)) if requests else 0,
             ]
         try:
-            flat = await self._count_script(args=args)
+            flat, bad = await self._count_script(args=args)
         except RedisError as exc:
             self._lost(exc)
             return None
+        if bad:
+            self._bad.pairs(bad)
         return [
             Counted(int(flat[i + 1]), bool(flat[i]), int(flat[i + 2]), int(flat[i + 3])) for i in range(0, len(flat), 4)
         ]
@@ -384,7 +470,9 @@ class RedisState(StateBackend, RemoteCounter):
         try:
             while written < len(batch):
                 packed = [_encoded(entry) for entry in batch[written : written + JOURNAL_CHUNK]]
-                await self._journal_script(keys=[key], args=[capacity, *packed])
+                _, replaced = await self._journal_script(keys=[key], args=[capacity, *packed])
+                if replaced:
+                    self._bad.report("requests", f"it took no entry ({replaced.decode()}): replaced")
                 written += len(packed)
         except Exception:
             self._dropped += len(batch) - written
@@ -392,21 +480,34 @@ class RedisState(StateBackend, RemoteCounter):
 
     async def _settle_journal(self) -> None:
         """Every live replica writes what it holds of the journal before this one reads or clears it."""
-        flush = int(await self._redis.incr(self.key("flush")))
+        _, _, flush = await self._state(flush=True)
         await self._flush_journal()
         self._flushed = max(self._flushed, flush)
         await self._wait_for_replicas(flush=flush)
 
     async def _journal(self, content_id: str | None) -> list[dict[str, Any]]:
-        """Every entry, newest first, after every live replica wrote what it had."""
+        """Every entry, newest first, after every live replica wrote what it had; an entry that is
+        not one the replicas write is skipped (and reported)."""
         self._check()
+        key = self.key("requests")
         try:
             await self._settle_journal()
-            raw = await self._redis.xrevrange(self.key("requests"))
+            try:
+                raw = await self._redis.xrevrange(key, count=self._app[SETTINGS].journal_size)
+            except ResponseError as exc:
+                self._bad.report("requests", f"not a stream ({exc}): read as empty, replaced by the next entries")
+                raw = []
         except RedisError as exc:
-            self._lost(exc)
-            raise unavailable(str(exc)) from None
-        entries = [shown(json.loads(fields[b"e"])) for _, fields in raw]
+            raise self._refused(exc) from None
+        entries = []
+        bad: list[str] = []
+        for entry_id, fields in raw:
+            try:
+                entries.append(shown(journal_entry(fields)))
+            except BadValue as exc:
+                bad.append(f"{entry_id.decode(errors='replace')}: {exc}")
+        if bad:
+            self._bad.report("requests", f"{len(bad)} entries no replica wrote, skipped; the first, {bad[0]}")
         if content_id is not None:
             entries = [e for e in entries if e.get("contentId") == content_id]
         entries.sort(key=lambda e: str(e["time"]), reverse=True)
@@ -425,8 +526,7 @@ class RedisState(StateBackend, RemoteCounter):
             await self._settle_journal()
             await self._redis.delete(self.key("requests"))
         except RedisError as exc:
-            self._lost(exc)
-            raise unavailable(str(exc)) from None
+            raise self._refused(exc) from None
 
     # ------------------------------------------------------------------ images
 
@@ -435,24 +535,22 @@ class RedisState(StateBackend, RemoteCounter):
         path = image.path.encode()
         try:
             async with self._sync_lock:  # no poll applies another change to this image between the two
-                change = int(await self._redis.incr(self.key("imageseq")))  # tells this change from earlier ones
-                async with self._redis.pipeline(transaction=True) as pipe:
-                    pipe.hset(self.key("images"), path, data or b"")
-                    pipe.hset(self.key("imagever"), path, change)
-                    pipe.incr(self.key("version"))
-                    results = await pipe.execute()
+                generation, version, *bad = await self._image_script(
+                    keys=[self.key(name) for name in ("generation", "version", "flush", "images", "imagever")],
+                    args=[self._fresh_generation(), path, data or b""],
+                )
+                self._bad.pairs(bad)
                 # shared: now here, as the others will
-                self._image_versions[path] = str(change).encode()
+                self._image_versions[path] = generation + b":" + str(version).encode()
                 try:
                     done = await apply()
                 except BaseException:
                     self._image_versions.pop(path, None)  # not done here: the next poll tries again
                     raise
-            await self._sync()
-            await self._wait_for_replicas(version=int(results[2]))
+                await self._sync_locked()
+            await self._wait_for_replicas(version=int(version))
         except RedisError as exc:
-            self._lost(exc)
-            raise unavailable(str(exc)) from None
+            raise self._refused(exc) from None
         return done
 
 
