@@ -13,7 +13,9 @@ round measures
 
 - after restart: the mock is stopped and started again (its persistent cache of signatures
   and image checks kept, ``cache.directory``), then asked the ids of the round's cold pass
-  again, each once (the Lua script stops at the end of the range).
+  again: every id asked since the cache was last emptied, each once, for as long as that
+  range lasts at the hot id's speed (wrk runs for its whole duration, in whole seconds, so
+  the range wraps round only when it is shorter than one second of hot requests).
 
 A cold pass asks ids no process has seen: when the set is used up and the mock is restarted
 for fresh ids, its persistent cache is emptied first. The order of the loads alternates round
@@ -49,17 +51,14 @@ from procutil import cpu_seconds, mock_command, start_server, state_folder, stat
 HOT_ID = "PROV:user-000000"  # user 0 has a back: the same answer size as a cold id with one
 COLD_LUA = """
 local first = {first}
-local last = {last}
+local span = {span}
 n = first
 local threads = {{}}
 function setup(thread) table.insert(threads, thread) end
 function request()
-    local body = string.format('{{"contentId": "PROV:user-%06d"}}', n)
+    local body = string.format('{{"contentId": "PROV:user-%06d"}}', span and first + (n - first) % span or n)
     n = n + 1
     return wrk.format("POST", nil, {{["Content-Type"] = "application/json"}}, body)
-end
-function response(status, headers, body)
-    if last ~= nil and n >= last then wrk.thread:stop() end
 end
 function done(summary, latency, requests)
     for _, thread in ipairs(threads) do io.write(string.format("ids issued: %d\\n", thread:get("n") - first)) end
@@ -75,7 +74,6 @@ class Mock:
     process: asyncio.subprocess.Process | None = None
     url: str = ""
     next_id: int = 1  # the next cold user; 0 is the hot one
-    last_cold: tuple[int, int] = (1, 1)  # the ids of the last cold pass, asked again after a restart
     peak_mb: float = 0.0
     restarts: int = 0
     runs: dict[str, list[dict[str, float]]] = field(default_factory=dict)
@@ -122,24 +120,28 @@ async def measure(mock: Mock, load: str, seconds: float, args: argparse.Namespac
         figures = await wrk_load(mock.url, args.connections, seconds, args.client_cpu, folder, HOT_ID)
         after = serving = cpu_seconds(pid)
     elif load == "cold":
-        lua = COLD_LUA.format(first=mock.next_id, last="nil")
+        lua = COLD_LUA.format(first=mock.next_id, span="nil")
         figures = await wrk_load(mock.url, args.connections, seconds, args.client_cpu, folder, "", lua)
         serving = cpu_seconds(pid)
         after = serving + await idle_cpu(pid)
-        mock.last_cold = (mock.next_id, mock.next_id + int(figures["issued"]))
         mock.next_id += int(figures["issued"])
     else:  # after restart: the last cold pass's ids again, once each, in a process started since
         await stop(mock)
         await start(mock, args, folder, fresh=False)
         pid = mock.process.pid if mock.process else pid
         before = cpu_seconds(pid)
-        first, last = mock.last_cold
-        lua = COLD_LUA.format(first=first, last=last - args.connections)  # what is in flight ends it
+        first, last = 1, mock.next_id  # every id asked since the cache was last emptied
+        span = last - first - args.connections  # the ids surely asked (not only in flight when it ended)
+        # wrk runs for its whole duration (whole seconds): short enough that an id is asked twice
+        # only if the range is shorter than a second at the hot id's speed
+        hot = mock.runs["hot"][-1]["rps"] if mock.runs.get("hot") else 0.0
+        seconds = max(1, min(int(seconds), int(0.9 * span / hot))) if hot else seconds
+        lua = COLD_LUA.format(first=first, span=span)
         figures = await wrk_load(mock.url, args.connections, seconds, args.client_cpu, folder, "", lua)
         serving = cpu_seconds(pid)
         after = serving + await idle_cpu(pid)
         mock.next_id = max(mock.next_id, last)
-        figures["requests"] = figures["issued"]  # it stopped at the end of the range, not of the seconds
+        figures["requests"] = figures["rps"] * seconds
     requests = figures.get("requests") or figures["rps"] * seconds
     figures["cpu_us"] = (serving - before) / requests * 1e6
     figures["all_in_us"] = (after - before) / requests * 1e6
