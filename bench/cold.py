@@ -11,7 +11,15 @@ round measures
   a fresh range each round, so no id is asked twice; when the set is used up the mock is
   restarted, so every id asked is cold).
 
-The order of hot and cold alternates round by round, and so does the order of the mocks.
+- after restart: the mock is stopped and started again (its persistent cache of signatures
+  and image checks kept, ``cache.directory``), then asked the ids of the round's cold pass
+  again: every id asked since the cache was last emptied, each once, for as long as that
+  range lasts at the hot id's speed (wrk runs for its whole duration, in whole seconds, so
+  the range wraps round only when it is shorter than one second of hot requests).
+
+A cold pass asks ids no process has seen: when the set is used up and the mock is restarted
+for fresh ids, its persistent cache is emptied first. The order of the loads alternates round
+by round, and so does the order of the mocks.
 After each cold measurement the mock is left until its CPU is idle again: what it does
 then (image checks that run off the serving path) is counted in the "all-in" CPU per
 request. With ``--baseline DIR`` a second mock runs from the source tree DIR (an earlier
@@ -20,7 +28,8 @@ after/before ratios.
 
 Prints, per mock and load, the medians of the rounds: requests/s, p50, p99, the mock's CPU
 time per request (read from /proc, while serving and all-in) and its peak resident memory;
-then cold/hot per round. The last line is ``cold/hot at N connections: R``. Run it with
+then cold/hot and after-restart/hot per round. The last lines are ``cold/hot at N connections: R``
+and ``after restart/hot at N connections: R``. Run it with
 ``bench/run --cold`` (``--help`` for the knobs).
 """
 
@@ -29,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shutil
 import statistics
 import sys
 import tempfile
@@ -36,16 +46,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from large_fixtures import generate
-from procutil import cpu_seconds, mock_command, start_server, status_value, wrk_load
+from procutil import cpu_seconds, mock_command, start_server, state_folder, status_value, wrk_load
 
 HOT_ID = "PROV:user-000000"  # user 0 has a back: the same answer size as a cold id with one
 COLD_LUA = """
 local first = {first}
+local span = {span}
 n = first
 local threads = {{}}
 function setup(thread) table.insert(threads, thread) end
 function request()
-    local body = string.format('{{"contentId": "PROV:user-%06d"}}', n)
+    local body = string.format('{{"contentId": "PROV:user-%06d"}}', span and first + (n - first) % span or n)
     n = n + 1
     return wrk.format("POST", nil, {{["Content-Type"] = "application/json"}}, body)
 end
@@ -59,6 +70,7 @@ end
 class Mock:
     name: str
     command: list[str]
+    state: Path  # its state folder: the persistent cache is its cache/
     process: asyncio.subprocess.Process | None = None
     url: str = ""
     next_id: int = 1  # the next cold user; 0 is the hot one
@@ -67,9 +79,13 @@ class Mock:
     runs: dict[str, list[dict[str, float]]] = field(default_factory=dict)
 
 
-async def start(mock: Mock, args: argparse.Namespace, folder: Path) -> None:
+async def start(mock: Mock, args: argparse.Namespace, folder: Path, fresh: bool = True) -> None:
+    """Start the mock; ``fresh``: asking ids from the first again, with an empty persistent cache."""
+    if fresh:
+        shutil.rmtree(mock.state / "cache", ignore_errors=True)
     mock.process, mock.url = await start_server(mock.command, args.server_cpu)
-    mock.next_id = 1
+    if fresh:
+        mock.next_id = 1
     await wrk_load(mock.url, args.connections, args.warmup, args.client_cpu, folder, HOT_ID)
 
 
@@ -103,13 +119,30 @@ async def measure(mock: Mock, load: str, seconds: float, args: argparse.Namespac
     if load == "hot":
         figures = await wrk_load(mock.url, args.connections, seconds, args.client_cpu, folder, HOT_ID)
         after = serving = cpu_seconds(pid)
-    else:
-        lua = COLD_LUA.format(first=mock.next_id)
+    elif load == "cold":
+        lua = COLD_LUA.format(first=mock.next_id, span="nil")
         figures = await wrk_load(mock.url, args.connections, seconds, args.client_cpu, folder, "", lua)
         serving = cpu_seconds(pid)
         after = serving + await idle_cpu(pid)
         mock.next_id += int(figures["issued"])
-    requests = figures["rps"] * seconds
+    else:  # after restart: the last cold pass's ids again, once each, in a process started since
+        await stop(mock)
+        await start(mock, args, folder, fresh=False)
+        pid = mock.process.pid if mock.process else pid
+        before = cpu_seconds(pid)
+        first, last = 1, mock.next_id  # every id asked since the cache was last emptied
+        span = last - first - args.connections  # the ids surely asked (not only in flight when it ended)
+        # wrk runs for its whole duration (whole seconds): short enough that an id is asked twice
+        # only if the range is shorter than a second at the hot id's speed
+        hot = mock.runs["hot"][-1]["rps"] if mock.runs.get("hot") else 0.0
+        seconds = max(1, min(int(seconds), int(0.9 * span / hot))) if hot else seconds
+        lua = COLD_LUA.format(first=first, span=span)
+        figures = await wrk_load(mock.url, args.connections, seconds, args.client_cpu, folder, "", lua)
+        serving = cpu_seconds(pid)
+        after = serving + await idle_cpu(pid)
+        mock.next_id = max(mock.next_id, last)
+        figures["requests"] = figures["rps"] * seconds
+    requests = figures.get("requests") or figures["rps"] * seconds
     figures["cpu_us"] = (serving - before) / requests * 1e6
     figures["all_in_us"] = (after - before) / requests * 1e6
     return figures
@@ -149,17 +182,17 @@ async def main() -> None:
         print(f"generated {args.users} users (a front each, a back every second; {files}) in {made:.1f} s")
         (folder / "signing").mkdir()
         yaml = f"fixtures:\n  root: {folder / 'images'}\ncache:\n  max_bytes: {args.cache_mb * 1024 * 1024}\n"
-        mocks = [Mock("mock", mock_command(folder, yaml))]
+        mocks = [Mock("mock", mock_command(folder, yaml), state_folder(folder))]
         if args.baseline is not None:
             # -m imports from the working folder first: run the baseline from its own tree
             command = ["env", "-C", str(args.baseline.resolve()), *mock_command(folder, yaml, "baseline.yaml")]
-            mocks.append(Mock("baseline", command))
+            mocks.append(Mock("baseline", command, state_folder(folder, "baseline.yaml")))
         try:
             for mock in mocks:
                 await start(mock, args, folder)
                 await measure(mock, "cold", args.warmup, args, folder)
             for index in range(args.rounds):
-                for load in ("hot", "cold") if index % 2 == 0 else ("cold", "hot"):
+                for load in ("hot", "cold", "restart") if index % 2 == 0 else ("cold", "restart", "hot"):
                     for mock in mocks if index % 2 == 0 else mocks[::-1]:  # neither always measured first
                         if load == "cold":
                             await ensure_ids(mock, args, folder)
@@ -177,13 +210,13 @@ def median(runs: list[dict[str, float]], key: str) -> float:
 def report(mocks: list[Mock], args: argparse.Namespace) -> None:
     rounds = f"{args.rounds} rounds x {args.seconds:g} s of each load"
     print(f"{args.connections} connections; {rounds}; medians of the rounds")
-    header = f"{'server':<10}{'load':>5}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'CPU us/req':>11}{'all-in':>8}"
+    header = f"{'server':<10}{'load':>8}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'CPU us/req':>11}{'all-in':>8}"
     print(f"{header}{'peak RSS MB':>12}")
     for mock in mocks:
-        for load in ("hot", "cold"):
+        for load in ("hot", "cold", "restart"):
             runs = mock.runs[load]
             print(
-                f"{mock.name:<10}{load:>5}{median(runs, 'rps'):>8.0f}{median(runs, 'p50') * 1000:>8.1f}"
+                f"{mock.name:<10}{load:>8}{median(runs, 'rps'):>8.0f}{median(runs, 'p50') * 1000:>8.1f}"
                 f"{median(runs, 'p99') * 1000:>8.1f}{median(runs, 'cpu_us'):>11.0f}{median(runs, 'all_in_us'):>8.0f}"
                 f"{mock.peak_mb:>12.0f}"
             )
@@ -198,9 +231,17 @@ def report(mocks: list[Mock], args: argparse.Namespace) -> None:
             f"{mock.name}: cold/hot {ratio:.2f} of the requests/s (rounds: {each}); cold CPU per request "
             f"{cpu:.1f}x hot's, {all_in:.1f}x all-in{restarts}"
         )
+        pairs = list(zip(mock.runs["restart"], mock.runs["hot"], strict=True))
+        each = ", ".join(f"{r['rps'] / h['rps']:.2f}" for r, h in pairs)
+        ratio = statistics.median(r["rps"] / h["rps"] for r, h in pairs)
+        cpu = statistics.median(r["cpu_us"] / h["cpu_us"] for r, h in pairs)
+        print(
+            f"{mock.name}: after restart/hot {ratio:.2f} of the requests/s (rounds: {each}); "
+            f"CPU per request {cpu:.1f}x hot's"
+        )
     if len(mocks) == 2:
         after, before = mocks
-        for load in ("hot", "cold"):
+        for load in ("hot", "cold", "restart"):
             pairs = list(zip(after.runs[load], before.runs[load], strict=True))
             each = ", ".join(f"{a['rps'] / b['rps']:.2f}" for a, b in pairs)
             rps = statistics.median(a["rps"] / b["rps"] for a, b in pairs)
@@ -209,6 +250,8 @@ def report(mocks: list[Mock], args: argparse.Namespace) -> None:
     mock = mocks[0]
     ratio = statistics.median(c["rps"] / h["rps"] for c, h in zip(mock.runs["cold"], mock.runs["hot"], strict=True))
     print(f"cold/hot at {args.connections} connections: {ratio:.2f}")
+    ratio = statistics.median(r["rps"] / h["rps"] for r, h in zip(mock.runs["restart"], mock.runs["hot"], strict=True))
+    print(f"after restart/hot at {args.connections} connections: {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -111,12 +111,19 @@ def resident_mb(pid: int) -> float:
 
 def mock_command(folder: Path, yaml: str = "", name: str = "config.yaml") -> list[str]:
     """``serve`` on a free port with a config in ``folder``: its own signing key, no access log,
-    and the YAML given (which must not repeat the ``signing`` or ``logging`` sections)."""
+    and the YAML given (which must not repeat the ``signing`` or ``logging`` sections); its state
+    folder (the persistent cache) is :func:`state_folder`, never the home folder's."""
     config = folder / name
     config.write_text(
         f"signing:\n  directory: {folder / 'signing'}\nlogging:\n  access_log: false\n{yaml}", encoding="utf-8"
     )
-    return [sys.executable, "-m", "content_provider", "serve", "--config", str(config), "--port", "0"]
+    state = f"CONTENT_PROVIDER_STATE_DIR={state_folder(folder, name)}"
+    return ["env", state, sys.executable, "-m", "content_provider", "serve", "--config", str(config), "--port", "0"]
+
+
+def state_folder(folder: Path, name: str = "config.yaml") -> Path:
+    """The state folder of the mock :func:`mock_command` runs with the config ``name``."""
+    return folder / f"{Path(name).stem}-state"
 
 
 async def start_listening(

@@ -105,6 +105,7 @@ async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.base_path,
     )
     store = FixtureStore(settings, signer)
+    persistent = await asyncio.to_thread(store.open_persistent)
     read_only = await asyncio.to_thread(unwritable, store.root)
     if read_only is not None:  # served as it is; uploads and deletes answer 409 fixtures_read_only
         log.warning("fixtures: %s; uploads and deletes through the admin API are refused", read_only)
@@ -121,9 +122,14 @@ async def fixtures_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SIGNER] = signer
     app[STORE] = store
     app[EXPLAINER] = explainer = Explainer(store.resolver)
+    saving = None if persistent is None else asyncio.ensure_future(persistent.keep_saving())
     yield
     await explainer.finish()  # the "why the default" log lines still being written
     store.close()
+    if saving is not None and persistent is not None:  # what is new, kept for the next start
+        saving.cancel()
+        await asyncio.to_thread(persistent.save)
+        log.info("%s", persistent.summary())
 
 
 async def start_fault_windows(app: web.Application) -> None:

@@ -1,4 +1,4 @@
-"""Command line: ``content-provider serve | check | check-fixtures | explain | generate | dev-tls``.
+"""Command line: ``content-provider serve | check | check-fixtures | explain | generate | warm | dev-tls``.
 
 ``main(argv, environ)`` returns an exit code and touches no global state beyond
 logging, so tests call it directly.
@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from content_provider.core.version import __version__
 from content_provider.fixtures.answers import FixtureError
 from content_provider.fixtures.explain import Explainer, looked_up
 from content_provider.fixtures.generate import write_demo, write_images, write_members
+from content_provider.fixtures.persist import warm
 from content_provider.fixtures.store import FixtureStore
 from content_provider.fixtures.write import is_folder_name
 from content_provider.serving.run import run_loop, serve, writable_fixtures
@@ -92,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="why a content id gets the images it gets, and near misses")
     explain.add_argument("content_id", metavar="ID", help="a content id as Hermod sends it, e.g. PROV:jane.doe")
     with_config(explain)
+
+    warming = commands.add_parser(
+        "warm", help="check every image and sign every back into the persistent cache, ahead of a load test"
+    )
+    with_config(warming)
 
     conformance = commands.add_parser("check", help="check a content provider against the contract")
     conformance.add_argument("url", help="the provider's content-provider-url (POST URL/getcontent is called)")
@@ -238,6 +245,44 @@ def _check(settings: Settings) -> int:
     return EXIT_PROBLEMS if problems else EXIT_OK
 
 
+WARM_REDRAW_SECONDS = 0.1  # the progress bar on a terminal is drawn at most this often
+WARM_BAR = 30  # characters of the bar
+
+
+def _warm(settings: Settings) -> int:
+    """Fill the persistent cache for the whole fixture tree: a bar on a terminal, a line per tenth elsewhere."""
+    if settings.cache_dir is None:
+        raise ConfigError("cache.persistent is false: there is no persistent cache to warm")
+    store = FixtureStore(settings, signer_for(settings))
+    persistent = store.open_persistent()
+    if persistent is None:
+        raise ConfigError(f"cache.directory: cannot make {settings.cache_dir} (the log says why)")
+    tty = sys.stderr.isatty()
+    drawn = [0.0, -1]  # when the bar was drawn, the last tenth said
+
+    def progress(done: int, total: int, problems: int) -> None:
+        if tty:
+            now = time.monotonic()
+            if now - drawn[0] < WARM_REDRAW_SECONDS and done < total:
+                return
+            drawn[0] = now
+            filled = WARM_BAR * done // total
+            bar = "#" * filled + "-" * (WARM_BAR - filled)
+            print(f"\r\033[Kwarm [{bar}] {done}/{total} images", end="", file=sys.stderr, flush=True)
+            if done == total:
+                print(file=sys.stderr)
+        elif done * 10 // total > drawn[1] or done == total:
+            drawn[1] = done * 10 // total
+            print(f"warm: {done}/{total} images ({done * 100 // total}%)", file=sys.stderr, flush=True)
+
+    files, problems = warm(store.resolver, store.checks, store.signer, progress)
+    persistent.save(raising=True)
+    print(persistent.summary())
+    said = f", {problems} problem(s): content-provider check-fixtures lists them" if problems else ""
+    print(f"{files} fixture image(s) in {settings.fixture_root} warmed{said}")
+    return EXIT_OK
+
+
 def _shown(text: str) -> str:
     """Lines for the terminal: what an id holds (escape sequences, bad bytes) is shown, not acted on."""
     return "\n".join(printable(line) for line in text.split("\n"))
@@ -381,6 +426,8 @@ def _command(args: argparse.Namespace, env: Mapping[str, str], argv: Sequence[st
         return _generate(args, settings)
     if args.command == "check-fixtures":
         return _check(settings)
+    if args.command == "warm":
+        return _warm(settings)
     if args.command == "explain":
         return _explain(settings, args.content_id)
     served_env = _effective_environ(args, env)

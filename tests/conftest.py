@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,15 @@ from content_provider.http.accesslog import AccessLogger
 from .helpers import MakeClient
 
 pytest_plugins = ["pytester"]
+
+
+_STATE = tempfile.TemporaryDirectory(prefix="content-provider-test-state-")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """What the mock keeps in the per-user state folder (the persistent cache, a key when no config
+    names one) goes to a folder of the run's own, for every process a test starts, never the home folder."""
+    os.environ.setdefault("CONTENT_PROVIDER_STATE_DIR", _STATE.name)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -20,6 +20,7 @@ from content_provider.config.environment import ENV_PREFIX, check_credentials, e
 from content_provider.config.settings import (
     ALGORITHMS,
     BARE_ID_MODES,
+    CACHE_DIR_NAME,
     DEFAULT_CONFIG_NAME,
     DEMO_FIXTURES,
     EVENT_LOOPS,
@@ -200,12 +201,28 @@ def _fixtures(fixtures: Reader, environ: Mapping[str, str], base_dir: Path) -> F
     return fields
 
 
-def _cache(cache: Reader) -> Fields:
+def _cache(cache: Reader, environ: Mapping[str, str], base_dir: Path, fixture_root: Path) -> Fields:
     fields: Fields = {
         "cache_max_bytes": cache.integer("max_bytes", 64 * 1024 * 1024, 0, 1 << 40),
         "revalidate_seconds": cache.number("revalidate_seconds", 1.0, 0.0, 86400.0),
     }
+    persistent = cache.boolean("persistent", True)
+    directory_text = cache.string("directory", None)
     cache.finish()
+    directory = None
+    if persistent and directory_text:
+        directory = (base_dir / directory_text).resolve()
+    elif persistent:
+        try:
+            directory = state_dir(environ) / CACHE_DIR_NAME
+        except ConfigError:  # no home folder: no persistent cache, rather than no server
+            directory = None
+    if directory is not None and directory.is_relative_to(fixture_root.resolve()):
+        raise ConfigError(
+            f"cache.directory: {directory} is inside the fixture folder {fixture_root}; "
+            "put the cache beside it (it is not a fixture)"
+        )
+    fields["cache_dir"] = directory
     return fields
 
 
@@ -290,7 +307,7 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
     top = Reader(data, "")
     server = _server(top.section("server"), environ, base_dir)
     fixtures = _fixtures(top.section("fixtures"), environ, base_dir)
-    cache = _cache(top.section("cache"))
+    cache = _cache(top.section("cache"), environ, base_dir, fixtures["fixture_root"])
     auth = _auth(top.section("auth"), environ)
     signing = _signing(top.section("signing"), environ, base_dir)
     faults = parse_fault_settings(top.section("faults"))

@@ -89,6 +89,9 @@ def state_dir(environ: Mapping[str, str]) -> Path:
     return home / ".local" / "state" / "content-provider"
 
 
+CACHE_DIR_NAME = "cache"  # the persistent cache's folder in the state folder, when cache.directory is not set
+
+
 def _default_signing_dir() -> Path:
     return state_dir(os.environ) / "signing"
 
@@ -147,6 +150,8 @@ class Settings:
     organisations: tuple[Organisation, ...] = ()
     cache_max_bytes: int = 64 * 1024 * 1024
     revalidate_seconds: float = 1.0
+    # the persistent cache of signatures and image checks (cache.directory; fixtures/persist.py); None: off
+    cache_dir: Path | None = None
     username: str | None = None
     password: str | None = None
     algorithm: str = "RS256"

@@ -70,6 +70,10 @@ class LRU(Generic[K, V]):
         """Forget ``key``; its value, or ``None`` when absent."""
         return self._items.pop(key, None)
 
+    def items(self) -> list[tuple[K, V]]:
+        """A copy of the entries, least recently used first."""
+        return list(self._items.items())
+
     def clear(self) -> None:
         self._items.clear()
 
@@ -92,6 +96,10 @@ class ThreadSafeLRU(LRU[K, V]):
     def pop(self, key: K) -> V | None:
         with self._lock:
             return super().pop(key)
+
+    def items(self) -> list[tuple[K, V]]:
+        with self._lock:
+            return super().items()
 
     def clear(self) -> None:
         with self._lock:

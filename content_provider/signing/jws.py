@@ -29,6 +29,7 @@ from joserfc.util import json_b64encode, urlsafe_b64encode
 
 from content_provider.config.settings import ALGORITHMS, KEY_TYPES, STATE_DIR_ENV, Settings
 from content_provider.core.b64 import b64url_encode
+from content_provider.core.diskmap import DiskMap
 from content_provider.core.fsutil import atomic_write
 from content_provider.core.lru import ThreadSafeLRU
 from content_provider.core.reader import ConfigError
@@ -39,6 +40,10 @@ log = logging.getLogger("content_provider.signing")
 SUBJECT_CN = "content-provider DEV signing - NOT issued by Nexus"
 CERT_DAYS = 825
 SIGNATURES_KEPT = 10_000  # signatures remembered by payload digest: about 0.4 kB each (RSA-2048)
+# Key types whose signatures are kept in the persistent cache (cache.directory): a stored signature is
+# verified before it is used, which saves time only where verifying costs far less than signing
+# (RSA: ~0.03 ms against ~1 ms; ECDSA and EdDSA verify slower than they sign).
+PERSISTED_FAMILIES = ("RSA",)
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 JoseKey = RSAKey | ECKey | OKPKey
@@ -120,6 +125,12 @@ def _load_key(path: Path) -> PrivateKey:
     return key  # type: ignore[return-value]
 
 
+class _Persisted:
+    """Where a signer keeps its signatures across restarts, once it is told (:meth:`Signer.keep_signatures_in`)."""
+
+    disk: DiskMap | None = None
+
+
 @dataclass(frozen=True)
 class Signer:
     """Signs payloads as compact JWS and describes its public key."""
@@ -172,6 +183,42 @@ class Signer:
         """Signatures by the SHA-256 of their payload; shared by the build threads."""
         return ThreadSafeLRU(SIGNATURES_KEPT)
 
+    @functools.cached_property
+    def _persisted(self) -> _Persisted:
+        return _Persisted()
+
+    @functools.cached_property
+    def _disk_prefix(self) -> bytes:
+        """What a persistent entry's key starts with: the key's id and the algorithm, then the payload digest."""
+        return f"{self.kid}\0{self.algorithm}\0".encode()
+
+    def keep_signatures_in(self, disk: DiskMap) -> bool:
+        """Look signatures up in ``disk`` (each verified before use) and keep new ones there; whether it
+        will (only for the key types of ``PERSISTED_FAMILIES``)."""
+        if KEY_TYPES[self.algorithm] not in PERSISTED_FAMILIES:
+            return False
+        self._persisted.disk = disk
+        return True
+
+    def _from_disk(self, digest: bytes, signing_input: bytes) -> bytes | None:
+        """The persistent cache's signature of ``signing_input``, if it has one that verifies with our key."""
+        disk = self._persisted.disk
+        if disk is None:
+            return None
+        key = self._disk_prefix + digest
+        stored = disk.peek(key)
+        if stored is None:
+            return None
+        try:
+            good = self._registry.get_alg(self.algorithm).verify(signing_input, stored, self.jose_key)
+        except Exception:  # a hostile value may upset the verifier in ways of its own
+            good = False
+        if not good:
+            disk.reject(key, "a signature that does not verify with the current key")
+            return None
+        disk.hit()
+        return stored
+
     def sign(self, payload: bytes, **header: Any) -> str:
         """Compact JWS of ``payload``; ``header`` overrides members of the protected header.
 
@@ -179,7 +226,8 @@ class Signer:
         serialize_compact makes it, minus encoding the same header each time; and a payload
         signed before (many users share one back image) gets its signature again, without a
         private-key operation: RS256 and EdDSA would give the same bytes, and an ES256 signature
-        stays as valid as a fresh one. Thread-safe: cold ids are signed in worker threads.
+        stays as valid as a fresh one. A signature an earlier run kept in the persistent cache
+        is used once it verifies with this key. Thread-safe: cold ids are signed in worker threads.
         """
         if header:
             protected = {**self._header, **header}
@@ -188,7 +236,12 @@ class Signer:
         digest = hashlib.sha256(payload).digest()
         signature = self._signatures.peek(digest)
         if signature is None:
-            signature = self._registry.get_alg(self.algorithm).sign(signing_input, self.jose_key)
+            signature = self._from_disk(digest, signing_input)
+            if signature is None:
+                signature = self._registry.get_alg(self.algorithm).sign(signing_input, self.jose_key)
+                disk = self._persisted.disk
+                if disk is not None:
+                    disk.put(self._disk_prefix + digest, signature)
             self._signatures.put(digest, signature)
         return (signing_input + b"." + urlsafe_b64encode(signature)).decode("ascii")
 
