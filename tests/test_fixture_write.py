@@ -3,6 +3,7 @@ and a delete leave in the folder, and the admin answers and the recorder built o
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from pathlib import Path
@@ -18,11 +19,14 @@ from content_provider.fixtures.write import (
     BadImage,
     FixtureImage,
     delete_image,
-    record_image,
+    is_free_for_recording,
+    publish_version,
+    published_version,
+    stage_version,
     write_image,
 )
 from content_provider.upstream.client import Fetched
-from content_provider.upstream.record import Recorder
+from content_provider.upstream.record import FRAGMENT, Recorder
 
 from .helpers import MakeClient, get_content, png_bytes
 
@@ -138,15 +142,32 @@ def test_a_bad_image_writes_nothing(tmp_path: Path, side: str, data: bytes, reas
     assert [p.name for p in (tmp_path / "users/bob").iterdir()] == [f"{side}.jpeg"]
 
 
-def test_a_recorded_back_is_kept_as_jws_and_hides_no_stale_jpeg(tmp_path: Path) -> None:
-    (tmp_path / "users/rec").mkdir(parents=True)
-    (tmp_path / "users/rec/back.jpg").write_bytes(card_jpeg("old"))
-    written = record_image(tmp_path, FixtureImage.of("users", "rec", "back"), RECORDED)
-    assert written.path == Path("users/rec/back.jws")
-    assert [p.name for p in (tmp_path / "users/rec").iterdir()] == ["back.jws"]
-    assert record_image(tmp_path, FixtureImage.of("users", "rec", "front"), b"as it came").path == Path(
-        "users/rec/front.jpg"
-    )
+def test_a_recorded_answer_is_a_whole_version_served_by_one_link(tmp_path: Path) -> None:
+    first = stage_version(tmp_path, "rec", None, ("front", "back"), {"front": b"front as it came", "back": RECORDED})
+    assert not (tmp_path / "users/rec").exists()  # written where nothing looks yet
+    assert sorted(p.name for p in (tmp_path / first.path).iterdir()) == ["back.jws", "front.jpg"]
+    assert publish_version(tmp_path, first) is True
+    assert (tmp_path / "users/rec/back.jws").read_bytes() == RECORDED  # a back kept as the JWS it came as
+    assert publish_version(tmp_path, first) is False
+    auth = stage_version(tmp_path, "rec", first, ("auth",), {"auth": b"auth"})  # the card's files are kept
+    assert sorted(p.name for p in (tmp_path / auth.path).iterdir()) == ["auth.jpg", "back.jws", "front.jpg"]
+    again = stage_version(tmp_path, "rec", first, ("front", "back"), {"front": b"front as it came", "back": RECORDED})
+    assert again == first  # the same files: the same version, never written over
+    publish_version(tmp_path, auth)
+    assert published_version(tmp_path, "rec") == auth
+    assert sorted(p.name for p in (tmp_path / "users").iterdir()) == ["rec"]  # no temporaries
+
+
+def test_a_recording_never_replaces_a_folder_of_ones_own(tmp_path: Path) -> None:
+    (tmp_path / "users/mine").mkdir(parents=True)
+    (tmp_path / "users/mine/front.jpg").write_bytes(b"keep")
+    assert is_free_for_recording(tmp_path, "mine") is False
+    version = stage_version(tmp_path, "mine", None, ("front", "back"), {"front": b"x"})
+    with pytest.raises(BadFixturePath, match="a folder of its own"):
+        publish_version(tmp_path, version)
+    assert (tmp_path / "users/mine/front.jpg").read_bytes() == b"keep"
+    with pytest.raises(BadFixturePath, match="not a folder name"):
+        stage_version(tmp_path, "../out", None, ("front",), {"front": b"x"})
 
 
 def test_a_delete_removes_every_file_of_the_side_and_names_them(tmp_path: Path) -> None:
@@ -234,22 +255,25 @@ def card_answer(front: bytes, back: str | None) -> Fetched:
     return Fetched(200, CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"})), body, 0.01)
 
 
-async def test_the_recorder_writes_one_file_a_side(tmp_path: Path) -> None:
-    recorder = Recorder(tmp_path, "http://upstream.invalid")
+async def test_the_recorder_writes_whole_answers_and_leaves_ones_own_folders_alone(tmp_path: Path) -> None:
+    recorder = await asyncio.to_thread(Recorder, tmp_path, "http://upstream.invalid")
     folder = tmp_path / "users/bob"
     folder.mkdir(parents=True)
-    (folder / "back.jpg").write_bytes(card_jpeg("made by hand"))  # the recorded back would hide it
-    (folder / "front.jpeg").write_bytes(card_jpeg("made by hand"))
+    (folder / "front.jpeg").write_bytes(card_jpeg("made by hand"))  # a folder of one's own
     content_id = ContentId("PROV:bob", UseCase.CARD, "bob", True)
     await recorder.record(content_id, card_answer(b"front as it came", RECORDED.decode()), None)
-    assert sorted(p.name for p in folder.iterdir()) == ["back.jws", "front.jpg"]
-    assert (folder / "front.jpg").read_bytes() == b"front as it came"  # a recording is not checked
-    assert (folder / "back.jws").read_bytes() == RECORDED
+    assert [p.name for p in folder.iterdir()] == ["front.jpeg"]  # never written over
+    entry = recorder.manifest.entries["PROV:bob"]
+    assert entry.folder.startswith("rec-")  # recorded beside it, and mapped in recorded.yaml
+    served = tmp_path / "users" / entry.folder
+    assert sorted(p.name for p in served.iterdir()) == ["back.jws", "front.jpg"]
+    assert (served / "front.jpg").read_bytes() == b"front as it came"  # a recording is not checked
+    assert (served / "back.jws").read_bytes() == RECORDED
+    assert f"users/{entry.folder}/front.jpg" in (tmp_path / FRAGMENT).read_text()
     await recorder.record(content_id, card_answer(b"front again", None), None)  # now without a back
-    assert sorted(p.name for p in folder.iterdir()) == ["earlier", "front.jpg"]
+    assert sorted(p.name for p in served.iterdir()) == ["front.jpg"]
     newline = ContentId("PROV:bob\n", UseCase.CARD, "bob\n", True)  # not a folder name: mapped
     await recorder.record(newline, card_answer(b"odd", None), None)
-    entry = recorder.manifest["answers"]["PROV:bob\n"]
-    assert entry["mapped"] is True
-    assert entry["folder"].startswith("users/rec-")
+    assert recorder.manifest.entries["PROV:bob\n"].folder.startswith("rec-")
     assert not (tmp_path / "users/bob\n").exists()
+    await recorder.close()

@@ -34,10 +34,11 @@ from content_provider.conformance.trust import load_trust
 from content_provider.core.reader import ConfigError
 from content_provider.signing.devtls import make_dev_tls, server_context
 from content_provider.signing.jws import verify_back
-from content_provider.upstream.record import FRAGMENT, MANIFEST
+from content_provider.upstream.manifest import MANIFEST
+from content_provider.upstream.record import FRAGMENT
 from content_provider.upstream.validate import Validator, verdict_of
 
-from .helpers import DOC_AUTH, DOC_CARD
+from .helpers import DOC_AUTH, DOC_CARD, recorded_manifest
 from .test_cli import Server, serving, write_config
 
 UP_USER, UP_PASSWORD = "upstream-user", "upstream-s3cret"
@@ -273,19 +274,20 @@ async def test_record_then_replay_offline_gives_the_same_bytes_and_vendor_signat
     ).read_bytes()
     back = (root / "users" / subject / "back.jws").read_text()
     assert back == json.loads(recorded[DOC_CARD])["data"][1]["data"]  # verbatim
-    manifest = json.loads((root / MANIFEST).read_text())
+    manifest = recorded_manifest(root)
     assert UP_PASSWORD not in (root / MANIFEST).read_text()
-    bob = manifest["answers"]["PROV:bob"]
-    assert bob["changed"] is True
-    assert len(bob["variants"]) == 2
-    earlier = [root / name for name in bob["variants"][0]["files"]]
-    assert all("earlier" in path.parts and path.is_file() for path in earlier)
-    assert manifest["answers"][DOC_CARD]["variants"][0]["verdict"]["verdict"] == "pass"
-    assert manifest["answers"][DOC_CARD]["variants"][0]["from"] == up.url
+    bob = manifest["PROV:bob"]
+    assert len(bob["variants"]) == 2  # both answers kept
+    [earlier] = [variant for digest, variant in bob["variants"].items() if digest != bob["current"]]
+    assert all((root / name).is_file() for name in earlier["files"])
+    assert (root / earlier["files"][0]).read_bytes() == (upstream_root / "orgs/acme/front.jpg").read_bytes()
+    [card] = manifest[DOC_CARD]["variants"].values()
+    assert card["verdict"]["verdict"] == "pass"
+    assert card["from"] == up.url
     assert "employee/0001" in (root / FRAGMENT).read_text()  # not a folder name: mapped in the config made
 
     # the upstream is gone: replay the recording offline
-    state = {"CONTENT_PROVIDER_STATE_DIR": str(tmp_path / "replay-state")}  # no signing.directory in it
+    state = {"CONTENT_PROVIDER_STATE_DIR": str(tmp_path / "replay-state")}
     async with serving(root / FRAGMENT, root, env=state) as replay:
         for content_id in ids:
             status, headers, body = await post(replay.url, content_id)
@@ -303,6 +305,9 @@ async def test_record_then_replay_offline_gives_the_same_bytes_and_vendor_signat
         upstream_cert = x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0]))
     assert back_shown["jws"]["recorded"] is True  # the web page: "recorded", and who signed it
     assert back_shown["jws"]["signer"] == upstream_cert.subject.rfc4514_string()
+    assert (root / ".dev-signing").is_dir()  # the replay's own key, beside the recording (recorded.yaml says so)
+    assert not (tmp_path / "replay-state").exists()
+    assert (root / ".gitignore").read_text() == ".dev-signing/\n"  # and never committed with it
 
 
 # --------------------------------------------------------------------------- upstream trouble

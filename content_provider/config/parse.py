@@ -63,13 +63,14 @@ def find_config(explicit: str | None, environ: Mapping[str, str], cwd: Path) -> 
 
 
 def _fixture_path(key: str, value: str | None, root: Path) -> Path | None:
-    """A path from config that must stay inside the fixture root."""
+    """A path from config that must stay inside the fixture root. Links are followed to check that,
+    but the path is kept as written (normalised): a link swapped later (a recording's
+    ``users/<name>``) is followed anew each time, and checked again then (fixtures/folder.py)."""
     if value is None:
         return None
-    candidate = (root / value).resolve()
-    if not candidate.is_relative_to(root.resolve()):
+    if not (root / value).resolve().is_relative_to(root.resolve()):
         raise ConfigError(f"{key}: {value!r} is outside the fixture folder {root}")
-    return candidate
+    return Path(os.path.normpath(root / value))
 
 
 def _images(reader: Reader, root: Path) -> UserImages:
@@ -323,6 +324,10 @@ def parse_settings(data: Any, base_dir: Path, environ: Mapping[str, str], source
             "upstream.mode: record writes into the fixture folder, and the demo set is not written to; "
             "choose a folder with --fixtures DIR (or fixtures.root)"
         )
+    if upstream is not None and upstream.mode == "record":
+        # Every id goes to the upstream, so the file's own mappings answer nothing (the demo config's
+        # name files of the demo set, not of the recording); the recording makes its own, in recorded.yaml.
+        fixtures["users"], fixtures["organisations"] = {}, ()
     logging_ = _logging(top.section("logging"))
     top.finish()
     return Settings(

@@ -25,6 +25,7 @@ class UpstreamSettings:
     timeout: float = 10.0
     trust: Path | None = None  # a JWKS or PEM file the back side must verify against (CP13)
     validate: bool = True
+    keep_earlier: int = 3  # record mode: earlier answers kept per content id, besides the one served
 
     @property
     def address(self) -> str:
@@ -79,6 +80,7 @@ def parse_upstream(reader: Reader, base_dir: Path, environ: Mapping[str, str]) -
     timeout = reader.number("timeout", 10.0, 0.1, 3600.0)
     trust_text = env(environ, "UPSTREAM_TRUST", reader.string("trust", None))
     validate = reader.boolean("validate", True)
+    keep_earlier = reader.integer("keep_earlier", 3, 0, 1000)
     reader.finish()
     if mode not in MODES:
         raise ConfigError(
@@ -95,4 +97,4 @@ def parse_upstream(reader: Reader, base_dir: Path, environ: Mapping[str, str]) -
     if ca_file is not None and not url.startswith("https://"):
         raise ConfigError("upstream.ca_file: only for an https:// upstream.url")
     trust = _file("upstream.trust", trust_text, base_dir)
-    return UpstreamSettings(url, mode, username, password, ca_file, timeout, trust, validate)
+    return UpstreamSettings(url, mode, username, password, ca_file, timeout, trust, validate, keep_earlier)

@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image
 
 from content_provider.core.b64 import b64url_decode
-from content_provider.core.contract import CARD_ASPECT
+from content_provider.core.contract import CARD_ASPECT, COMPACT_JWS
 
 
 @dataclass(frozen=True)
@@ -116,15 +116,18 @@ def jws_payload(data: bytes) -> tuple[str, bytes] | str:
     """A recorded back side (``back.jws``): its compact JWS and payload, or why it is not one.
 
     The signature is not checked here: the mock does not hold the signer's keys, and the
-    back is served as recorded whatever it says.
+    back is served as recorded whatever it says; but only when it is base64url and two dots
+    (white space around it aside), which is copied into the answer as it is.
     """
     try:
-        compact = data.decode("ascii").strip()
+        compact = data.decode("ascii").strip(" \t\r\n")
     except UnicodeDecodeError:
         return "not a compact JWS: not ASCII"
     parts = compact.split(".")
     if len(parts) != 3:
         return f"not a compact JWS: {len(parts)} part(s), want HEADER.PAYLOAD.SIGNATURE"
+    if not COMPACT_JWS.fullmatch(compact):
+        return "not a compact JWS: only base64url (A-Z a-z 0-9 - _) may be between its two dots"
     try:
         payload = b64url_decode(parts[1])
     except ValueError as exc:

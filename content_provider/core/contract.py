@@ -10,6 +10,7 @@ import base64
 import enum
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,9 @@ JPEG_TYPE = "image/jpeg"
 JSON_TYPE = "application/json"  # the answer's and every error's
 # assumed: the public excerpt is cut off where the back side's content_type is named.
 JWS_TYPE = "application/jose"
+# A JWS in compact serialisation: HEADER.PAYLOAD.SIGNATURE, each base64url without padding (the
+# signature empty for alg none). Nothing in it is escaped in JSON, so it is copied into an answer as is.
+COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
 class UseCase(enum.Enum):
@@ -115,8 +119,13 @@ def image_part(key: str, jpeg: bytes) -> bytes:
 
 
 def jws_part(key: str, compact_jws: str) -> bytes:
-    """:func:`jws_element`, encoded: a compact JWS is base64url and dots, nothing JSON escapes."""
-    return _element_head(key, JWS_TYPE, "text/plain") + b'"' + compact_jws.encode("ascii") + b'"}'
+    """:func:`jws_element`, encoded: a compact JWS is base64url and dots, nothing JSON escapes, so it
+    is copied as is; any other text goes through the JSON encoder, so the answer is always JSON."""
+    if COMPACT_JWS.fullmatch(compact_jws):
+        data = compact_jws.encode("ascii")
+    else:
+        data = json.dumps(compact_jws)[1:-1].encode("ascii")
+    return _element_head(key, JWS_TYPE, "text/plain") + b'"' + data + b'"}'
 
 
 def answer_of_parts(parts: list[bytes]) -> bytes:

@@ -27,7 +27,27 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    fsync_dir(path.parent)
+
+
+def is_atomic_temporary(name: str, of: str) -> bool:
+    """Whether ``name`` is a temporary file :func:`atomic_write` made for a file named ``of``
+    (one a crash left behind, if no write is under way)."""
+    return name.startswith(f".{of}.") and name.endswith(".tmp")
+
+
+def write_synced(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write a new file and fsync it (its folder is not: the caller renames or fsyncs that)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the names in folder ``path`` (a rename, a new file) survive a crash."""
+    dir_fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:

@@ -7,7 +7,9 @@
     default/front.jpg back.jpg auth.jpg
 
 A back side may also be ``back.jws``: a JWS recorded from a real provider (``upstream.mode:
-record``), served verbatim, never re-signed; it wins over a ``back.jpg`` beside it.
+record``), served verbatim, never re-signed; it wins over a ``back.jpg`` beside it. A recording
+keeps each state of a user folder whole in ``answers/<name>/<version>/``, and ``users/<name>`` is
+a link to the one served (see fixtures/write.py).
 """
 
 from __future__ import annotations
@@ -27,11 +29,17 @@ SIDES_FOR = {UseCase.CARD: CARD_SIDES, UseCase.AUTH: ("auth",)}  # the first of 
 EXTENSIONS = (".jpg", ".jpeg")  # in this order: a side's .jpg wins over its .jpeg
 JWS_EXTENSION = ".jws"  # a back side kept as the JWS it was recorded as
 BACK_EXTENSIONS = (JWS_EXTENSION, *EXTENSIONS)
+ANSWERS_DIR = "answers"  # a recording's versions of its user folders; never looked at by resolution
 
 
 def extensions_for(side: str) -> tuple[str, ...]:
     """The file extensions a side may have, the one that wins first."""
     return BACK_EXTENSIONS if side == "back" else EXTENSIONS
+
+
+def recorded_file(side: str) -> str:
+    """The file a recorded side is kept as: a back as the JWS it came as, the others as JPEG."""
+    return side + (JWS_EXTENSION if side == "back" else EXTENSIONS[0])
 
 
 def is_recorded_back(path: Path) -> bool:

@@ -11,5 +11,6 @@ fixture answers), and upstream trouble is a clear JSON error (``client.py``).
 
 settings.py  the ``upstream:`` section;  client.py  the HTTP session and its errors;
 validate.py  live verdicts, remembered per answer digest;  record.py  writing answers as fixtures;
+manifest.py  the recording's manifest, a journal appended a line per change;
 proxy.py     the handler's path for an id that goes upstream, in every mode.
 """

@@ -8,6 +8,10 @@ upstream (host and port only: never its path's secrets or its credentials):
 - 504 ``upstream_timeout``: no whole answer within ``upstream.timeout``;
 - 502 ``upstream_bad_answer``: connected, but the answer was not HTTP, was cut off, or too large.
 
+A redirect (3xx) is the upstream's answer like any other: passed on as it came, with its
+``Location``, never followed (a 307 would post Hermod's body, with the upstream's credentials
+beside it, to whatever host it names).
+
 A call that fails on a kept-alive connection the upstream has since closed (it restarted, say)
 is made once more on a fresh one: ``POST /getcontent`` only reads, so it is safe to repeat.
 """
@@ -99,7 +103,9 @@ class UpstreamClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _post(self, body: bytes, start: float) -> Fetched:
-        async with self.session.post(self._url, data=body, headers=self._headers, timeout=self._timeout) as response:
+        async with self.session.post(
+            self._url, data=body, headers=self._headers, timeout=self._timeout, allow_redirects=False
+        ) as response:
             if response.content_length is not None and response.content_length > MAX_ANSWER_BYTES:
                 raise ApiError(
                     502,

@@ -73,17 +73,21 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
         )
     recorder = None
     if upstream.mode == "record":
-        recorder = await asyncio.to_thread(Recorder, settings.fixture_root, upstream.url)
-    async for session in session_ctx(upstream):
-        resolution = Resolution("upstream", upstream.address, ())
-        app[UPSTREAM] = Upstream(UpstreamClient(upstream, session), validator, recorder, resolution)
-        checked = "not checked (upstream.validate: false)"
-        if validator is not None:
-            checked = f"checked live, backs verified against {upstream.trust}" if trust else "checked live"
-            checked += "" if trust else " (no upstream.trust: CP13 unverified)"
-        where = f", recorded into {settings.fixture_root}" if recorder is not None else ""
-        log.info("upstream: %s mode, POST %s/getcontent; answers %s%s", upstream.mode, upstream.url, checked, where)
-        yield
+        recorder = await asyncio.to_thread(Recorder, settings.fixture_root, upstream.url, upstream.keep_earlier)
+    try:
+        async for session in session_ctx(upstream):
+            resolution = Resolution("upstream", upstream.address, ())
+            app[UPSTREAM] = Upstream(UpstreamClient(upstream, session), validator, recorder, resolution)
+            checked = "not checked (upstream.validate: false)"
+            if validator is not None:
+                checked = f"checked live, backs verified against {upstream.trust}" if trust else "checked live"
+                checked += "" if trust else " (no upstream.trust: CP13 unverified)"
+            where = f", recorded into {settings.fixture_root}" if recorder is not None else ""
+            log.info("upstream: %s mode, POST %s/getcontent; answers %s%s", upstream.mode, upstream.url, checked, where)
+            yield
+    finally:
+        if recorder is not None:
+            await recorder.close()  # the writes under way finish first
 
 
 async def goes_upstream(app: web.Application, content_id: ContentId) -> bool:
