@@ -20,6 +20,7 @@ from aiohttp import web
 from content_provider.admin.index import admin_index
 from content_provider.admin.preview import preview
 from content_provider.admin.reload import reload_config
+from content_provider.admin.report import report
 from content_provider.config.settings import SETTINGS
 from content_provider.core.contract import BARE_IDS_OFF, error_body, parse_content_id
 from content_provider.core.errors import ApiError
@@ -361,6 +362,7 @@ def add_admin_routes(app: web.Application, base_path: str) -> None:
         web.get(f"{base}/fixtures", fixtures),
         web.get(f"{base}/fixtures/resolve", resolve),
         web.get(f"{base}/preview", preview),
+        web.get(f"{base}/report", report),
         web.put(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", upload),
         web.delete(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", delete_image),
         web.put(f"{base}/fixtures/{{kind:default}}/{{side}}", upload),
