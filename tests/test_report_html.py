@@ -338,3 +338,16 @@ async def test_the_report_of_the_running_mock_shows_an_upload(make_client: MakeC
     assert "PROV:user zed" in answer_ids(page)
     assert "PROV:user alice" not in answer_ids(page)
     assert "<strong>FAIL</strong>: NOT CONFORMANT: 1 required rule(s) failed [&#x27;CP09&#x27;]" in page
+
+
+async def test_a_fixture_folder_that_cannot_be_listed_is_a_json_error(
+    make_client: MakeClient, fixture_root: Path
+) -> None:
+    client = await make_client()
+    shutil.rmtree(fixture_root / "users")
+    (fixture_root / "users").write_text("a file where the users' folder should be")
+    response = await client.get("/__admin/report")
+    assert response.status == 500
+    body = await response.json()
+    assert body["error"] == "fixture_unreadable"
+    assert body["message"].startswith("cannot read the fixture folder: ")
