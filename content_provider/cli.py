@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="check this fixture folder instead of a URL: every owner's answer, built in-process (no server)",
     )
     conformance.add_argument(
-        "--config", help="with --fixtures: the YAML config to read the fixture settings from (default: none)"
+        "--config",
+        help=f"with --fixtures: the YAML config for them (default: ${ENV_PREFIX}CONFIG, then ./config.yaml)",
     )
     conformance.add_argument("--user", help="basic-auth user name, as Hermod would send")
     conformance.add_argument("--password", help="basic-auth password (or $CONTENT_PROVIDER_CHECK_PASSWORD)")

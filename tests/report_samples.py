@@ -32,14 +32,29 @@ from .test_conformance import BREAKS
 
 USER, PASSWORD = "hermod", "s3cret-report"
 PASSING_IDS = (DOC_CARD, DOC_AUTH)
-# The failing sample: one card per failure a person judges by looking, each the rule it breaks.
-FAILING = {
-    "PROV:acme-aspect;fault=wrong_aspect": "CP09",
-    "PROV:acme-rotated;fault=exif_rotated": "CP11",
-    "PROV:acme-signed;fault=jws_bad_signature": "CP13",
-    "AUTH:alice;fault=damaged_jpeg": "CP08",
-    "PROV:acme-down;fault=503": "CP01",
+# The failing samples, one card per fault, each the rule it breaks: CP08-CP14 on the images and the
+# back (the ones a person judges by looking), CP01-CP07 on the answer itself. CP15-CP18 pass here.
+IMAGE_FAULTS = {
+    "PROV": ("wrong_aspect", "exif_rotated", "jws_bad_signature", "jws_alg_none", "jws_expired_cert"),
+    "AUTH": ("damaged_jpeg", "oversized_image"),
 }
+ANSWER_FAULTS = {
+    "PROV": ("503", "malformed_json", "misspelt_member"),
+    "AUTH": ("wrong_content_type", "extra_elements", "base64url"),
+}
+
+
+def _ids(modes: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    """``PROV:acme-<mode>;fault=<mode>`` (acme's card) or ``AUTH:alice;fault=<mode>`` -> the rule it breaks."""
+    return {
+        f"{'PROV:acme-' + mode if use_case == 'PROV' else 'AUTH:alice'};fault={mode}": BREAKS[mode]
+        for use_case, names in modes.items()
+        for mode in names
+    }
+
+
+FAILING = _ids(IMAGE_FAULTS)
+FAILING_ANSWERS = _ids(ANSWER_FAULTS)
 # Every broken payload and connection the mock can send, each on its own id.
 EVERY_FAULT = {f"PROV:acme-{mode};fault={mode}": BREAKS[mode] for mode in (*PAYLOAD_MODES, *CONNECTION_MODES, "503")}
 

@@ -25,7 +25,16 @@ from content_provider.conformance.html import CSP
 from content_provider.pytest_plugin import ContentProviderServer
 
 from .browser import launch
-from .report_samples import EVERY_FAULT, FAILING, PASSING_IDS, SCRIPT, check_args, hostile_report, sample_settings
+from .report_samples import (
+    EVERY_FAULT,
+    FAILING,
+    FAILING_ANSWERS,
+    PASSING_IDS,
+    SCRIPT,
+    check_args,
+    hostile_report,
+    sample_settings,
+)
 
 TIMEOUT_MS = 15_000
 TOKEN = "report-browser-admin-token"
@@ -54,6 +63,7 @@ def reports(server: ContentProviderServer, tmp_path_factory: pytest.TempPathFact
     for name, ids, status in (
         ("pass", PASSING_IDS, 0),
         ("fail", tuple(FAILING), 1),
+        ("fail-answers", tuple(FAILING_ANSWERS), 1),
         ("faults", tuple(EVERY_FAULT), 1),
     ):
         made[name] = folder / f"{name}.html"
@@ -133,28 +143,48 @@ def test_the_passing_report_draws_every_card_in_its_outline(opened: Any, reports
     assert page.locator("table.matrix").inner_text().count("✗") == 0
 
 
-def test_each_failing_rule_is_marked_on_its_card(opened: Any, reports: dict[str, Path]) -> None:
-    page = opened(reports["fail"])
-    assert page.locator("#verdict").inner_text().startswith("FAIL: NOT CONFORMANT")
-    sizes = decoded(page)
-    assert all(width > 0 and height > 0 for _, width, height in sizes), sizes
-    for content_id, rule in FAILING.items():
+def marked(page: Any, failing: dict[str, str]) -> None:
+    """Each id's rule is marked on its card, and failed in the matrix, linked to its result."""
+    for content_id, rule in failing.items():
         article = card(page, content_id)
         mark = article.locator(f'.mark[data-rule="{rule}"]').first
         assert mark.is_visible(), (content_id, rule)
         assert mark.inner_text().startswith(f"{rule} FAIL"), (content_id, rule)
         frame = mark.locator("xpath=ancestor::div[contains(@class, 'frame')]")
-        assert inside(mark.bounding_box(), frame.bounding_box()), (content_id, rule)  # on the image
+        if frame.count():  # on the image it is about, or where the card would be
+            assert inside(mark.bounding_box(), frame.bounding_box()), (content_id, rule)
+        else:  # about the answer as a whole (its Content-Type, its elements): above its cards
+            assert rule in ("CP03", "CP04"), (content_id, rule)
+            assert mark.locator("xpath=ancestor::ul[@class='answer-marks']").count() == 1
         cell = page.locator(f'table.matrix a[href="#{article.get_attribute("id")}-{rule}"]')
         assert cell.inner_text() == "✗ FAIL"  # and in the summary, linked to the rule's row
+
+
+def test_the_failing_samples_show_every_rule_of_an_answer_failing(opened: Any, reports: dict[str, Path]) -> None:
+    assert {*FAILING.values(), *FAILING_ANSWERS.values(), "CP06"} == {f"CP{n:02}" for n in range(1, 15)}
+    page = opened(reports["fail-answers"])
+    assert page.locator("#verdict").inner_text().startswith("FAIL: NOT CONFORMANT")
+    assert all(width > 0 for _, width, _ in decoded(page))
+    marked(page, FAILING_ANSWERS)
+    extra = card(page, "AUTH:alice;fault=extra_elements")
+    assert extra.locator('.answer-marks .mark[data-rule="CP06"]').is_visible()
+    assert extra.locator("figure").count() == 2  # the unexpected element drawn too
+
+
+def test_each_failing_rule_is_marked_on_its_image(opened: Any, reports: dict[str, Path]) -> None:
+    page = opened(reports["fail"])
+    assert page.locator("#verdict").inner_text().startswith("FAIL: NOT CONFORMANT")
+    sizes = decoded(page)
+    assert all(width > 0 and height > 0 for _, width, height in sizes), sizes
+    marked(page, FAILING)
     # The wrong-aspect image: 900x900, fitted whole (bands either side) with the 1200:757 frame over it.
-    aspect = card(page, "PROV:acme-aspect;fault=wrong_aspect").locator('figure[data-key="front"]')
+    aspect = card(page, "PROV:acme-wrong_aspect;fault=wrong_aspect").locator('figure[data-key="front"]')
     assert aspect.locator("img").evaluate("i => [i.naturalWidth, i.naturalHeight]") == [900, 900]
     outline = aspect.locator(".mark-frame").bounding_box()
     assert abs(outline["width"] / outline["height"] - 1200 / 757) < 0.02
     # The rotated one: drawn as stored (757x1200, EXIF not applied), so the bands either side show, with
     # the arrow to where EXIF says its top is.
-    rotated = card(page, "PROV:acme-rotated;fault=exif_rotated").locator('figure[data-key="front"]')
+    rotated = card(page, "PROV:acme-exif_rotated;fault=exif_rotated").locator('figure[data-key="front"]')
     assert rotated.locator("img").evaluate("i => getComputedStyle(i).imageOrientation") == "none"
     with Image.open(io.BytesIO(rotated.locator(".card-frame").screenshot())) as shot:
         drawn = shot.convert("RGB")
@@ -165,7 +195,7 @@ def test_each_failing_rule_is_marked_on_its_card(opened: Any, reports: dict[str,
     image = rotated.locator(".card-frame").bounding_box()
     assert arrow["x"] + arrow["width"] < image["x"] + image["width"] / 2  # EXIF 6: the top is stored at the left
     # The signature that does not verify says so beside the back; the undecodable image is not drawn.
-    signed = card(page, "PROV:acme-signed;fault=jws_bad_signature").locator(".sig")
+    signed = card(page, "PROV:acme-jws_bad_signature;fault=jws_bad_signature").locator(".sig")
     assert signed.inner_text().startswith("Signature: NOT verified — does not verify against --trust")
     broken = card(page, "AUTH:alice;fault=damaged_jpeg")
     assert broken.locator("img").count() == 0
@@ -270,7 +300,7 @@ def small_png(shot: bytes) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("name", ["pass", "fail"])
+@pytest.mark.parametrize("name", ["pass", "fail", "fail-answers"])
 def test_screenshot(
     browser: Any, reports: dict[str, Path], request: pytest.FixtureRequest, tmp_path: Path, name: str
 ) -> None:

@@ -48,7 +48,7 @@ SHOWN_BYTES = 1024 * 1024
 SHOWN_PIXELS = 6_000_000
 SHOWN_SIZE = (1200, 1200)
 BROWSER_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
-HEADER_STRING = 80  # characters of a string in the JWS header shown (x5c certificates are long)
+HEADER_STRING = 60  # characters of a string in the JWS header shown (x5c certificates are long)
 HEADER_TEXT = 4000  # characters of the whole header shown
 EVIDENCE_ON_IMAGE = 110  # characters of evidence in a mark on the image (the whole is in the table)
 
@@ -128,7 +128,7 @@ figcaption { font-size: .8rem; color: #444; margin-top: 3px; overflow-wrap: anyw
 .mark-outline { stroke: #fff; stroke-width: 14; fill: none; opacity: .8; }
 .mark-arrow { fill: #b42318; stroke: #fff; stroke-width: 3; }
 .mark-text { fill: #b42318; stroke: #fff; stroke-width: 6; paint-order: stroke; font: 700 44px sans-serif; }
-.jws { flex: 1 1 240px; min-width: 0; max-width: 100%; font-size: .85rem; }
+.jws { flex: 1 1 280px; min-width: 0; max-width: 100%; font-size: .85rem; }
 .jws p { margin: 0 0 4px; }
 .sig { border-left: 5px solid; padding-left: 6px; }
 .sig-pass { border-color: #1a7f37; }
@@ -136,8 +136,7 @@ figcaption { font-size: .8rem; color: #444; margin-top: 3px; overflow-wrap: anyw
 .sig-unverified, .sig-skip { border-color: #b54708; }
 .rules { margin-top: 10px; width: 100%; }
 .rules td:nth-child(-n+3) { white-space: nowrap; overflow-wrap: normal; }
-.passed { margin: 8px 0 0; padding: 0; list-style: none; columns: 2 300px; font-size: .8rem; }
-.passed li { break-inside: avoid; margin-bottom: 2px; }
+.passed { margin: 8px 0 0; font-size: .8rem; color: #1a4d2a; }
 .answer-marks { list-style: none; padding: 0; margin: 0 0 8px; display: flex; flex-wrap: wrap; gap: 4px; }
 .answer-marks .mark { font-size: 12px; }
 footer { margin-top: 32px; font-size: .8rem; color: #555; }
@@ -284,12 +283,17 @@ def _aspect_marks(decoded: Decoded) -> str:
     )
 
 
+def _view(decoded: Decoded, card: bool) -> tuple[int, int]:
+    """The marks' drawing space: the card frame, or an authentication image's own shape, 1200 wide."""
+    return FRAME if card else (FRAME[0], max(1, round(FRAME[0] * decoded.height / max(1, decoded.width))))
+
+
 def _orientation_marks(decoded: Decoded, card: bool) -> str:
     """CP11's EXIF rotation on the image: an arrow to where EXIF says the picture's top is."""
     direction = EXIF_TOP.get(decoded.orientation)
     if direction is None:
         return ""
-    x, y, w, h = _placed(decoded.width, decoded.height) if card else (0.0, 0.0, *FRAME)
+    x, y, w, h = _placed(decoded.width, decoded.height) if card else (0.0, 0.0, *map(float, _view(decoded, card)))
     cx, cy, reach = x + w / 2, y + h / 2, min(w, h) * 0.38
     dx, dy = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}[direction]
     tip_x, tip_y = cx + dx * reach, cy + dy * reach
@@ -340,8 +344,9 @@ def _figure(side: Side, seen: Seen, card: bool) -> str:
             size += f"; shown as stored: EXIF orientation {decoded.orientation} asks a viewer to {turn}"
         if shown.note:
             size += f"; {shown.note}"
+    view = FRAME if shown is None else _view(shown.decoded, card)
     svg = (
-        f'<svg viewBox="0 0 {FRAME[0]} {FRAME[1]}" preserveAspectRatio="none" aria-hidden="true">{shapes}</svg>'
+        f'<svg viewBox="0 0 {view[0]} {view[1]}" preserveAspectRatio="none" aria-hidden="true">{shapes}</svg>'
         if shapes
         else ""
     )
@@ -412,7 +417,7 @@ def _order(report: Report, result: Result) -> tuple[int, str]:
 
 def _rules_table(report: Report, results: list[Result], anchor: str) -> str:
     """Every result: those not passed in a table, failures first, with their evidence; the passes
-    in a compact list after it."""
+    after it, each rule with what it checked."""
     rows, passes = [], []
     placed: set[str] = set()
     for result in sorted(results, key=lambda r: _order(report, r)):
@@ -422,10 +427,8 @@ def _rules_table(report: Report, results: list[Result], anchor: str) -> str:
             row_id = f' id="{anchor}-{_e(result.rule)}"'
         sign = STATUS_SIGN[result.status]
         if result.status == "pass":
-            passes.append(
-                f"<li{row_id}>{sign} pass <strong>{_e(result.rule)}</strong> {_e(result.title)}: "
-                f"<small>{_e(result.checked)}</small></li>"
-            )
+            said = f"<strong>{_e(result.rule)}</strong> {_e(result.checked)}"
+            passes.append(f'<span{row_id} title="{_e(result.title)}">{said}</span>')
             continue
         verdict = STATUS_TEXT[result.status]
         if report.counts_as_failure(result) and not result.failed:
@@ -442,7 +445,7 @@ def _rules_table(report: Report, results: list[Result], anchor: str) -> str:
         if rows
         else ""
     )
-    listed = f'<ul class="passed">{"".join(passes)}</ul>' if passes else ""
+    listed = f'<p class="passed">{STATUS_SIGN["pass"]} passed: {" · ".join(passes)}</p>' if passes else ""
     return table + listed
 
 
