@@ -25,8 +25,8 @@ from content_provider.conformance.html import Produced, format_html
 from content_provider.core.b64 import b64url_encode
 from content_provider.faults.payloads import PAYLOAD_MODES
 from content_provider.faults.rules import CONNECTION_MODES
-from content_provider.pytest_plugin import prepare_fixture_folder
 
+from .browser import served_settings
 from .helpers import DOC_AUTH, DOC_CARD, faults
 from .test_conformance import BREAKS
 
@@ -34,11 +34,11 @@ USER, PASSWORD = "hermod", "s3cret-report"
 PASSING_IDS = (DOC_CARD, DOC_AUTH)
 # The failing samples, one card per fault, each the rule it breaks: CP08-CP14 on the images and the
 # back (the ones a person judges by looking), CP01-CP07 on the answer itself. CP15-CP18 pass here.
-IMAGE_FAULTS = {
+IMAGE_FAULTS: dict[str, tuple[str, ...]] = {
     "PROV": ("wrong_aspect", "exif_rotated", "jws_bad_signature", "jws_alg_none", "jws_expired_cert"),
     "AUTH": ("damaged_jpeg", "oversized_image"),
 }
-ANSWER_FAULTS = {
+ANSWER_FAULTS: dict[str, tuple[str, ...]] = {
     "PROV": ("503", "malformed_json", "misspelt_member"),
     "AUTH": ("wrong_content_type", "extra_elements", "base64url"),
 }
@@ -64,13 +64,9 @@ SCRIPT = "<script>window.pwned = 'script'</script><img src=x onerror=\"window.pw
 
 def sample_settings(folder: Path, signing_dir: Path) -> Settings:
     """The mock as the samples check it: credentials (CP15), no default card (CP16), directives on."""
-    return Settings(
-        port=0,
-        fixture_root=prepare_fixture_folder(folder),
-        key_file=signing_dir / "rsa-key.pem",
-        cert_file=signing_dir / "rsa-cert.pem",
-        revalidate_seconds=0.0,
-        access_log=False,
+    return served_settings(
+        folder,
+        signing_dir,
         default_enabled=False,
         username=USER,
         password=PASSWORD,

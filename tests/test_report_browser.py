@@ -91,7 +91,12 @@ def opened(browser: Any) -> Iterator[Any]:
         page = context.new_page()
         page.set_viewport_size({"width": width, "height": 900})
         page.on("pageerror", lambda error: trouble.append(f"script error: {error}"))
-        page.on("dialog", lambda dialog: (trouble.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+
+        def dialog(opened: Any) -> None:
+            trouble.append(f"dialog: {opened.message}")
+            opened.dismiss()
+
+        page.on("dialog", dialog)
         page.on("console", lambda message: trouble.append(f"console: {message.text}"))
         page.goto(path.as_uri())
         pages.append(page)
@@ -189,7 +194,9 @@ def test_each_failing_rule_is_marked_on_its_image(opened: Any, reports: dict[str
     with Image.open(io.BytesIO(rotated.locator(".card-frame").screenshot())) as shot:
         drawn = shot.convert("RGB")
     for x in (0.06, 0.94):  # the hatched band, where an upright 1200x757 card would be
-        assert min(drawn.getpixel((int(drawn.width * x), int(drawn.height * 0.85)))) > 200, x
+        pixel = drawn.getpixel((int(drawn.width * x), int(drawn.height * 0.85)))
+        assert isinstance(pixel, tuple)
+        assert min(pixel) > 200, (x, pixel)
     assert "757x1200 JPEG" in rotated.locator("figcaption").inner_text()
     arrow = rotated.locator(".mark-arrow").bounding_box()
     image = rotated.locator(".card-frame").bounding_box()
