@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
-import shlex
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -23,8 +21,8 @@ from content_provider.config.settings import Settings, in_package
 from content_provider.config.upstream import check_url
 from content_provider.config.worker_role import WorkerRole
 from content_provider.conformance.checker import DEMO_IDS, check
-from content_provider.conformance.html import Produced, format_html
-from content_provider.conformance.report import format_junit, format_text
+from content_provider.conformance.formats import FORMATS, command_line, render
+from content_provider.conformance.html import Produced
 from content_provider.conformance.rules import MAX_IMAGE_BYTES, Report
 from content_provider.conformance.trust import load_trust
 from content_provider.core.contract import BARE_IDS_OFF, parse_content_id
@@ -37,7 +35,7 @@ from content_provider.fixtures.answers import FixtureError
 from content_provider.fixtures.explain import Explainer, looked_up
 from content_provider.fixtures.generate import write_demo, write_images, write_members
 from content_provider.fixtures.persist import warm
-from content_provider.fixtures.review import review
+from content_provider.fixtures.review import review_folder
 from content_provider.fixtures.store import FixtureStore
 from content_provider.fixtures.write import is_folder_name
 from content_provider.serving.run import run_loop, serve, writable_fixtures
@@ -51,7 +49,6 @@ EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_CONFIG = 2
 
-REPORT_FORMATS = ("text", "json", "junit", "html")
 DEFAULT_TIMEOUT = 10.0
 
 
@@ -131,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     conformance.add_argument("--trust", help="JWKS (JSON) or PEM certificate that must verify the back side")
     conformance.add_argument(
         "--format",
-        choices=REPORT_FORMATS,
+        choices=FORMATS,
         default="text",
         help="text for a terminal (default), json for scripts, junit (JUnit XML) for a CI test report, "
         "html (one self-contained page: the cards as the phone shows them, the failures marked on them)",
@@ -346,20 +343,6 @@ def _provider_url(given: str) -> str:
     return url
 
 
-def shown_command(argv: Sequence[str]) -> str:
-    """The command line as the HTML report shows it, the password's value hidden (also abbreviated: ``--pass``)."""
-    words = ["content-provider"]
-    hide = False
-    for word in argv:
-        flag, equals, _ = word.partition("=")
-        if hide:
-            word, hide = "***", False
-        elif len(flag) >= 3 and "--password".startswith(flag):
-            word, hide = (f"{flag}=***", False) if equals else (word, True)
-        words.append(word)
-    return shlex.join(words)
-
-
 def _check_output(args: argparse.Namespace) -> None:
     """``--output``'s folder exists, before the run rather than after it."""
     if args.output is not None and not Path(args.output).resolve().parent.is_dir():
@@ -375,15 +358,13 @@ def _provider_report(args: argparse.Namespace, environ: Mapping[str, str]) -> Re
         return EXIT_CONFIG
     password = args.password or environ.get(ENV_PREFIX + "CHECK_PASSWORD")
     if (args.user is None) != (password is None):
-        print("content-provider: give both --user and --password, or neither", file=sys.stderr)
-        return EXIT_CONFIG
+        raise FlagError("give both --user and --password, or neither")
     trust = None
     if args.trust:
         try:
             trust = load_trust(Path(args.trust))
         except (OSError, ValueError) as exc:
-            print(f"content-provider: --trust {args.trust}: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
+            raise FlagError(f"--trust {args.trust}: {exc}") from None
     tty = sys.stderr.isatty()
 
     def progress(text: str) -> None:
@@ -410,32 +391,20 @@ def _provider_report(args: argparse.Namespace, environ: Mapping[str, str]) -> Re
 
 def _fixture_report(args: argparse.Namespace, environ: Mapping[str, str]) -> Report:
     """``check --fixtures DIR``: the mock's own answers, built in-process (fixtures/review.py)."""
-    for flag, value in (("--user", args.user), ("--password", args.password), ("--trust", args.trust)):
-        if value is not None:
-            raise FlagError(
-                f"{flag} is for checking a provider's URL; --fixtures checks the backs against the mock's own key"
-            )
-    if args.timeout is not None:
-        raise FlagError("--timeout is for checking a provider's URL; --fixtures makes no request")
+    for flag in ("user", "password", "trust", "timeout"):
+        if getattr(args, flag) is not None:
+            raise FlagError(f"--{flag} is for checking a provider's URL; --fixtures makes no request")
     _check_flags(args)
     settings = _settings(args, environ)
     _configure_logging(settings.log_level, environ)
-    store = FixtureStore(settings, signer_for(settings))
-    try:
-        return asyncio.run(
-            review(store, args.content_ids or (), strict=args.strict, max_image_bytes=args.max_image_bytes)
-        )
-    finally:
-        store.close()
+    return review_folder(settings, args.content_ids or (), strict=args.strict, max_image_bytes=args.max_image_bytes)
 
 
 def _conformance(args: argparse.Namespace, environ: Mapping[str, str], argv: Sequence[str]) -> int:
     """``check``: a provider at a URL, or the mock's own fixtures; the report in the format asked for."""
     started = time.monotonic()
-    if args.url is not None and args.fixtures is not None:
-        raise FlagError("give a provider's URL or --fixtures DIR, not both")
-    if args.url is None and args.fixtures is None:
-        raise FlagError("give the provider's URL, or --fixtures DIR to check the mock's own fixtures")
+    if (args.url is None) == (args.fixtures is None):
+        raise FlagError("give the provider's URL, or --fixtures DIR to check the mock's own fixtures (not both)")
     if args.config is not None and args.fixtures is None:
         raise FlagError("--config is for --fixtures: a provider's URL is checked without a config")
     _check_output(args)
@@ -447,14 +416,8 @@ def _conformance(args: argparse.Namespace, environ: Mapping[str, str], argv: Seq
     else:
         report = _fixture_report(args, environ)
     to_file = args.output is not None
-    if args.format == "json":
-        text = json.dumps(report.as_json(), indent=2) + "\n"
-    elif args.format == "junit":
-        text = format_junit(report)
-    elif args.format == "html":
-        text = format_html(report, Produced(shown_command(argv), seconds=time.monotonic() - started))
-    else:
-        text = format_text(report, colour=not to_file and sys.stdout.isatty()) + "\n"
+    produced = Produced(command_line(argv), seconds=time.monotonic() - started)
+    text = render(report, args.format, produced, colour=not to_file and sys.stdout.isatty())
     if to_file:
         atomic_write(Path(args.output), text.encode("utf-8"))
         print(f"content-provider check: report written to {args.output}", file=sys.stderr)

@@ -21,8 +21,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from content_provider.cli import build_parser, main, shown_command
+from content_provider.cli import build_parser, main
 from content_provider.conformance.checker import check
+from content_provider.conformance.formats import command_line
 from content_provider.conformance.html import CSP, Produced, format_html
 from content_provider.core.b64 import b64url_encode
 from content_provider.fixtures.generate import card_jpeg
@@ -148,6 +149,15 @@ async def test_output_writes_every_format_to_the_file(
             assert written.startswith("<!doctype html>")
 
 
+def test_a_provider_not_reached_is_said_at_the_top(unused_tcp_port: int, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("check", f"http://127.0.0.1:{unused_tcp_port}", "--format", "html") == 1
+    page = capsys.readouterr().out
+    inert(page)
+    assert f"NOT REACHED: the provider could not be reached at 127.0.0.1:{unused_tcp_port}" in page
+    assert "<strong>FAIL</strong>: NOT CONFORMANT: 1 required rule(s) failed" in page
+    assert answer_ids(page) == []
+
+
 def test_output_into_a_missing_folder_is_a_usage_error_before_anything_is_sent(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -157,7 +167,7 @@ def test_output_into_a_missing_folder_is_a_usage_error_before_anything_is_sent(
 
 
 def test_the_password_never_reaches_the_report() -> None:
-    shown = shown_command(["check", "http://h", "--user", "u", "--password", "s3cret", "--pass=x", "--passw", "y"])
+    shown = command_line(["check", "http://h", "--user", "u", "--password", "s3cret", "--pass=x", "--passw", "y"])
     assert "s3cret" not in shown
     assert "=x" not in shown
     assert " y" not in shown
@@ -287,8 +297,8 @@ def test_fixtures_under_strict_show_the_500_the_mock_would_send(
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["http://127.0.0.1:9", "--fixtures", "."], "give a provider's URL or --fixtures DIR, not both"),
-        ([], "give the provider's URL, or --fixtures DIR to check the mock's own fixtures"),
+        (["http://127.0.0.1:9", "--fixtures", "."], "give the provider's URL, or --fixtures DIR"),
+        ([], "give the provider's URL, or --fixtures DIR to check the mock's own fixtures (not both)"),
         (["--fixtures", ".", "--trust", "x.json"], "--trust is for checking a provider's URL"),
         (["--fixtures", ".", "--timeout", "3"], "--timeout is for checking a provider's URL"),
         (["http://127.0.0.1:9", "--config", "c.yaml"], "--config is for --fixtures"),

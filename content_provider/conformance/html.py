@@ -563,6 +563,11 @@ def format_html(report: Report, produced: Produced) -> str:
             f"{_rules_table(report, provider, 'provider')}</article>"
         )
     notes = "".join(f'<p class="note">{_e(note)}</p>' for note in report.notes)
+    reached = (
+        ""
+        if report.unreachable is None
+        else f'<p class="note" id="unreachable">NOT REACHED: {_e(report.unreachable)}</p>'
+    )
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -577,6 +582,7 @@ def format_html(report: Report, produced: Produced) -> str:
 <header>
 <h1>Conformance report</h1>
 <p>{where}: <code>{_e(report.url)}</code></p>
+{reached}
 <p class="verdict verdict-{verdict.lower()}" id="verdict"><strong>{verdict}</strong>: {_e(lines[0])}</p>
 <ul class="lines">{"".join(f"<li>{_e(line)}</li>" for line in lines[1:])}</ul>
 <p>A CI job running this gets <strong>exit status {report.exit_status}</strong>.</p>
