@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import sys
@@ -22,10 +21,12 @@ from content_provider.config.settings import Settings, in_package
 from content_provider.config.upstream import check_url
 from content_provider.config.worker_role import WorkerRole
 from content_provider.conformance.checker import DEMO_IDS, check
-from content_provider.conformance.report import format_junit, format_text
-from content_provider.conformance.rules import MAX_IMAGE_BYTES
+from content_provider.conformance.formats import FORMATS, command_line, render
+from content_provider.conformance.html import Produced
+from content_provider.conformance.rules import MAX_IMAGE_BYTES, Report
 from content_provider.conformance.trust import load_trust
 from content_provider.core.contract import BARE_IDS_OFF, parse_content_id
+from content_provider.core.fsutil import atomic_write
 from content_provider.core.layout import ORGS_DIR, USERS_DIR
 from content_provider.core.reader import ConfigError
 from content_provider.core.text import printable
@@ -34,6 +35,7 @@ from content_provider.fixtures.answers import FixtureError
 from content_provider.fixtures.explain import Explainer, looked_up
 from content_provider.fixtures.generate import write_demo, write_images, write_members
 from content_provider.fixtures.persist import warm
+from content_provider.fixtures.review import review_folder
 from content_provider.fixtures.store import FixtureStore
 from content_provider.fixtures.write import is_folder_name
 from content_provider.serving.run import run_loop, serve, writable_fixtures
@@ -46,6 +48,8 @@ log = logging.getLogger("content_provider")
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_CONFIG = 2
+
+DEFAULT_TIMEOUT = 10.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,8 +104,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     with_config(warming)
 
-    conformance = commands.add_parser("check", help="check a content provider against the contract")
-    conformance.add_argument("url", help="the provider's content-provider-url (POST URL/getcontent is called)")
+    conformance = commands.add_parser(
+        "check",
+        help="check a content provider against the contract (or, with --fixtures, the mock's own fixtures)",
+    )
+    conformance.add_argument(
+        "url", nargs="?", help="the provider's content-provider-url (POST URL/getcontent is called)"
+    )
+    conformance.add_argument(
+        "--fixtures",
+        metavar="DIR",
+        help="check this fixture folder instead of a URL: every owner's answer, built in-process (no server)",
+    )
+    conformance.add_argument(
+        "--config",
+        help=f"with --fixtures: the YAML config for them (default: ${ENV_PREFIX}CONFIG, then ./config.yaml)",
+    )
     conformance.add_argument("--user", help="basic-auth user name, as Hermod would send")
     conformance.add_argument("--password", help="basic-auth password (or $CONTENT_PROVIDER_CHECK_PASSWORD)")
     conformance.add_argument(
@@ -110,11 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
     conformance.add_argument("--trust", help="JWKS (JSON) or PEM certificate that must verify the back side")
     conformance.add_argument(
         "--format",
-        choices=("text", "json", "junit"),
+        choices=FORMATS,
         default="text",
-        help="text for a terminal (default), json for scripts, junit (JUnit XML) for a CI test report",
+        help="text for a terminal (default), json for scripts, junit (JUnit XML) for a CI test report, "
+        "html (one self-contained page: the cards as the phone shows them, the failures marked on them)",
     )
-    conformance.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
+    conformance.add_argument(
+        "--output", metavar="FILE", help="write the report to FILE (written whole or not at all) instead of stdout"
+    )
+    conformance.add_argument("--timeout", type=float, help="seconds per request (default 10)")
     conformance.add_argument(
         "--strict",
         action="store_true",
@@ -321,7 +343,14 @@ def _provider_url(given: str) -> str:
     return url
 
 
-def _conformance(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+def _check_output(args: argparse.Namespace) -> None:
+    """``--output``'s folder exists, before the run rather than after it."""
+    if args.output is not None and not Path(args.output).resolve().parent.is_dir():
+        raise FlagError(f"--output {args.output}: no such folder")
+
+
+def _provider_report(args: argparse.Namespace, environ: Mapping[str, str]) -> Report | int:
+    """``check URL``: the report, or the exit status of a usage mistake (said on stderr)."""
     try:
         url = _provider_url(args.url)
     except ConfigError as exc:
@@ -329,15 +358,13 @@ def _conformance(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return EXIT_CONFIG
     password = args.password or environ.get(ENV_PREFIX + "CHECK_PASSWORD")
     if (args.user is None) != (password is None):
-        print("content-provider: give both --user and --password, or neither", file=sys.stderr)
-        return EXIT_CONFIG
+        raise FlagError("give both --user and --password, or neither")
     trust = None
     if args.trust:
         try:
             trust = load_trust(Path(args.trust))
         except (OSError, ValueError) as exc:
-            print(f"content-provider: --trust {args.trust}: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
+            raise FlagError(f"--trust {args.trust}: {exc}") from None
     tty = sys.stderr.isatty()
 
     def progress(text: str) -> None:
@@ -351,7 +378,7 @@ def _conformance(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             user=args.user,
             password=password,
             trust=trust,
-            timeout=args.timeout,
+            timeout=DEFAULT_TIMEOUT if args.timeout is None else args.timeout,
             max_image_bytes=args.max_image_bytes,
             progress=progress,
             strict=args.strict,
@@ -359,12 +386,44 @@ def _conformance(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     )
     if tty:
         print("\r\033[K", end="", file=sys.stderr, flush=True)
-    if args.format == "json":
-        print(json.dumps(report.as_json(), indent=2))
-    elif args.format == "junit":
-        print(format_junit(report), end="")
+    return report
+
+
+def _fixture_report(args: argparse.Namespace, environ: Mapping[str, str]) -> Report:
+    """``check --fixtures DIR``: the mock's own answers, built in-process (fixtures/review.py)."""
+    for flag in ("user", "password", "trust", "timeout"):
+        if getattr(args, flag) is not None:
+            raise FlagError(f"--{flag} is for checking a provider's URL; --fixtures makes no request")
+    _check_flags(args)
+    settings = _settings(args, environ)
+    _configure_logging(settings.log_level, environ)
+    return review_folder(settings, args.content_ids or (), strict=args.strict, max_image_bytes=args.max_image_bytes)
+
+
+def _conformance(args: argparse.Namespace, environ: Mapping[str, str], argv: Sequence[str]) -> int:
+    """``check``: a provider at a URL, or the mock's own fixtures; the report in the format asked for."""
+    started = time.monotonic()
+    if (args.url is None) == (args.fixtures is None):
+        raise FlagError("give the provider's URL, or --fixtures DIR to check the mock's own fixtures (not both)")
+    if args.config is not None and args.fixtures is None:
+        raise FlagError("--config is for --fixtures: a provider's URL is checked without a config")
+    _check_output(args)
+    if args.url is not None:
+        made = _provider_report(args, environ)
+        if isinstance(made, int):
+            return made
+        report = made
     else:
-        print(format_text(report, colour=sys.stdout.isatty()))
+        report = _fixture_report(args, environ)
+    to_file = args.output is not None
+    produced = Produced(command_line(argv), seconds=time.monotonic() - started)
+    text = render(report, args.format, produced, colour=not to_file and sys.stdout.isatty())
+    if to_file:
+        atomic_write(Path(args.output), text.encode("utf-8"))
+        print(f"content-provider check: report written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
     return report.exit_status
 
 
@@ -391,9 +450,9 @@ FAILURES: tuple[tuple[type[Exception], str, int], ...] = (
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     env = os.environ if environ is None else environ
-    if args.command == "check":
-        return _conformance(args, env)
     try:
+        if args.command == "check":
+            return _conformance(args, env, sys.argv[1:] if argv is None else argv)
         return _command(args, env, argv)
     except KeyboardInterrupt:
         return EXIT_OK

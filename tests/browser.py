@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from content_provider.config.settings import Settings
+from content_provider.pytest_plugin import prepare_fixture_folder
 
 # Chromium's own calls home are refused on closed networks, many at a time; keep it quiet.
 FLAGS = [
@@ -24,6 +28,18 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def served_settings(folder: Path, signing_dir: Path, **changes: Any) -> Settings:
+    """The mock the browser tests open: a private copy of the demo set in ``folder``, the session's key."""
+    return Settings(
+        port=0,
+        fixture_root=prepare_fixture_folder(folder),
+        key_file=signing_dir / "rsa-key.pem",
+        cert_file=signing_dir / "rsa-cert.pem",
+        revalidate_seconds=0.0,
+        access_log=False,
+    ).replace(**changes)
 
 
 def chromium_path() -> str | None:

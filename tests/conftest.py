@@ -38,6 +38,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="also save the web page's screenshot from the browser tests to PATH (the README's picture)",
     )
+    parser.addoption(
+        "--report-screenshots",
+        metavar="DIR",
+        default=None,
+        help="also save the HTML conformance report's sample screenshots to DIR (docs/conformance.md's pictures)",
+    )
 
 
 @pytest.fixture(autouse=True)

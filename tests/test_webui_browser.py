@@ -18,11 +18,10 @@ from typing import Any
 import pytest
 
 from content_provider.client import AdminClient
-from content_provider.config.settings import Settings
 from content_provider.fixtures.generate import card_jpeg
-from content_provider.pytest_plugin import ContentProviderServer, prepare_fixture_folder
+from content_provider.pytest_plugin import ContentProviderServer
 
-from .browser import launch
+from .browser import launch, served_settings
 from .helpers import DOC_CARD
 
 TOKEN = "browser-test-admin-token"
@@ -32,16 +31,7 @@ TIMEOUT_MS = 15_000
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, signing_dir: Path) -> Iterator[ContentProviderServer]:
     folder = tmp_path_factory.mktemp("webui")
-    settings = Settings(
-        port=0,
-        fixture_root=prepare_fixture_folder(folder),
-        key_file=signing_dir / "rsa-key.pem",
-        cert_file=signing_dir / "rsa-cert.pem",
-        revalidate_seconds=0.0,
-        access_log=False,
-        admin_token=TOKEN,
-    )
-    server = ContentProviderServer(settings)
+    server = ContentProviderServer(served_settings(folder, signing_dir, admin_token=TOKEN))
     server.start()
     yield server
     server.stop()

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import errno
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,14 @@ from aiohttp import web
 from content_provider.admin.index import admin_index
 from content_provider.admin.preview import preview
 from content_provider.admin.reload import reload_config
-from content_provider.config.settings import SAFE_NAME, SETTINGS
+from content_provider.admin.report import report
+from content_provider.config.settings import SETTINGS
 from content_provider.core.contract import BARE_IDS_OFF, error_body, parse_content_id
 from content_provider.core.errors import ApiError
-from content_provider.core.layout import DEFAULT_DIR, SIDES, USERS_DIR, sides_in
 from content_provider.core.reader import ConfigError, ascii_int
 from content_provider.faults.engine import FAULTS
 from content_provider.faults.rules import Rule, parse_rule, parse_rules, unused_name
+from content_provider.fixtures import owners
 from content_provider.fixtures.explain import EXPLAINER, looked_up
 from content_provider.fixtures.store import STORE
 from content_provider.fixtures.write import (
@@ -219,41 +219,19 @@ async def clear_requests(request: web.Request) -> web.Response:
 # --------------------------------------------------------------------------- fixtures
 
 
-def _names(folder: Path) -> list[str]:
-    try:
-        return sorted(e.name for e in os.scandir(folder) if e.is_dir() and SAFE_NAME.match(e.name))
-    except FileNotFoundError:
-        return []
-
-
 def _inventory(request: web.Request, problems: list[dict[str, str]]) -> dict[str, Any]:
     """Blocking (it lists folders): runs in a thread, so it reads nothing the event loop changes."""
     store = request.app[STORE]
-    root = store.root
-    configured = request.app[SETTINGS].users
-    users = []
-    for name in sorted(set(_names(root / USERS_DIR)) | set(configured)):
-        images = set(sides_in(root / USERS_DIR / name)) if SAFE_NAME.match(name) else set()
-        if name in configured:
-            images |= {side for side in SIDES if getattr(configured[name], side) is not None}
-        users.append({"name": name, "images": [side for side in SIDES if side in images]})
-    store.refresh_organisations()
-    orgs = [
-        {
-            "name": org.name,
-            "images": sides_in(org.folder),
-            "members": sorted(org.members),
-            "patterns": list(org.patterns),
-        }
-        for org in store.organisations()
-    ]
     return {
-        "root": str(root),
-        "users": users,
-        "organisations": orgs,
-        "default": sides_in(root / DEFAULT_DIR) if request.app[SETTINGS].default_enabled else [],
+        "root": str(store.root),
+        "users": [{"name": user.name, "images": list(user.images)} for user in owners.users(store)],
+        "organisations": [
+            {"name": org.name, "images": list(org.images), "members": list(org.members), "patterns": list(org.patterns)}
+            for org in owners.organisations(store)
+        ],
+        "default": list(owners.default(store).images),
         "problems": problems,
-        "writable": unwritable(root) is None,
+        "writable": unwritable(store.root) is None,
     }
 
 
@@ -384,6 +362,7 @@ def add_admin_routes(app: web.Application, base_path: str) -> None:
         web.get(f"{base}/fixtures", fixtures),
         web.get(f"{base}/fixtures/resolve", resolve),
         web.get(f"{base}/preview", preview),
+        web.get(f"{base}/report", report),
         web.put(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", upload),
         web.delete(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", delete_image),
         web.put(f"{base}/fixtures/{{kind:default}}/{{side}}", upload),

@@ -15,6 +15,7 @@ import aiohttp
 from multidict import CIMultiDict
 
 from content_provider.conformance.rules import MAX_IMAGE_BYTES, Options, Report, _Ids, answer_rules, snippet
+from content_provider.conformance.seen import Timing
 from content_provider.core.contract import JSON_TYPE
 
 DEMO_IDS = ("PROV:67d21afb-e830-4fee-a691-00a997ffbe1a", "AUTH:4018e11f-1209-45f5-ade7-e59004e10745")
@@ -22,27 +23,40 @@ UNKNOWN_ID = "PROV:00000000-0000-4000-8000-000000000000-conformance-probe"
 
 
 async def _post(
-    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], seconds: float
+    session: aiohttp.ClientSession,
+    report: Report,
+    what: tuple[str, str | None],
+    body: bytes,
+    headers: dict[str, str],
+    seconds: float,
 ) -> tuple[int, CIMultiDict[str], bytes, float]:
+    """One request, its timing noted in ``report`` (``what``: what it asks, and for which id)."""
     start = time.monotonic()
-    async with session.post(
-        f"{url}/getcontent",
-        data=body,
-        headers={"Content-Type": JSON_TYPE, **headers},
-        timeout=aiohttp.ClientTimeout(total=seconds),
-    ) as response:
-        data = await response.read()
-        return response.status, CIMultiDict(response.headers), data, time.monotonic() - start  # header names: any case
+    try:
+        async with session.post(
+            f"{report.url}/getcontent",
+            data=body,
+            headers={"Content-Type": JSON_TYPE, **headers},
+            timeout=aiohttp.ClientTimeout(total=seconds),
+        ) as response:
+            data = await response.read()
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        note = f"no answer after {seconds:g} s" if isinstance(exc, TimeoutError) else type(exc).__name__
+        report.requests.append(Timing(*what, None, time.monotonic() - start, note))
+        raise
+    elapsed = time.monotonic() - start
+    report.requests.append(Timing(*what, response.status, elapsed))
+    return response.status, CIMultiDict(response.headers), data, elapsed  # header names: any case
 
 
-async def _check_id(
-    session: aiohttp.ClientSession, url: str, content_id: str, options: Options, report: Report
-) -> None:
+async def _check_id(session: aiohttp.ClientSession, content_id: str, options: Options, report: Report) -> None:
     ids = _Ids(report, content_id)
     auth = options.auth_headers()
     body = json.dumps({"contentId": content_id}).encode()
     try:
-        status, headers, data, elapsed = await _post(session, url, body, auth, options.timeout)
+        status, headers, data, elapsed = await _post(
+            session, report, ("POST /getcontent", content_id), body, auth, options.timeout
+        )
     except TimeoutError:
         ids.add("CP18", False, f"answer within {options.timeout:g} s", f"no answer after {options.timeout:g} s")
         ids.add("CP01", False, "200", "no answer (timeout)")
@@ -55,18 +69,17 @@ async def _check_id(
     answer_rules(ids, content_id, status, headers, data, options)
 
 
-async def _check_provider(
-    session: aiohttp.ClientSession, url: str, content_id: str, options: Options, report: Report
-) -> None:
+async def _check_provider(session: aiohttp.ClientSession, content_id: str, options: Options, report: Report) -> None:
     """Rules about the provider as a whole; ``content_id`` is one it should answer."""
     ids = _Ids(report, None)
     auth = options.auth_headers()
     if auth:
         body = json.dumps({"contentId": content_id}).encode()
         try:
-            bare = await _post(session, url, body, {}, options.timeout)
-            wrong = await _post(session, url, body, options.auth_headers(password_suffix="-wrong"), options.timeout)
-            good = await _post(session, url, body, auth, options.timeout)
+            bare = await _post(session, report, ("CP15 without credentials", content_id), body, {}, options.timeout)
+            wrong_auth = options.auth_headers(password_suffix="-wrong")
+            wrong = await _post(session, report, ("CP15 wrong password", content_id), body, wrong_auth, options.timeout)
+            good = await _post(session, report, ("CP15 right credentials", content_id), body, auth, options.timeout)
             challenge = bare[1].get("WWW-Authenticate", "")
             ok = bare[0] == 401 and wrong[0] == 401 and good[0] == 200 and challenge.lower().startswith("basic")
             ids.add(
@@ -79,18 +92,19 @@ async def _check_provider(
             ids.add("CP15", False, "basic authentication", f"{type(exc).__name__}: {exc}")
     else:
         ids.add("CP15", None, "no --user/--password given")
-    probes: list[tuple[str, bytes, Callable[[int], bool], str]] = [
+    probes: list[tuple[str, str | None, bytes, Callable[[int], bool], str]] = [
         (
             "CP16",
+            UNKNOWN_ID,
             json.dumps({"contentId": UNKNOWN_ID}).encode(),
             lambda s: s != 200,
             "an unknown id is not 200",
         ),
-        ("CP17", b'{"contentId": ', lambda s: 400 <= s < 500, "a malformed body gets a 4xx"),
+        ("CP17", None, b'{"contentId": ', lambda s: 400 <= s < 500, "a malformed body gets a 4xx"),
     ]
-    for rule, body, good_status, checked in probes:
+    for rule, asked, body, good_status, checked in probes:
         try:
-            status, _, data, _ = await _post(session, url, body, auth, options.timeout)
+            status, _, data, _ = await _post(session, report, (f"{rule} {checked}", asked), body, auth, options.timeout)
             ids.add(rule, good_status(status), checked, f"status {status}: {snippet(data)}")
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             ids.add(rule, False, checked, f"{type(exc).__name__}: {exc}")
@@ -140,10 +154,9 @@ async def check(
         for content_id in content_ids:
             if progress:
                 progress(f"checking {content_id}")
-            await _check_id(session, report.url, content_id, options, report)
+            await _check_id(session, content_id, options, report)
         if progress:
             progress("checking authentication and bad requests")
-        await _check_provider(session, report.url, content_ids[0] if content_ids else DEMO_IDS[0], options, report)
-    order = {content_id: index for index, content_id in enumerate(content_ids)}
-    report.results.sort(key=lambda r: (order.get(r.content_id or "", len(order)), r.rule))
+        await _check_provider(session, content_ids[0] if content_ids else DEMO_IDS[0], options, report)
+    report.sort()
     return report

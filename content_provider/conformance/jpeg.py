@@ -73,14 +73,6 @@ def decode_image(data: bytes, *, draft: bool = False) -> Decoded:
         raise Undecodable(_OBJECT_REPR.sub("", str(exc))) from None
 
 
-def is_jpeg(data: bytes) -> bool:
-    """Whether ``data`` decodes, whole, as a JPEG."""
-    try:
-        return decode_image(data).format == "JPEG"
-    except Undecodable:
-        return False
-
-
 def aspect_problem(width: int, height: int, tolerance: float) -> str | None:
     """Why a card side of ``width`` x ``height`` is not 1200:757 within ``tolerance`` (relative)."""
     ratio = width / height if height else 0.0

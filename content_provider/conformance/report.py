@@ -30,7 +30,8 @@ def summary_lines(report: Report) -> list[str]:
 
 
 def format_text(report: Report, colour: bool = False) -> str:
-    lines = [f"content provider: {report.url}", ""]
+    where = "fixture folder" if report.source == "fixtures" else "content provider"
+    lines = [f"{where}: {report.url}", *report.notes, ""]
     if report.unreachable is not None:
         lines.insert(1, f"NOT REACHED: {report.unreachable}")
     for result in report.results:

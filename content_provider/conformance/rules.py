@@ -19,7 +19,8 @@ from typing import Any
 from cryptography import x509
 from joserfc.errors import JoseError
 
-from content_provider.conformance.jpeg import Undecodable, aspect_problem, decode_image, is_jpeg
+from content_provider.conformance.jpeg import Decoded, Undecodable, aspect_problem, decode_image
+from content_provider.conformance.seen import Seen, Side, Signature, Timing
 from content_provider.core.b64 import b64url_decode, basic_authorization
 from content_provider.core.contract import CARD_ASPECT, JSON_TYPE, JWS_TYPE
 from content_provider.signing.jws import verify_back
@@ -81,10 +82,15 @@ class Report:
     exit status): a required rule failed; with ``strict``, also a required rule left unverified or
     skipped (CP13 without --trust, CP15 without --user) and a recommendation not met."""
 
-    url: str
+    url: str  # the provider's, or the fixture folder's path (``source``)
     results: list[Result] = field(default_factory=list)
     strict: bool = False
     unreachable: str | None = None  # why no connection could be made: then CP01 is the only result
+    source: str = "provider"  # provider (content-provider check URL) | fixtures (the mock's own, in-process)
+    # What the HTML report draws (seen.py): per content id in the order checked, and each request's timing.
+    seen: dict[str, Seen] = field(default_factory=dict, repr=False)
+    requests: list[Timing] = field(default_factory=list, repr=False)
+    notes: list[str] = field(default_factory=list)  # said once, above the results (e.g. what was not run)
 
     @property
     def ok(self) -> bool:
@@ -123,6 +129,11 @@ class Report:
             return result.required or self.strict
         return self.strict and result.required and result.status in ("skip", "unverified")
 
+    def sort(self) -> None:
+        """The results by content id, in the order checked (the provider's last), then by rule."""
+        order = {content_id: index for index, content_id in enumerate(self.seen)}
+        self.results.sort(key=lambda r: (order.get(r.content_id or "", len(order)), r.rule))
+
     def as_json(self) -> dict[str, Any]:
         return {
             "url": self.url,
@@ -145,6 +156,7 @@ class Options:
     timeout: float = 10.0
     max_image_bytes: int = MAX_IMAGE_BYTES
     aspect_tolerance: float = 0.01
+    trust_name: str = "--trust"  # where ``trust`` came from, as CP13 says it
 
     def auth_headers(self, password_suffix: str = "") -> dict[str, str]:
         """Basic authentication as Hermod sends it, or nothing when no credentials are given."""
@@ -154,19 +166,34 @@ class Options:
 
 
 class _Ids:
-    """Collects the results for one content id (into a report's list, or any list)."""
+    """Collects the results for one content id (into a report's list, or any list).
+
+    Into a report, it also keeps what the HTML report draws (:class:`Seen`); into a bare list
+    (upstream validation) nothing: the element in hand (``side``) is dropped with it."""
 
     def __init__(self, report: Report | list[Result], content_id: str | None) -> None:
         self.results = report.results if isinstance(report, Report) else report
         self.content_id = content_id
+        self.seen: Seen | None = None
+        if isinstance(report, Report) and content_id is not None:
+            self.seen = report.seen.setdefault(content_id, Seen(content_id))
+        self.side: Side | None = None  # the element being checked: its results are noted on it
 
     def add(self, rule: str, ok: bool | None, checked: str, evidence: str = "", unverified: bool = False) -> bool:
         info = RULES[rule]
         status = "skip" if ok is None else "unverified" if unverified else "pass" if ok else "fail"
-        self.results.append(
-            Result(rule, info.title, info.required, status, self.content_id, checked, "" if ok else evidence)
-        )
+        result = Result(rule, info.title, info.required, status, self.content_id, checked, "" if ok else evidence)
+        self.results.append(result)
+        if self.side is not None:
+            self.side.results.append(result)
         return bool(ok)
+
+    def element(self, element: dict[str, str]) -> Side:
+        """Start checking one element (its four members are strings: CP05 passed)."""
+        self.side = Side(element["key"], element["content_type"], element["content_encoding"])
+        if self.seen is not None:
+            self.seen.sides.append(self.side)
+        return self.side
 
 
 def snippet(data: bytes | str, length: int = 120) -> str:
@@ -178,9 +205,11 @@ def basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": basic_authorization(user, password)}
 
 
-def _check_image(ids: _Ids, key: str, raw: bytes, card: bool, options: Options) -> None:
+def _check_image(ids: _Ids, side: Side, raw: bytes, card: bool, options: Options) -> None:
+    key = side.key
+    side.data = raw
     try:
-        image = decode_image(raw)
+        image = side.decoded = decode_image(raw)
         why = "" if image.format == "JPEG" else f"decodes as {image.format}, not JPEG"
     except Undecodable as exc:
         why = f"not decodable: {exc}"
@@ -211,7 +240,28 @@ def _check_image(ids: _Ids, key: str, raw: bytes, card: bool, options: Options) 
     ids.add("CP11", not oddities, f"{key} is baseline RGB/grey without rotation", f"{key}: {', '.join(oddities)}")
 
 
-def _check_back(ids: _Ids, element: dict[str, Any], options: Options) -> None:
+def _payload_image(side: Side, payload: bytes) -> Decoded | None:
+    """The back's payload decoded, kept on ``side``; ``None`` when it is not a JPEG."""
+    side.data = payload
+    try:
+        side.decoded = decode_image(payload)
+    except Undecodable:
+        return None
+    return side.decoded if side.decoded.format == "JPEG" else None
+
+
+def _trusted_key(trust: dict[str, Any], header: dict[str, Any]) -> str:
+    """Which of the trusted keys a verified back names (by its ``kid``), for the report."""
+    keys = [k for k in trust.get("keys", []) if isinstance(k, dict)]
+    named = [k for k in keys if "kid" in header and k.get("kid") == header["kid"]]
+    key = named[0] if named else keys[0] if len(keys) == 1 else None
+    if key is None:
+        return f"one of the {len(keys)} keys"
+    kind = " ".join(str(key[m]) for m in ("kty", "crv") if m in key)
+    return f"key {str(key.get('kid', '(no kid)'))!r} ({kind})"
+
+
+def _check_back(ids: _Ids, side: Side, element: dict[str, Any], options: Options) -> None:
     compact = element["data"]
     parts = compact.split(".")
     problems = []
@@ -225,34 +275,44 @@ def _check_back(ids: _Ids, element: dict[str, Any], options: Options) -> None:
         problems.append(f"not HEADER.PAYLOAD.SIGNATURE: {len(parts)} part(s)")
     else:
         try:
-            header = json.loads(b64url_decode(parts[0]))
+            decoded = json.loads(b64url_decode(parts[0]))
             payload = b64url_decode(parts[1])
-        except (ValueError, binascii.Error) as exc:
+            if not isinstance(decoded, dict):
+                raise ValueError(f"the header is JSON {type(decoded).__name__}, not an object")
+            header = decoded
+        except (ValueError, binascii.Error, RecursionError) as exc:
             problems.append(f"header or payload not base64url JSON: {exc}")
         if str(header.get("alg", "none")).lower() == "none" or not parts[2]:
             problems.append(f"unsigned: alg {header.get('alg')!r}, signature {len(parts[2])} chars")
-        if payload and not is_jpeg(payload):
+        if payload and _payload_image(side, payload) is None:
             problems.append(f"payload is not a decodable JPEG ({len(payload)} bytes)")
+    signature = side.signature = Signature(header, "skip", "")
     if not ids.add("CP12", not problems, "back is a signed compact JWS of a JPEG", "; ".join(problems)):
+        signature.detail = "not checked: the JWS is malformed"
         ids.add("CP13", None, "signature not checked: the JWS is malformed")
         ids.add("CP14", None, "certificate not checked: the JWS is malformed")
         return
+    against = f"signature verifies against {options.trust_name}"
     if options.trust is None:
-        ids.add("CP13", True, "no --trust given: signature NOT verified", unverified=True)
+        signature.status, signature.detail = "unverified", f"not verified: no {options.trust_name} given"
+        ids.add("CP13", True, f"no {options.trust_name} given: signature NOT verified", unverified=True)
     else:
         try:
             verify_back(compact, options.trust)
-            ids.add("CP13", True, "signature verifies against --trust")
+            signature.status = "pass"
+            key = _trusted_key(options.trust, header)
+            signature.detail = f"verified: {header.get('alg')} with {key} of {options.trust_name}"
+            ids.add("CP13", True, against)
         except (JoseError, ValueError) as exc:
-            ids.add(
-                "CP13",
-                False,
-                "signature verifies against --trust",
-                f"{type(exc).__name__}: {exc} (kid {header.get('kid')!r})",
-            )
+            signature.status = "fail"
+            signature.detail = f"does not verify against {options.trust_name}: {type(exc).__name__}: {exc}"
+            ids.add("CP13", False, against, f"{type(exc).__name__}: {exc} (kid {header.get('kid')!r})")
     chain = header.get("x5c")
     if not chain:
         ids.add("CP14", None, "no x5c certificate in the header")
+        return
+    if not isinstance(chain, list) or not isinstance(chain[0], str):
+        ids.add("CP14", False, "x5c certificate within its validity", "x5c is not a list of base64 certificates")
         return
     try:
         certificate = x509.load_der_x509_certificate(base64.b64decode(chain[0]))
@@ -308,8 +368,9 @@ def _check_answer(ids: _Ids, content_id: str, headers: Mapping[str, str], body: 
     want = (["front"], ["front", "back"]) if card else (["auth_image"],)
     ids.add("CP06", keys in [list(w) for w in want], f"keys {' or '.join(str(w) for w in want)}", f"keys {keys}")
     for element in elements:
+        side = ids.element(element)
         if element["key"] == "back":
-            _check_back(ids, element, options)
+            _check_back(ids, side, element, options)
             continue
         key = element["key"]
         problems = []
@@ -323,7 +384,10 @@ def _check_answer(ids: _Ids, content_id: str, headers: Mapping[str, str], body: 
             problems.append(f"data is not strict base64: {exc} ({snippet(element['data'], 40)})")
             raw = b""
         if ids.add("CP07", not problems, f"{key} is base64 image/jpeg", f"{key}: " + "; ".join(problems)):
-            _check_image(ids, key, raw, card, options)
+            _check_image(ids, side, raw, card, options)
+        else:
+            side.data = raw  # a wrong label on real bytes: still drawn (the report decodes it)
+    ids.side = None
 
 
 def answer_rules(
@@ -331,6 +395,8 @@ def answer_rules(
 ) -> None:
     """CP01-CP14 on one answer: what ``check`` runs on each id, and what the mock runs on every live
     upstream answer (content_provider/upstream/validate.py). Blocking: decodes images, verifies the JWS."""
+    if ids.seen is not None:
+        ids.seen.status = status
     if not ids.add("CP01", status == 200, "200", f"status {status}: {snippet(body)}"):
         return
     _check_answer(ids, content_id, headers, body, options)
@@ -343,3 +409,20 @@ def check_answer(
     results: list[Result] = []
     answer_rules(_Ids(results, content_id), content_id, status, headers, body, options)
     return results
+
+
+def check_answer_into(
+    report: Report,
+    content_id: str,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    options: Options,
+    caption: str = "",
+) -> None:
+    """:func:`answer_rules` on an answer in hand, into ``report`` (with what the HTML report draws,
+    ``caption`` saying what answered); blocking, run it in a thread."""
+    ids = _Ids(report, content_id)
+    if ids.seen is not None:
+        ids.seen.caption = caption
+    answer_rules(ids, content_id, status, headers, body, options)

@@ -15,6 +15,7 @@ from string import Template
 from aiohttp import web
 
 from content_provider.config.settings import SETTINGS
+from content_provider.conformance.html import STYLE_HASH as REPORT_STYLE
 from content_provider.core.errors import ApiError
 from content_provider.core.version import __version__
 from content_provider.faults.payloads import PAYLOAD_MODES
@@ -31,9 +32,11 @@ ASSETS = {
     "style.css": (_FILES.joinpath("style.css").read_bytes(), "text/css"),
 }
 SECURITY_HEADERS = {
-    # Everything from this server; images also as data: URIs (the previews).
+    # Everything from this server; images also as data: URIs (the previews). The conformance report's
+    # style sheet by its hash: the page opens the report as a blob: URL when a token is set, and a
+    # blob: document keeps the policy of the page that made it.
     "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"default-src 'none'; script-src 'self'; style-src 'self' '{REPORT_STYLE}'; img-src 'self' data:; "
         "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",

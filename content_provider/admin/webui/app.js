@@ -393,6 +393,30 @@ function showEffectInputs() {
   for (const label of document.querySelectorAll("[data-effect]")) label.hidden = label.dataset.effect !== effect;
 }
 
+// ------------------------------------------------------------------ the conformance report
+
+// GET /__admin/report is a whole page. Without a token the link opens it; with one, the page
+// fetches it with the token (a link cannot send a header) and opens what came as a blob: URL.
+async function openReport(event) {
+  if (!state.token) return;
+  event.preventDefault();
+  const opened = window.open("", "_blank");
+  try {
+    const response = await fetch(ADMIN + "/report", {
+      headers: { Authorization: "Bearer " + state.token },
+      cache: "no-store",
+    });
+    if (!response.ok) throw new Error(`the report: HTTP ${response.status}`);
+    const url = URL.createObjectURL(new Blob([await response.text()], { type: "text/html" }));
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    if (opened) opened.location.href = url;
+    else window.location.href = url;
+  } catch (failure) {
+    if (opened) opened.close();
+    showAccess(0, { message: failure.message });
+  }
+}
+
 // ------------------------------------------------------------------ wiring
 
 function refreshAll() {
@@ -425,6 +449,7 @@ function start() {
     await api("DELETE", "/requests").catch(() => null);
     loadJournal();
   });
+  $("report-link").addEventListener("click", openReport);
   $("rule-effect").addEventListener("change", showEffectInputs);
   $("rule-form").addEventListener("submit", addRule);
   showEffectInputs();
