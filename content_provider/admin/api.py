@@ -21,10 +21,10 @@ from aiohttp import web
 from content_provider.admin.index import admin_index
 from content_provider.admin.preview import preview
 from content_provider.admin.reload import reload_config
-from content_provider.config.settings import SAFE_NAME, SETTINGS
+from content_provider.config.settings import SETTINGS
 from content_provider.core.contract import BARE_IDS_OFF, error_body, parse_content_id
 from content_provider.core.errors import ApiError
-from content_provider.core.layout import DEFAULT_DIR, SIDES, USERS_DIR, sides_in
+from content_provider.core.layout import DEFAULT_DIR, SAFE_NAME, SIDES, USERS_DIR, sides_in
 from content_provider.core.reader import ConfigError, ascii_int
 from content_provider.faults.engine import FAULTS
 from content_provider.faults.rules import Rule, parse_rule, parse_rules, unused_name
