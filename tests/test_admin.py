@@ -81,6 +81,10 @@ async def test_replace_rules(make_client: MakeClient) -> None:
         ("post", b"{nope", 400, "malformed_body", "not valid JSON"),
         ("put", {"rule": []}, 400, "invalid_rule", '{"rules": [...]}'),
         ("put", {"rules": [{"delay": "soon"}]}, 400, "invalid_rule", "rules[0].delay: expected a duration"),
+        ("put", {"rules": [], "more": 1}, 400, "invalid_rule", "and nothing else"),
+        ("put", {"rules": [{"name": "a", "delay": 1}, {"name": "a", "delay": 2}]}, 409, "rule_exists", "named 'a'"),
+        ("post", {"outcome": None, "sequence": [None, None]}, 400, "invalid_rule", "rule.outcome: no value (null)"),
+        ("post", {"name": "a\nb", "outcome": 503}, 400, "invalid_rule", "is not a rule name"),
     ],
 )
 async def test_bad_rules_get_a_4xx_naming_the_field(
@@ -93,6 +97,17 @@ async def test_bad_rules_get_a_4xx_naming_the_field(
     payload = await response.json()
     assert payload["error"] == code
     assert message in payload["message"]
+
+
+async def test_a_refused_rule_name_leaves_the_operation_answering(make_client: MakeClient) -> None:
+    """A name with a line break used to be taken, and then every answer it shaped broke its connection
+    (the name goes into the X-Content-Provider-Fault header)."""
+    client = await make_client()
+    assert (await add(client, name="down\r\nX-Evil: 1", outcome=503)).status == 400
+    assert (await add(client, name="down", outcome=503)).status == 201
+    response = await get_content(client, DOC_CARD)
+    assert response.status == 503
+    assert response.headers["X-Content-Provider-Fault"].startswith("down;")
 
 
 async def test_duplicate_rule_name_is_a_conflict(make_client: MakeClient) -> None:

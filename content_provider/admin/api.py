@@ -27,7 +27,7 @@ from content_provider.core.errors import ApiError
 from content_provider.core.layout import DEFAULT_DIR, SAFE_NAME, SIDES, USERS_DIR, sides_in
 from content_provider.core.reader import ConfigError, ascii_int
 from content_provider.faults.engine import FAULTS
-from content_provider.faults.rules import Rule, parse_rule, parse_rules, unused_name
+from content_provider.faults.rules import DuplicateRuleName, Rule, parse_rule, parse_rules, unused_name
 from content_provider.fixtures.explain import EXPLAINER, looked_up
 from content_provider.fixtures.store import STORE
 from content_provider.fixtures.write import (
@@ -136,10 +136,14 @@ async def replace_rules(request: web.Request) -> web.Response:
     """Replace every rule: ``{"rules": [...]}``. Counters start again."""
     engine = request.app[FAULTS]
     data = await _json_body(request)
-    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
-        raise ApiError(400, "invalid_rule", 'the body must be {"rules": [...]} (an empty list removes them all)')
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list) or len(data) != 1:
+        raise ApiError(
+            400, "invalid_rule", 'the body must be {"rules": [...]} and nothing else (an empty list removes all)'
+        )
     try:
         rules = parse_rules(data["rules"], "rules", engine.settings.max_delay_seconds)
+    except DuplicateRuleName as exc:
+        raise ApiError(409, "rule_exists", str(exc)) from None
     except ConfigError as exc:
         raise _rule_error(exc) from None
     await request.app[STATE].change_rules(lambda _: rules, restart=True)
