@@ -229,20 +229,17 @@ def rule_schemas(cap: float = DEFAULT_MAX_DELAY) -> dict[str, Any]:
                     },
                     ("uniform",),
                 ),
-                _closed(
-                    {
-                        "lognormal": _closed(
-                            {
-                                "median": _duration(cap, True, f"more than zero, {longest}"),
-                                "p99": {**_ref("Duration"), "description": "at or below the median: no spread"},
-                            },
-                            ("median", "p99"),
-                        )
-                    },
-                    ("lognormal",),
-                ),
+                _closed({"lognormal": _ref("RuleLognormal")}, ("lognormal",)),
             ],
         },
+        "RuleLognormal": _closed(
+            {
+                "median": _duration(cap, True, f"more than zero, {longest}"),
+                "p99": {**_ref("Duration"), "description": "at or below the median: no spread"},
+            },
+            ("median", "p99"),
+            description="A delay drawn from a lognormal distribution with this median and 99th percentile",
+        ),
         "Duration": _duration(MAX_DURATION_SECONDS, False, f"Seconds, or a text (0.2, 200ms, 2 s, 1.5m, 1h); {year}"),
         "PositiveDuration": _duration(MAX_DURATION_SECONDS, True, f"A Duration more than zero, {year}"),
         "DelayDuration": _duration(cap, False, f"A Duration {longest}"),
