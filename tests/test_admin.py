@@ -46,11 +46,13 @@ async def test_add_list_and_delete_rules(make_client: MakeClient) -> None:
     assert unnamed["name"] == "rule-2"
     listed = await (await client.get("/__admin/rules")).json()
     assert [r["name"] for r in listed["rules"]] == ["down", "rule-2"]
+    assert await (await client.get("/__admin/rules/down")).json() == listed["rules"][0]
     assert (await client.delete("/__admin/rules/down")).status == 200
     assert (await get_content(client, DOC_CARD)).status == 200
-    missing = await client.delete("/__admin/rules/down")
-    assert missing.status == 404
-    assert (await missing.json())["error"] == "no_such_rule"
+    for method in (client.get, client.delete):
+        missing = await method("/__admin/rules/down")
+        assert missing.status == 404
+        assert (await missing.json())["error"] == "no_such_rule"
     assert await (await client.delete("/__admin/rules")).json() == {"rules": []}
 
 
@@ -81,6 +83,10 @@ async def test_replace_rules(make_client: MakeClient) -> None:
         ("post", b"{nope", 400, "malformed_body", "not valid JSON"),
         ("put", {"rule": []}, 400, "invalid_rule", '{"rules": [...]}'),
         ("put", {"rules": [{"delay": "soon"}]}, 400, "invalid_rule", "rules[0].delay: expected a duration"),
+        ("put", {"rules": [], "more": 1}, 400, "invalid_rule", "and nothing else"),
+        ("put", {"rules": [{"name": "a", "delay": 1}, {"name": "a", "delay": 2}]}, 409, "rule_exists", "named 'a'"),
+        ("post", {"outcome": None, "sequence": [None, None]}, 400, "invalid_rule", "rule.outcome: no value (null)"),
+        ("post", {"name": "a\nb", "outcome": 503}, 400, "invalid_rule", "is not a rule name"),
     ],
 )
 async def test_bad_rules_get_a_4xx_naming_the_field(
@@ -93,6 +99,17 @@ async def test_bad_rules_get_a_4xx_naming_the_field(
     payload = await response.json()
     assert payload["error"] == code
     assert message in payload["message"]
+
+
+async def test_a_refused_rule_name_leaves_the_operation_answering(make_client: MakeClient) -> None:
+    """A name with a line break used to be taken, and then every answer it shaped broke its connection
+    (the name goes into the X-Content-Provider-Fault header)."""
+    client = await make_client()
+    assert (await add(client, name="down\r\nX-Evil: 1", outcome=503)).status == 400
+    assert (await add(client, name="down", outcome=503)).status == 201
+    response = await get_content(client, DOC_CARD)
+    assert response.status == 503
+    assert response.headers["X-Content-Provider-Fault"].startswith("down;")
 
 
 async def test_duplicate_rule_name_is_a_conflict(make_client: MakeClient) -> None:
@@ -219,14 +236,30 @@ async def test_upload_is_served_at_once_and_delete_removes_it(make_client: MakeC
     assert served.headers["X-Content-Provider-Resolved"] == "user zoe"
     element = (await served.json())["data"][0]
     assert base64.b64decode(element["data"]) == image
+    read = await client.get("/__admin/fixtures/users/zoe/front")
+    assert (read.status, read.content_type, await read.read()) == (200, "image/jpeg", image)
     replaced = await client.put("/__admin/fixtures/users/zoe/front", data=card_jpeg("Zoe 2"))
     assert replaced.status == 200
+    assert await (await client.get("/__admin/fixtures/users/zoe/front")).read() == card_jpeg("Zoe 2")
     assert (await client.put("/__admin/fixtures/orgs/acme/auth", data=auth_jpeg("acme 2"))).status == 200
     assert (await client.put("/__admin/fixtures/default/back", data=card_jpeg("back"))).status == 201
     deleted = await client.delete("/__admin/fixtures/users/zoe/front")
     assert deleted.status == 200
     assert (await get_content(client, "PROV:zoe")).headers["X-Content-Provider-Resolved"] == "default"
     assert (await client.delete("/__admin/fixtures/users/zoe/front")).status == 404
+    gone = await client.get("/__admin/fixtures/users/zoe/front")
+    assert (gone.status, (await gone.json())["error"]) == (404, "no_such_image")
+    default_back = await client.get("/__admin/fixtures/default/back")
+    assert await default_back.read() == card_jpeg("back")
+
+
+async def test_a_recorded_back_is_read_as_the_jws_it_is(make_client: MakeClient, fixture_root: Path) -> None:
+    (fixture_root / "users/rec").mkdir()
+    (fixture_root / "users/rec/back.jws").write_text("eyJhbGciOiJSUzI1NiJ9.eyJ9.c2ln", encoding="ascii")
+    client = await make_client()
+    read = await client.get("/__admin/fixtures/users/rec/back")
+    assert (read.status, read.content_type) == (200, "application/jose")
+    assert await read.text() == "eyJhbGciOiJSUzI1NiJ9.eyJ9.c2ln"
 
 
 @pytest.mark.parametrize(

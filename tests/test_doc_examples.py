@@ -224,6 +224,12 @@ def check_command(words: list[str], where: str) -> None:
         takes = (ROOT / "bench" / "run").read_text() + (ROOT / "bench" / passed_to).read_text()
         for flag in (arg for arg in args if arg.startswith("--")):
             assert flag in takes, f"{where}: bench/run has no {flag}"
+    elif program == "schemathesis":  # the property-based run (docs/contract.md), with schemathesis.toml
+        assert args[:1] == ["run"], f"{where}: schemathesis {args[:1]}"
+        assert (ROOT / "schemathesis.toml").is_file(), f"{where}: no schemathesis.toml"
+        urls = [arg for arg in args if "://" in arg]
+        assert len(urls) == 1, f"{where}: schemathesis run needs the document's URL"
+        assert urlsplit(urls[0]).path == "/openapi.json", f"{where}: {urls[0]} is not the OpenAPI document"
     elif program == "curl":
         method = "GET"
         for index, arg in enumerate(args):

@@ -93,7 +93,7 @@ async def test_a_rule_added_later_counts_its_window_from_when_it_was_added(make_
 @pytest.mark.parametrize(
     ("window", "message"),
     [
-        ({"every_period": {"period": "1s", "active": "2s"}}, "rule.every_period.active: must be more than zero"),
+        ({"every_period": {"period": "1s", "active": "0s"}}, "rule.every_period.active: must be more than zero"),
         ({"every_period": {"period": "1s"}}, "rule.every_period.active: required"),
         ({"every_period": {"period": 0, "active": 0}}, "rule.every_period.period: must be more than zero"),
         ({"for": 0}, "rule.for: must be more than zero"),

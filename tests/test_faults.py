@@ -25,6 +25,7 @@ from content_provider.core.reader import ConfigError
 from content_provider.faults.directives import split_directives
 from content_provider.faults.engine import FaultEngine, draw
 from content_provider.faults.payloads import PAYLOAD_MODES
+from content_provider.faults.rules import Delay
 from content_provider.signing.jws import verify_back
 
 from .helpers import DOC_CARD, MakeClient, faults, get_content
@@ -474,12 +475,26 @@ def test_split_directives() -> None:
         ({"rules": [{"outcome": "explode"}]}, "faults.rules[0].outcome: unknown outcome 'explode'"),
         ({"rules": [{"outcome": 999}]}, "faults.rules[0].outcome: HTTP status must be 100-599"),
         ({"rules": [{"delay": "fast"}]}, "faults.rules[0].delay: expected a duration"),
-        (
-            {"rules": [{"delay": {"uniform": [2, 1]}}]},
-            "faults.rules[0].delay.uniform: min 2s is above max 1s",
-        ),
-        ({"rules": [{"delay": {"lognormal": {"median": 2, "p99": 1}}}]}, "need 0 < median < p99"),
+        ({"rules": [{"delay": {"uniform": [2, "2h"]}}]}, "faults.rules[0].delay.uniform[1]: 7200s is over"),
+        ({"rules": [{"delay": {"lognormal": {"median": 0, "p99": 1}}}]}, "lognormal.median: must be more than zero"),
+        ({"rules": [{"delay": {"lognormal": {"p99": 1}}}]}, "faults.rules[0].delay.lognormal.median: required"),
         ({"rules": [{"delay": 7200}]}, "over faults.max_delay_seconds"),
+        ({"rules": [{"delay": "2s\n"}]}, "faults.rules[0].delay: expected a duration"),
+        ({"rules": [{"delay": " 2s"}]}, "faults.rules[0].delay: expected a duration"),
+        ({"rules": [{"after": "9000h"}]}, "faults.rules[0].after: '9000h' is more than a year"),
+        ({"rules": [{"outcome": None, "delay": 1}]}, "faults.rules[0].outcome: no value (null)"),
+        ({"rules": [{"sequence": [None, None]}]}, "faults.rules[0].sequence[0]: no value (null)"),
+        ({"rules": [{"outcome": " 503"}]}, "faults.rules[0].outcome: unknown outcome ' 503'"),
+        ({"rules": [{"outcome": "0503"}]}, "faults.rules[0].outcome: unknown outcome '0503'"),
+        ({"rules": [{"outcome": {"status": 503, "message": 5}}]}, "outcome.message: expected a string, got int"),
+        ({"rules": [{"name": "slow start", "delay": 1}]}, "faults.rules[0].name: 'slow start' is not a rule name"),
+        ({"rules": [{"name": "a\nb", "delay": 1}]}, "faults.rules[0].name: 'a\\nb' is not a rule name"),
+        ({"rules": [{"name": 5, "delay": 1}]}, "faults.rules[0].name: expected a string, got int"),
+        ({"rules": [{"match": {"id": ""}, "delay": 1}]}, "faults.rules[0].match.id: expected a non-empty string"),
+        ({"rules": [{"match": {"pattern": "re:("}, "delay": 1}]}, "faults.rules[0].match.pattern: bad regular"),
+        ({"rules": [{"rate_limit": {}}]}, "faults.rules[0].rate_limit.requests: required"),
+        ({"rules": [{"rate_limit": {"requests": 1, "window": 0}}]}, "rate_limit.window: must be more than zero"),
+        ({"rules": [{"delay": 1, "every_period": {}}]}, "faults.rules[0].every_period.period: required"),
         (
             {"rules": [{"outcome": 503, "probability": 2}]},
             "faults.rules[0].probability: must be between 0.0 and 1.0",
@@ -502,6 +517,22 @@ def test_bad_fault_config_names_the_key(data: dict[str, Any], message: str) -> N
 def test_use_case_match_is_typed() -> None:
     settings = faults(rules=[{"match": {"use_case": "PROV"}, "outcome": 503}])
     assert settings.rules[0].match.use_case is UseCase.CARD
+
+
+def test_delays_whose_bounds_need_no_order() -> None:
+    """What the OpenAPI document's schema cannot forbid is taken: uniform bounds in either order,
+    a lognormal p99 at or below its median (no spread), an active span as long as its period."""
+    uniform, lognormal, periodic = faults(
+        rules=[
+            {"delay": {"uniform": [2, "1s"]}},
+            {"delay": {"lognormal": {"median": "2s", "p99": 1}}},
+            {"delay": 1, "every_period": {"period": "1m", "active": "2m"}},
+        ]
+    ).rules
+    assert (uniform.delay, lognormal.delay) == (Delay("uniform", 1.0, 2.0), Delay("lognormal", 2.0, 2.0))
+    assert lognormal.delay is not None
+    assert lognormal.delay.sample(0.999, 3600) == pytest.approx(2.0)
+    assert periodic.window is None
 
 
 def test_long_delays_are_allowed_up_to_the_cap() -> None:

@@ -53,7 +53,7 @@ async def test_a_content_id_shows_the_served_images_and_a_verified_back(
         ({"user": "alice"}, "user", "alice", ["front"]),
         ({"default": ""}, "default", "default", ["front"]),
         ({"org": "acme", "useCase": "AUTH"}, "organisation", "acme", ["auth_image"]),
-        ({"default": "1", "useCase": "auth"}, "default", "default", ["auth_image"]),
+        ({"default": "1", "useCase": "AUTH"}, "default", "default", ["auth_image"]),
     ],
 )
 async def test_an_owner_is_shown_without_a_member_id(
@@ -92,13 +92,21 @@ async def test_under_strict_the_refused_images_are_still_shown(make_client: Make
         ({"user": "alice", "org": "acme"}, 400, "invalid_query"),
         ({"user": ""}, 400, "invalid_query"),
         ({"user": "alice", "useCase": "NOPE"}, 400, "invalid_query"),
+        # as the OpenAPI document says: useCase is PROV or AUTH, only beside user, org or default; nothing else
+        ({"user": "alice", "useCase": "auth"}, 400, "invalid_query"),
+        ({"contentId": "PROV:alice", "useCase": "AUTH"}, 400, "invalid_query"),
+        ({"contentId": "   "}, 400, "invalid_query"),
+        ({"contentId": "PROV:" + "a" * 300}, 400, "invalid_query"),
+        ({"user": "alice", "colour": "red"}, 400, "invalid_query"),
+        ([("user", "alice"), ("user", "bob")], 400, "invalid_query"),
+        ({"contentId": "0", "org": "", "default": "", "useCase": "PROV"}, 400, "invalid_query"),
         ({"user": "../../etc"}, 404, "unknown_content_id"),
         ({"org": "no-such-org"}, 404, "unknown_content_id"),
         ({"user": "alice", "useCase": "AUTH"}, 404, "unknown_content_id"),
     ],
 )
 async def test_bad_queries_get_a_clear_error(
-    make_client: MakeClient, query: dict[str, str], status: int, error: str
+    make_client: MakeClient, query: dict[str, str] | list[tuple[str, str]], status: int, error: str
 ) -> None:
     client = await make_client(default_enabled=False)
     response = await client.get("/__admin/preview", params=query)

@@ -80,6 +80,24 @@ async def test_symlink_out_of_the_fixture_folder_is_refused(
     assert (await get_content(client, "PROV:stranger")).status == 404
 
 
+async def test_the_admin_api_neither_reads_nor_writes_through_a_symlink_out(
+    make_client: MakeClient, fixture_root: Path, secret: bytes
+) -> None:
+    os.symlink(fixture_root.parent / "secret", fixture_root / "users" / "linked")
+    os.symlink(fixture_root.parent / "secret" / "front.jpg", fixture_root / "users" / "alice" / "auth.jpg")
+    client = await make_client()
+    for method, path in [
+        ("GET", "/__admin/fixtures/users/linked/front"),
+        ("GET", "/__admin/fixtures/users/alice/auth"),
+        ("PUT", "/__admin/fixtures/users/linked/front"),
+        ("DELETE", "/__admin/fixtures/users/linked/front"),
+    ]:
+        response = await client.request(method, path, data=card_jpeg("over") if method == "PUT" else None)
+        assert response.status in (400, 404), (method, path, response.status)
+        assert secret[:100] not in await response.read()
+    assert (fixture_root.parent / "secret" / "front.jpg").read_bytes() == secret
+
+
 async def test_symlink_inside_the_fixture_folder_is_followed(make_client: MakeClient, fixture_root: Path) -> None:
     os.symlink(fixture_root / "orgs" / "acme", fixture_root / "users" / "alias")
     client = await make_client()

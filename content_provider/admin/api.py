@@ -22,11 +22,12 @@ from content_provider.admin.preview import preview
 from content_provider.admin.reload import reload_config
 from content_provider.admin.report import report
 from content_provider.config.settings import SETTINGS
-from content_provider.core.contract import BARE_IDS_OFF, error_body, parse_content_id
+from content_provider.core.contract import BARE_IDS_OFF, JPEG_TYPE, JWS_TYPE, error_body, parse_content_id
 from content_provider.core.errors import ApiError
+from content_provider.core.layout import is_recorded_back
 from content_provider.core.reader import ConfigError, ascii_int
 from content_provider.faults.engine import FAULTS
-from content_provider.faults.rules import Rule, parse_rule, parse_rules, unused_name
+from content_provider.faults.rules import DuplicateRuleName, Rule, parse_rule, parse_rules, unused_name
 from content_provider.fixtures import owners
 from content_provider.fixtures.explain import EXPLAINER, looked_up
 from content_provider.fixtures.store import STORE
@@ -37,6 +38,7 @@ from content_provider.fixtures.write import (
     image_problem,
     present,
     put_image,
+    read_image,
     remove_image,
     unwritable,
 )
@@ -136,14 +138,27 @@ async def replace_rules(request: web.Request) -> web.Response:
     """Replace every rule: ``{"rules": [...]}``. Counters start again."""
     engine = request.app[FAULTS]
     data = await _json_body(request)
-    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
-        raise ApiError(400, "invalid_rule", 'the body must be {"rules": [...]} (an empty list removes them all)')
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list) or len(data) != 1:
+        raise ApiError(
+            400, "invalid_rule", 'the body must be {"rules": [...]} and nothing else (an empty list removes all)'
+        )
     try:
         rules = parse_rules(data["rules"], "rules", engine.settings.max_delay_seconds)
+    except DuplicateRuleName as exc:
+        raise ApiError(409, "rule_exists", str(exc)) from None
     except ConfigError as exc:
         raise _rule_error(exc) from None
     await request.app[STATE].change_rules(lambda _: rules, restart=True)
     return web.json_response(_rules_json(request))
+
+
+async def get_rule(request: web.Request) -> web.Response:
+    """One rule in force, as written."""
+    name = request.match_info["name"]
+    for rule in request.app[FAULTS].rules:
+        if rule.name == name:
+            return web.json_response(rule.spec)
+    raise ApiError(404, "no_such_rule", f"no rule named {name!r} is in force")
 
 
 async def delete_rule(request: web.Request) -> web.Response:
@@ -245,7 +260,7 @@ async def fixtures(request: web.Request) -> web.Response:
 async def resolve(request: web.Request) -> web.Response:
     """``?contentId=``: which images would answer it, each step of the resolution order, and near misses."""
     raw = request.query.get("contentId")
-    if not raw:
+    if raw is None:
         raise ApiError(400, "invalid_query", "contentId: required")
     try:
         raw = looked_up(raw, request.app[SETTINGS])
@@ -298,6 +313,8 @@ def _write_errors() -> Iterator[None]:
     """The file system refusing a write that looked possible: said, not a 500."""
     try:
         yield
+    except BadFixturePath as exc:  # the image's folder is a symlink out of the fixture folder
+        raise ApiError(400, "invalid_fixture", str(exc)) from None
     except PermissionError as exc:
         raise ApiError(409, "fixtures_read_only", f"the fixture folder refused the write: {exc.strerror}") from None
     except OSError as exc:
@@ -328,6 +345,16 @@ async def upload(request: web.Request) -> web.Response:
     )
 
 
+async def get_image(request: web.Request) -> web.Response:
+    """GET the side's image as the folder has it: the JPEG, or a recorded ``back.jws`` (``application/jose``)."""
+    image = _image(request)
+    found = await asyncio.to_thread(read_image, request.app[STORE].folder, image)
+    if found is None:
+        raise ApiError(404, "no_such_image", f"{image.path} does not exist")
+    path, data = found
+    return web.Response(body=data, content_type=JWS_TYPE if is_recorded_back(path) else JPEG_TYPE)
+
+
 async def delete_image(request: web.Request) -> web.Response:
     """DELETE the side's image: every file it has (a ``.jpeg`` twin, a recorded ``back.jws``); the answer names them."""
     image = _image(request)
@@ -353,6 +380,7 @@ def add_admin_routes(app: web.Application, base_path: str) -> None:
         web.post(f"{base}/rules", add_rule),
         web.put(f"{base}/rules", replace_rules),
         web.delete(f"{base}/rules", delete_rules),
+        web.get(f"{base}/rules/{{name}}", get_rule),
         web.delete(f"{base}/rules/{{name}}", delete_rule),
         web.post(f"{base}/reset", reset),
         web.post(f"{base}/reload", reload),
@@ -363,8 +391,10 @@ def add_admin_routes(app: web.Application, base_path: str) -> None:
         web.get(f"{base}/fixtures/resolve", resolve),
         web.get(f"{base}/preview", preview),
         web.get(f"{base}/report", report),
+        web.get(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", get_image),
         web.put(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", upload),
         web.delete(f"{base}/fixtures/{{kind}}/{{name}}/{{side}}", delete_image),
+        web.get(f"{base}/fixtures/{{kind:default}}/{{side}}", get_image),
         web.put(f"{base}/fixtures/{{kind:default}}/{{side}}", upload),
         web.delete(f"{base}/fixtures/{{kind:default}}/{{side}}", delete_image),
     ]

@@ -24,6 +24,7 @@ from content_provider.core.contract import BARE_IDS_OFF, UseCase, parse_content_
 from content_provider.core.errors import ApiError
 from content_provider.core.layout import is_recorded_back
 from content_provider.fixtures.answers import FixtureError, Resolution
+from content_provider.fixtures.explain import looked_up
 from content_provider.fixtures.store import STORE
 from content_provider.signing.jws import SIGNER, verify_back
 
@@ -91,21 +92,41 @@ def _raw_images(resolution: Resolution) -> list[dict[str, Any]]:
     return shown
 
 
+TARGETS = ("contentId", *LEVELS)
+USE_CASE = "useCase"
+
+
 def _target(request: web.Request) -> tuple[UseCase, str | None, str, str]:
-    """(use case, content id or None, level, owner) from the query, checked."""
+    """(use case, content id or None, level, owner) from the query, checked as the OpenAPI document
+    describes it: exactly one of contentId, user, org, default, each once; useCase (PROV or AUTH)
+    only with user, org or default; nothing else."""
     query = request.query
-    given = [name for name in ("contentId", *LEVELS) if name in query]
+    for name in query:
+        if name not in (*TARGETS, USE_CASE):
+            raise ApiError(400, "invalid_query", f"{name}: unknown (known: {', '.join(TARGETS)}, {USE_CASE})")
+        if len(query.getall(name)) > 1:
+            raise ApiError(400, "invalid_query", f"{name}: given more than once")
+    given = [name for name in TARGETS if name in query]
     if len(given) != 1:
         raise ApiError(400, "invalid_query", "give exactly one of contentId, user, org, default")
-    use_case_text = query.get("useCase", "PROV").upper()
-    if use_case_text not in ("PROV", "AUTH"):
-        raise ApiError(400, "invalid_query", f"useCase: expected PROV or AUTH, got {query['useCase']!r}")
     name = given[0]
+    use_case_text = query.get(USE_CASE)
     if name == "contentId":
-        content_id = parse_content_id(query["contentId"], request.app[SETTINGS].bare_ids)
+        if use_case_text is not None:
+            raise ApiError(400, "invalid_query", "useCase: only with user, org or default (a content id says its own)")
+        settings = request.app[SETTINGS]
+        try:
+            raw = looked_up(query["contentId"], settings)
+        except ValueError as exc:
+            raise ApiError(400, "invalid_query", str(exc)) from None
+        content_id = parse_content_id(raw, settings.bare_ids)
         if content_id is None:
             raise ApiError(404, "unknown_content_id", BARE_IDS_OFF)
         return content_id.use_case, content_id.subject, "", ""
+    if use_case_text is None:
+        use_case_text = UseCase.CARD.value
+    if use_case_text not in (UseCase.CARD.value, UseCase.AUTH.value):
+        raise ApiError(400, "invalid_query", f"useCase: expected PROV or AUTH, got {use_case_text!r}")
     owner = query[name] if name != "default" else "default"
     if not owner:
         raise ApiError(400, "invalid_query", f"{name}: may not be empty")

@@ -27,7 +27,6 @@ from content_provider.config.settings import (
     MAX_WORKERS,
     NAMESPACE,
     REDIS_SCHEMES,
-    SAFE_NAME,
     STATE_BACKENDS,
     Organisation,
     Settings,
@@ -36,7 +35,7 @@ from content_provider.config.settings import (
     state_dir,
 )
 from content_provider.config.upstream import parse_upstream
-from content_provider.core.layout import SIDES
+from content_provider.core.layout import SAFE_NAME, SIDES
 from content_provider.core.reader import ConfigError, Reader, bounded
 from content_provider.faults.rules import parse_fault_settings
 

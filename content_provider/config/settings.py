@@ -64,10 +64,6 @@ KEY_TYPES = {
 ALGORITHMS = tuple(KEY_TYPES)
 # Default key files are named by key type, so switching algorithm never reuses a wrong key.
 KEY_FILE_STEMS = {"RSA": "rsa", "P-256": "ec-p256", "P-384": "ec-p384", "Ed25519": "ed25519"}
-# Organisation and user names that may appear as folder names. Content ids are
-# opaque, so anything else is simply not a folder (it may still be mapped in
-# config, match an organisation pattern, or fall back to the default).
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]{0,199}\Z")  # \Z: "$" would let a trailing newline in
 
 STATE_DIR_ENV = ENV_PREFIX + "STATE_DIR"
 

@@ -14,9 +14,17 @@ a link to the one served (see fixtures/write.py).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from content_provider.core.contract import UseCase
+
+# Names of users and organisations that may be folder names (content ids are opaque, so anything
+# else is simply not a folder: it may still be mapped in config, match an organisation pattern, or
+# fall back to the default), and the names of fault rules: each is also a URL path segment of the
+# admin API and text in a header, so it has no "/", no space and no control character.
+SAFE_NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9._@+=-]{0,199}"
+SAFE_NAME = re.compile(f"^{SAFE_NAME_PATTERN}\\Z")  # \Z: "$" would let a trailing newline in
 
 USERS_DIR = "users"
 ORGS_DIR = "orgs"

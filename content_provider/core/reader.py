@@ -22,6 +22,18 @@ def ascii_int(text: str) -> int | None:
     return int(text) if ASCII_DIGITS.fullmatch(text) else None
 
 
+def whole_number(value: Any) -> int | None:
+    """``value`` as an int when it is a whole number (``2`` or ``2.0``, as JSON Schema's ``integer``
+    takes them; never ``True``), else ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 class ConfigError(Exception):
     """A setting is missing or wrong; the message names the key."""
 
@@ -56,6 +68,17 @@ class Reader:
             raise ConfigError(f"{self.key(name)}: expected a string, got {kind(value)}")
         return str(value)
 
+    def text(self, name: str, non_empty: bool = False) -> str | None:
+        """A string that is one in the data (no number is taken for it), or ``None`` when absent;
+        for the fault rules, whose every key the OpenAPI document describes exactly."""
+        value = self.raw(name)
+        if value is None:
+            return None
+        if not isinstance(value, str) or (non_empty and not value):
+            wanted = "a non-empty string" if non_empty else "a string"
+            raise ConfigError(f"{self.key(name)}: expected {wanted}, got {kind(value) if value else repr(value)}")
+        return value
+
     def boolean(self, name: str, default: bool) -> bool:
         value = self.raw(name)
         if value is None:
@@ -68,9 +91,10 @@ class Reader:
         value = self.raw(name)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, int):
+        number = whole_number(value)
+        if number is None:
             raise ConfigError(f"{self.key(name)}: expected an integer, got {value!r}")
-        return bounded(self.key(name), value, minimum, maximum)
+        return bounded(self.key(name), number, minimum, maximum)
 
     def number(self, name: str, default: float, minimum: float, maximum: float) -> float:
         value = self.raw(name)
@@ -102,16 +126,27 @@ class Reader:
         """Glob patterns, or full-match regular expressions written ``re:...``."""
         values = self.string_list(name)
         for index, pattern in enumerate(values):
-            error = pattern_error(pattern)
-            if error is not None:
-                raise ConfigError(f"{self.key(name)}[{index}]: {error}")
+            _check_pattern(pattern, f"{self.key(name)}[{index}]")
         return values
+
+    def pattern(self, name: str) -> str | None:
+        """One pattern, as :meth:`patterns` takes them; ``None`` when absent."""
+        value = self.text(name, non_empty=True)
+        if value is not None:
+            _check_pattern(value, self.key(name))
+        return value
 
     def finish(self) -> None:
         unknown = sorted(str(k) for k in self.data if k not in self.used)
         if unknown:
             known = ", ".join(sorted(self.used))
             raise ConfigError(f"{self.key(unknown[0])}: unknown key (known here: {known})")
+
+
+def _check_pattern(pattern: str, key: str) -> None:
+    error = pattern_error(pattern)
+    if error is not None:
+        raise ConfigError(f"{key}: {error}")
 
 
 def kind(value: Any) -> str:

@@ -28,11 +28,11 @@ def split_directives(raw: str, cap: float) -> tuple[str, Rule | None]:
         if not eq or name not in DIRECTIVE_KEYS:
             raise ConfigError(f"directive {part!r}: expected one of {', '.join(f'{k}=...' for k in DIRECTIVE_KEYS)}")
         values[name] = value.strip()
-    data: dict[str, Any] = {"name": "directive", "match": {"id": base}}
+    data: dict[str, Any] = {"name": "directive", "match": {"id": base} if base else {}}
     if "fault" in values:
         data["outcome"] = values["fault"]
     if "seq" in values:
-        data["sequence"] = [v for v in values["seq"].split(",") if v]
+        data["sequence"] = [v.strip() for v in values["seq"].split(",") if v.strip()]
     if "delay" in values:
         data["delay"] = values["delay"]
     if "delay_at" in values:

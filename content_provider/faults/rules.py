@@ -21,19 +21,35 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from statistics import NormalDist
 from typing import Any
 
 from content_provider.core.contract import ContentId, UseCase
+from content_provider.core.layout import SAFE_NAME
 from content_provider.core.patterns import compile_pattern
-from content_provider.core.reader import ConfigError, Reader, ascii_int
+from content_provider.core.reader import ConfigError, Reader, whole_number
 from content_provider.faults.payloads import PAYLOAD_MODES
 
+# The tables the parser below checks a rule against. The OpenAPI document's rule schema is made
+# from them too (faults/schema.py), so the two say the same.
+NAMED_OUTCOMES = ("ok", "hang")
 CONNECTION_MODES = ("reset", "close", "partial", "garbage")
 BODY_KINDS = ("json", "empty", "html")
 DELAY_AT = ("headers", "body")
+USE_CASES = ("any", UseCase.CARD.value, UseCase.AUTH.value)  # match.use_case
+EFFECTS = ("delay", "bandwidth", "outcome", "sequence", "rate_limit")  # a rule does at least one of these
+MAX_COUNT = 1 << 40  # first, every, bandwidth
+MAX_REQUESTS = 1 << 30  # rate_limit.requests
+STATUSES = (100, 599)  # an injected status, lowest and highest
+STATUS_TEXT = "(?:status: ?)?([1-5][0-9][0-9])"  # an outcome written as text: 503, status:503, status: 503
+# A duration: seconds as a number, or a text (0.2, .5s, 200ms, 2 s, 1.5m, 2min, 1h), at most a year.
+DURATION_NUMBER = r"[0-9]+(?:\.[0-9]+)?|\.[0-9]+"
+DURATION_UNITS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "min": Decimal(60), "h": Decimal(3600)}
+DURATION = re.compile(f"({DURATION_NUMBER})(?: ?({'|'.join(sorted(DURATION_UNITS, key=len, reverse=True))}))?")
+MAX_DURATION_SECONDS = 365 * 86400
+DEFAULT_MAX_DELAY = 3600.0  # faults.max_delay_seconds
 Z99 = 2.3263478740408408  # standard normal quantile at 0.99
-DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|min|h)?\s*$")
 _UNIT = NormalDist()
 
 
@@ -169,95 +185,112 @@ class FaultSettings:
     seed: int = 0
     header: bool = True
     content_id_directives: bool = False
-    max_delay_seconds: float = 3600.0
+    max_delay_seconds: float = DEFAULT_MAX_DELAY
     rules: tuple[Rule, ...] = ()
 
 
 # --------------------------------------------------------------------------- parsing
+#
+# A rule is read strictly, so that exactly the rules the OpenAPI document's schema allows are
+# taken: a key is given with a value of its type or left out (no null), a text is a string, and
+# every choice, bound and pattern comes from the tables at the top of this module.
 
 
-def parse_duration(value: Any, key: str) -> float:
-    """Seconds from a number or a string like ``200ms``, ``2s``, ``1.5m``, ``1h``."""
-    if isinstance(value, bool):
+class DuplicateRuleName(ConfigError):
+    """Two rules of one list share a name (the admin API answers 409)."""
+
+
+def parse_duration(value: Any, key: str, *, positive: bool = False, cap: float | None = None) -> float:
+    """Seconds from a number or a text like ``200ms``, ``2s``, ``2 s``, ``1.5m``, ``1h``: zero or more
+    (more than zero when ``positive``), at most a year, and at most ``cap`` when given. A text is
+    compared exactly (as a decimal), as the document's patterns compare it."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ConfigError(f"{key}: expected a duration like 0.2, '200ms' or '2s', got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = DURATION.match(str(value))
+    if isinstance(value, str):
+        match = DURATION.fullmatch(value)
         if not match:
             raise ConfigError(f"{key}: expected a duration like 0.2, '200ms' or '2s', got {value!r}")
-        number, unit = float(match.group(1)), match.group(2) or "s"
-        seconds = number * {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}[unit]
-    if seconds < 0 or not math.isfinite(seconds):
+        seconds = Decimal(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
+    elif not math.isfinite(value):
+        raise ConfigError(f"{key}: expected a duration like 0.2, '200ms' or '2s', got {value!r}")
+    else:
+        seconds = Decimal(value)
+    if seconds < 0:
         raise ConfigError(f"{key}: must be zero or more, got {value!r}")
-    return seconds
+    if positive and seconds == 0:
+        raise ConfigError(f"{key}: must be more than zero, got {value!r}")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ConfigError(f"{key}: {value!r} is more than a year ({MAX_DURATION_SECONDS}s)")
+    if cap is not None and seconds > Decimal(cap):
+        raise ConfigError(f"{key}: {float(seconds):g}s is over faults.max_delay_seconds ({cap:g}s)")
+    return float(seconds)
+
+
+def _required(reader: Reader, name: str, example: str = "") -> Any:
+    if name not in reader.data:
+        raise ConfigError(f"{reader.key(name)}: required{example}")
+    return reader.raw(name)
 
 
 def parse_delay(value: Any, key: str, cap: float) -> Delay:
-    if isinstance(value, dict):
-        reader = Reader(value, key)
-        if "uniform" in value:
-            bounds = reader.raw("uniform")
-            if not isinstance(bounds, list) or len(bounds) != 2:
-                raise ConfigError(f"{key}.uniform: expected [min, max], got {bounds!r}")
-            low = parse_duration(bounds[0], f"{key}.uniform[0]")
-            high = parse_duration(bounds[1], f"{key}.uniform[1]")
-            if low > high:
-                raise ConfigError(f"{key}.uniform: min {low:g}s is above max {high:g}s")
-            delay = Delay("uniform", low, high)
-        elif "lognormal" in value:
-            inner = reader.section("lognormal")
-            median = parse_duration(inner.raw("median"), f"{inner.where}.median")
-            p99 = parse_duration(inner.raw("p99"), f"{inner.where}.p99")
-            inner.finish()
-            if not 0 < median < p99:
-                raise ConfigError(f"{inner.where}: need 0 < median < p99, got median {median:g}s, p99 {p99:g}s")
-            delay = Delay("lognormal", median, p99)
-        elif "fixed" in value:
-            delay = Delay("fixed", parse_duration(reader.raw("fixed"), f"{key}.fixed"))
-        else:
-            raise ConfigError(f"{key}: expected a duration, or one of fixed, uniform, lognormal")
-        reader.finish()
+    """A duration, ``{fixed: d}``, ``{uniform: [a, b]}`` (in either order) or ``{lognormal: {median, p99}}``;
+    every bound a delay can reach at most ``cap`` (a lognormal's median; its tail is cut at the cap)."""
+    if not isinstance(value, dict):
+        return Delay("fixed", parse_duration(value, key, cap=cap))
+    reader = Reader(value, key)
+    if "uniform" in value:
+        bounds = reader.raw("uniform")
+        if not isinstance(bounds, list) or len(bounds) != 2:
+            raise ConfigError(f"{key}.uniform: expected [min, max], got {bounds!r}")
+        low, high = sorted(parse_duration(b, f"{key}.uniform[{i}]", cap=cap) for i, b in enumerate(bounds))
+        delay = Delay("uniform", low, high)
+    elif "lognormal" in value:
+        inner = reader.section("lognormal")
+        median = parse_duration(_required(inner, "median"), inner.key("median"), positive=True, cap=cap)
+        p99 = parse_duration(_required(inner, "p99"), inner.key("p99"))
+        inner.finish()
+        delay = Delay("lognormal", median, max(median, p99))  # a p99 at or below the median: no spread
+    elif "fixed" in value:
+        delay = Delay("fixed", parse_duration(reader.raw("fixed"), f"{key}.fixed", cap=cap))
     else:
-        delay = Delay("fixed", parse_duration(value, key))
-    top = delay.a if delay.kind == "fixed" else delay.b if delay.kind == "uniform" else delay.a
-    if top > cap:
-        raise ConfigError(f"{key}: {top:g}s is over faults.max_delay_seconds ({cap:g}s)")
+        raise ConfigError(f"{key}: expected a duration, or one of fixed, uniform, lognormal")
+    reader.finish()
     return delay
 
 
+_STATUS_TEXT = re.compile(STATUS_TEXT)
+
+
 def parse_outcome(value: Any, key: str) -> Outcome:
-    """An outcome: ``ok``, a status (``503``), a payload or connection mode name, ``hang``, or a mapping."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{key}: expected an outcome, got {value!r}")
-    if isinstance(value, int):
-        return _status(value, key)
+    """An outcome: ``ok``, a status (``503``, ``"503"``, ``"status:503"``), a payload or connection mode
+    name, ``hang``, or a mapping with one of ``status``, ``payload``, ``connection``."""
+    code = whole_number(value)
+    if code is not None:
+        return _status(code, key)
     if isinstance(value, str):
-        text = value.strip()
-        code = ascii_int(text.removeprefix("status:").strip())
-        if code is not None:
-            return _status(code, key)
-        if text in ("ok", "hang"):
-            return Outcome(text)
-        if text in CONNECTION_MODES:
-            return Outcome("connection", mode=text)
-        if text in PAYLOAD_MODES:
-            return Outcome("payload", mode=text)
+        status = _STATUS_TEXT.fullmatch(value)
+        if status is not None:
+            return Outcome("status", int(status.group(1)))
+        if value in NAMED_OUTCOMES:
+            return Outcome(value)
+        if value in CONNECTION_MODES:
+            return Outcome("connection", mode=value)
+        if value in PAYLOAD_MODES:
+            return Outcome("payload", mode=value)
         raise ConfigError(
-            f"{key}: unknown outcome {text!r}; expected ok, hang, a status code, one of "
+            f"{key}: unknown outcome {value!r}; expected ok, hang, a status code, one of "
             f"{', '.join(CONNECTION_MODES)}, or a payload mode ({', '.join(sorted(PAYLOAD_MODES))})"
         )
     if isinstance(value, dict):
         reader = Reader(value, key)
         if "status" in value:
-            outcome = _status(reader.integer("status", 0, 100, 599), key)
+            code = reader.integer("status", 0, *STATUSES)
             body = reader.choice("body", "json", BODY_KINDS)
             retry = reader.raw("retry_after")
-            retry_after = parse_duration(retry, f"{key}.retry_after") if retry is not None else None
-            message = reader.string("message", None)
-            outcome = Outcome("status", outcome.status, body, retry_after, message)
+            retry_after = parse_duration(retry, reader.key("retry_after")) if retry is not None else None
+            outcome = Outcome("status", code, body, retry_after, reader.text("message"))
         elif "payload" in value:
-            outcome = parse_outcome(reader.choice("payload", "", tuple(sorted(PAYLOAD_MODES))), key)
+            outcome = Outcome("payload", mode=reader.choice("payload", "", tuple(sorted(PAYLOAD_MODES))))
         elif "connection" in value:
             outcome = Outcome("connection", mode=reader.choice("connection", "", CONNECTION_MODES))
         else:
@@ -268,15 +301,30 @@ def parse_outcome(value: Any, key: str) -> Outcome:
 
 
 def _status(code: int, key: str) -> Outcome:
-    if not 100 <= code <= 599:
-        raise ConfigError(f"{key}: HTTP status must be 100-599, got {code}")
+    low, high = STATUSES
+    if not low <= code <= high:
+        raise ConfigError(f"{key}: HTTP status must be {low}-{high}, got {code}")
     return Outcome("status", code)
 
 
 def _positive_int(reader: Reader, name: str) -> int | None:
     if reader.raw(name) is None:
         return None
-    return reader.integer(name, 1, 1, 1 << 40)
+    return reader.integer(name, 1, 1, MAX_COUNT)
+
+
+def _no_nulls(data: Any, key: str) -> None:
+    """A rule has no null anywhere: a key is given a value or left out (in YAML, ``outcome:`` with
+    nothing after it is a slip, not a way to say "none")."""
+    stack = [(data, key)]
+    while stack:
+        value, where = stack.pop()
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for name, item in items:
+            inner = f"{where}[{name}]" if isinstance(value, list) else f"{where}.{name}"
+            if item is None:
+                raise ConfigError(f"{inner}: no value (null); give one, or leave the key out")
+            stack.append((item, inner))
 
 
 def unused_name(taken: Iterable[str], position: int) -> str:
@@ -292,18 +340,20 @@ def unused_name(taken: Iterable[str], position: int) -> str:
 def parse_rule(data: Any, key: str, cap: float, default_name: str) -> Rule:
     """One rule; ``default_name`` when it has none (see :func:`unused_name`)."""
     reader = Reader(data, key)
-    name = reader.string("name", None)
-    if name is not None and not name.strip():
-        raise ConfigError(f"{reader.key('name')}: may not be empty")
+    _no_nulls(reader.data, key)
+    name = reader.text("name")
+    if name is not None and not SAFE_NAME.match(name):
+        raise ConfigError(
+            f"{reader.key('name')}: {name!r} is not a rule name: letters, digits and . _ @ + = -, "
+            "starting with a letter or digit, at most 200 (it is a URL path segment and header text)"
+        )
     name = name or default_name
     match_reader = reader.section("match")
-    use_case_text = match_reader.choice("use_case", "any", ("any", "PROV", "AUTH"))
-    single = match_reader.string("id", None)
-    ids = match_reader.string_list("ids") + ((single,) if single else ())
-    patterns = match_reader.patterns("patterns")
-    single_pattern = match_reader.string("pattern", None)
-    if single_pattern:
-        patterns += (single_pattern,)
+    use_case_text = match_reader.choice("use_case", "any", USE_CASES)
+    single = match_reader.text("id", non_empty=True)
+    ids = match_reader.string_list("ids") + ((single,) if single is not None else ())
+    single_pattern = match_reader.pattern("pattern")
+    patterns = match_reader.patterns("patterns") + ((single_pattern,) if single_pattern is not None else ())
     match_reader.finish()
     match = Match(None if use_case_text == "any" else UseCase(use_case_text), frozenset(ids), patterns)
     probability = reader.number("probability", 1.0, 0.0, 1.0)
@@ -321,22 +371,23 @@ def parse_rule(data: Any, key: str, cap: float, default_name: str) -> Rule:
         if not isinstance(sequence_value, list) or not sequence_value:
             raise ConfigError(f"{reader.key('sequence')}: expected a non-empty list of outcomes")
         sequence = tuple(parse_outcome(v, f"{reader.key('sequence')}[{i}]") for i, v in enumerate(sequence_value))
-    limit_reader = reader.section("rate_limit")
     rate_limit = None
-    if limit_reader.data:
-        requests = limit_reader.integer("requests", 0, 1, 1 << 30)
-        window = parse_duration(limit_reader.raw("window") or 1, f"{limit_reader.where}.window")
+    if "rate_limit" in reader.data:
+        limit_reader = reader.section("rate_limit")
+        requests = limit_reader.integer("requests", 0, 1, MAX_REQUESTS)
         if not requests:
             raise ConfigError(f"{limit_reader.where}.requests: required")
-        rate_limit = (requests, window or 1.0)
-    limit_reader.finish()
+        window = limit_reader.raw("window")
+        seconds = parse_duration(window, limit_reader.key("window"), positive=True) if window is not None else 1.0
+        rate_limit = (requests, seconds)
+        limit_reader.finish()
     in_force = _parse_window(reader)
     reader.finish()
     if outcome is not None and sequence:
         raise ConfigError(f"{key}: give outcome or sequence, not both")
-    if outcome is None and not sequence and delay is None and bandwidth is None and rate_limit is None:
-        raise ConfigError(f"{key}: the rule does nothing; give delay, bandwidth, outcome, sequence or rate_limit")
-    spec = {"name": name, **{k: v for k, v in data.items() if k != "name"}}
+    if not any(effect in reader.data for effect in EFFECTS):
+        raise ConfigError(f"{key}: the rule does nothing; give {', '.join(EFFECTS[:-1])} or {EFFECTS[-1]}")
+    spec = {"name": name, **{k: v for k, v in reader.data.items() if k != "name"}}
     return Rule(
         name,
         match,
@@ -355,25 +406,20 @@ def parse_rule(data: Any, key: str, cap: float, default_name: str) -> Rule:
 
 
 def _parse_window(reader: Reader) -> Window | None:
-    """``after``, ``for`` and ``every_period: {period, active}``: when a rule is in force."""
+    """``after``, ``for`` and ``every_period: {period, active}``: when a rule is in force. An ``active``
+    at least as long as its ``period`` keeps the rule in force all the time (within after and for)."""
     after_value, for_value = reader.raw("after"), reader.raw("for")
     after = parse_duration(after_value, reader.key("after")) if after_value is not None else 0.0
-    lasting = parse_duration(for_value, reader.key("for")) if for_value is not None else None
-    if lasting is not None and lasting <= 0:
-        raise ConfigError(f"{reader.key('for')}: must be more than zero, got {for_value!r}")
-    periodic = reader.section("every_period")
+    lasting = parse_duration(for_value, reader.key("for"), positive=True) if for_value is not None else None
     period = active = None
-    if periodic.data:
-        for name in ("period", "active"):
-            if periodic.data.get(name) is None:
-                raise ConfigError(f"{periodic.key(name)}: required (e.g. every_period: {{period: 5m, active: 1m}})")
-        period = parse_duration(periodic.raw("period"), periodic.key("period"))
-        active = parse_duration(periodic.raw("active"), periodic.key("active"))
-        if period <= 0:
-            raise ConfigError(f"{periodic.key('period')}: must be more than zero")
-        if not 0 < active <= period:
-            raise ConfigError(f"{periodic.key('active')}: must be more than zero and at most the period ({period:g}s)")
-    periodic.finish()
+    if "every_period" in reader.data:
+        periodic = reader.section("every_period")
+        example = " (e.g. every_period: {period: 5m, active: 1m})"
+        period = parse_duration(_required(periodic, "period", example), periodic.key("period"), positive=True)
+        active = parse_duration(_required(periodic, "active", example), periodic.key("active"), positive=True)
+        periodic.finish()
+        if active >= period:  # in force all of every period: as if no period were given
+            period = active = None
     if after == 0.0 and lasting is None and period is None:
         return None
     return Window(after, lasting, period, active or 0.0)
@@ -383,7 +429,7 @@ def parse_fault_settings(reader: Reader) -> FaultSettings:
     seed = reader.integer("seed", 0, 0, (1 << 63) - 1)
     header = reader.boolean("header", True)
     directives = reader.boolean("content_id_directives", False)
-    cap = reader.number("max_delay_seconds", 3600.0, 0.0, 7 * 86400.0)
+    cap = reader.number("max_delay_seconds", DEFAULT_MAX_DELAY, 0.0, 7 * 86400.0)
     rules = parse_rules(reader.raw("rules"), reader.key("rules"), cap)
     reader.finish()
     return FaultSettings(seed, header, directives, cap, rules)
@@ -400,6 +446,6 @@ def parse_rules(value: Any, key: str, cap: float) -> tuple[Rule, ...]:
         default_name = unused_name([*given, *(r.name for r in rules)], index + 1)
         rule = parse_rule(item, f"{key}[{index}]", cap, default_name)
         if any(r.name == rule.name for r in rules):
-            raise ConfigError(f"{key}: two rules are named {rule.name!r}; names must be unique")
+            raise DuplicateRuleName(f"{key}: two rules are named {rule.name!r}; names must be unique")
         rules.append(rule)
     return tuple(rules)
