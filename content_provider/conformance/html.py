@@ -34,7 +34,8 @@ from PIL import Image
 
 from content_provider.conformance.jpeg import Decoded, Undecodable, decode_image
 from content_provider.conformance.report import summary_lines
-from content_provider.conformance.rules import RULES, Report, Result
+from content_provider.conformance.result import Result
+from content_provider.conformance.rules import RULES, Report
 from content_provider.conformance.seen import Seen, Side, Signature
 from content_provider.core.contract import CARD_ASPECT
 from content_provider.core.version import __version__

@@ -20,6 +20,7 @@ from cryptography import x509
 from joserfc.errors import JoseError
 
 from content_provider.conformance.jpeg import Decoded, Undecodable, aspect_problem, decode_image
+from content_provider.conformance.result import Result
 from content_provider.conformance.seen import Seen, Side, Signature, Timing
 from content_provider.core.b64 import b64url_decode, basic_authorization
 from content_provider.core.contract import CARD_ASPECT, JSON_TYPE, JWS_TYPE
@@ -59,21 +60,6 @@ RULES = {
         RuleInfo("CP18", "answers arrive within the timeout", True),
     )
 }
-
-
-@dataclass
-class Result:
-    rule: str
-    title: str
-    required: bool
-    status: str  # pass | fail | skip | unverified
-    content_id: str | None
-    checked: str
-    evidence: str = ""
-
-    @property
-    def failed(self) -> bool:
-        return self.status == "fail"
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from content_provider.conformance.jpeg import Decoded
 
 if TYPE_CHECKING:
-    from content_provider.conformance.rules import Result
+    from content_provider.conformance.result import Result
 
 
 @dataclass

@@ -21,7 +21,8 @@ from typing import Any
 
 from multidict import CIMultiDict
 
-from content_provider.conformance.rules import RULES, Options, Result, check_answer
+from content_provider.conformance.result import Result
+from content_provider.conformance.rules import RULES, Options, check_answer
 from content_provider.core.lru import LRU
 
 VERDICTS_KEPT = 4096  # each a few hundred bytes: rule ids and evidence strings
