@@ -329,6 +329,8 @@ class Recorder:
         config = {
             "fixtures": {"root": ".", "default": False, "users": users},
             "signing": {"directory": REPLAY_SIGNING},
+            # a replay writes nothing outside its folder, and the cache may not live inside it
+            "cache": {"persistent": False},
         }
         header = (
             "# Made by content-provider serve in upstream record mode: replay the recording with\n"
