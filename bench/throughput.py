@@ -217,6 +217,20 @@ async def main() -> None:
     report(servers, body, args)
 
 
+def print_ratio(
+    label: str, connections: int, top: list[dict[str, float]], bottom: list[dict[str, float]], second: str
+) -> None:
+    """One line of ratios taken round by round: requests/s, then the p99 or the CPU per request."""
+    pairs = list(zip(top, bottom, strict=True))
+    each = ", ".join(f"{a['rps'] / b['rps']:.2f}" for a, b in pairs)
+    other = statistics.median(a[second] / b[second] for a, b in pairs)
+    said = "the p99" if second == "p99" else "the CPU per request"
+    print(
+        f"{label} at {connections} connections: {statistics.median(a['rps'] / b['rps'] for a, b in pairs):.2f} "
+        f"of the requests/s (rounds: {each}), {other:.2f}x {said}"
+    )
+
+
 def report(servers: list[Server], body: bytes, args: argparse.Namespace) -> None:
     names = ", ".join(s.name for s in servers)
     print(f"answer: {len(body)} bytes ({CONTENT_ID}); event loop {args.event_loop}; servers: {names}")
@@ -241,37 +255,18 @@ def report(servers: list[Server], body: bytes, args: argparse.Namespace) -> None
             f"mock / bare at {connections} connections: {ratios[connections]:.2f} of the requests/s "
             f"(rounds: {each}), {p99:.2f}x the p99, {cpu:.2f} by CPU time per request"
         )
-    baseline = next((server for server in servers if server.name == "baseline mock"), None)
-    for connections in args.connections if baseline is not None else ():
-        assert baseline is not None
-        pairs = list(zip(mock.runs[connections], baseline.runs[connections], strict=True))
-        each = ", ".join(f"{m['rps'] / b['rps']:.2f}" for m, b in pairs)
-        print(
-            f"mock / baseline mock at {connections} connections: "
-            f"{statistics.median(m['rps'] / b['rps'] for m, b in pairs):.2f} of the requests/s (rounds: {each}), "
-            f"{statistics.median(m['cpu_us'] / b['cpu_us'] for m, b in pairs):.2f}x the CPU per request"
-        )
-    proxy = next((server for server in servers if server.name == "mock proxy"), None)
-    for connections in args.connections if proxy is not None else ():
-        assert proxy is not None
-        pairs = list(zip(proxy.runs[connections], bare.runs[connections], strict=True))
-        each = ", ".join(f"{p['rps'] / b['rps']:.2f}" for p, b in pairs)
-        print(
-            f"proxy (mock validating in front of bare) / bare alone at {connections} connections: "
-            f"{statistics.median(p['rps'] / b['rps'] for p, b in pairs):.2f} of the requests/s (rounds: {each}), "
-            f"{statistics.median(p['p99'] / b['p99'] for p, b in pairs):.2f}x the p99"
-        )
-    plain = next((server for server in servers if server.name == "plain proxy"), None)
-    for connections in args.connections if proxy is not None and plain is not None else ():
-        assert proxy is not None
-        assert plain is not None
-        pairs = list(zip(proxy.runs[connections], plain.runs[connections], strict=True))
-        each = ", ".join(f"{p['rps'] / q['rps']:.2f}" for p, q in pairs)
-        print(
-            f"mock proxy / plain proxy at {connections} connections: "
-            f"{statistics.median(p['rps'] / q['rps'] for p, q in pairs):.2f} of the requests/s (rounds: {each}), "
-            f"{statistics.median(p['cpu_us'] / q['cpu_us'] for p, q in pairs):.2f}x the CPU per request"
-        )
+    named = {server.name: server for server in servers}
+    # each line: (numerator, denominator, label, the second figure: "p99" or "cpu_us")
+    for over, under, label, second in (
+        ("baseline mock", None, "mock / baseline mock", "cpu_us"),
+        ("mock proxy", "bare aiohttp", "proxy (mock validating in front of bare) / bare alone", "p99"),
+        ("mock proxy", "plain proxy", "mock proxy / plain proxy", "cpu_us"),
+    ):
+        top, bottom = (mock, named.get(over)) if under is None else (named.get(over), named.get(under))
+        if top is None or bottom is None:
+            continue
+        for connections in args.connections:
+            print_ratio(label, connections, top.runs[connections], bottom.runs[connections], second)
     if 64 in ratios:
         print(f"ratio at 64 connections: {ratios[64]:.2f}")
 
