@@ -13,7 +13,8 @@ in the usual layout, so the folder replays as it is:
   status and body), when and from where, its verdict, its files; appended a line per change,
   before the change is served, and what the recorder mends the disk to when it starts again;
 - ``recorded.yaml``: a config to replay with (``serve --config``): the folder as fixtures, no
-  default, a signing folder beside it, and the subjects that have no folder of their own mapped.
+  default, a signing folder beside it, no persistent cache (nothing is written under the user's
+  home), and the subjects that have no folder of their own mapped.
 
 The folder is the subject when that is a folder name no other recorded subject has (case
 aside: ``Variant`` and ``variant`` are one folder on some file systems) and no folder of someone's
