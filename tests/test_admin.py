@@ -455,6 +455,14 @@ async def test_the_blocking_client_has_every_call_the_async_one_has(make_client:
     def use() -> None:
         admin.replace_rules([{"name": "down", "outcome": 503}])
         assert [rule["name"] for rule in admin.rules()] == ["down"]
+        assert admin.rule("down")["outcome"] == 503
+        card = card_jpeg("ida")
+        admin.put_image("front", card, user="ida")
+        assert admin.image("front", user="ida") == card
+        assert admin.delete_image("front", user="ida")["deleted"] == "users/ida/front.jpg"
+        with pytest.raises(AdminError) as missing:
+            admin.image("front", user="ida")
+        assert (missing.value.status, missing.value.body["error"]) == (404, "no_such_image")
         with pytest.raises(AdminError) as error:
             admin.reload()
         assert error.value.status == 409  # no config file: the call reached the server and said why

@@ -37,9 +37,18 @@ async def test_async_client_arranges_and_inspects(server: Server) -> None:
         assert codes == [503, 200]
         assert await admin.request_count(DOC_CARD) == 2
         assert [e["status"] for e in await admin.requests(DOC_CARD)] == [200, 503]
-        await admin.put_image("front", user="kim")
+        assert (await admin.rule("retry"))["sequence"] == [503, "ok"]
+        with pytest.raises(AdminError) as missing:
+            await admin.rule("no-such")
+        assert (missing.value.status, missing.value.body["error"]) == (404, "no_such_rule")
+        kim = card_jpeg("kim")
+        assert (await admin.put_image("front", kim, user="kim"))["bytes"] == len(kim)
+        assert await admin.image("front", user="kim") == kim
         assert (await admin.resolve("PROV:kim"))["level"] == "user"
-        await admin.delete_image("front", user="kim")
+        assert (await admin.delete_image("front", user="kim"))["deleted"] == "users/kim/front.jpg"
+        with pytest.raises(AdminError) as gone:
+            await admin.image("front", user="kim")
+        assert gone.value.status == 404
         with pytest.raises(AdminError) as caught:
             await admin.add_rule(outcome="explode")
         assert caught.value.status == 400
