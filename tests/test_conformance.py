@@ -19,6 +19,7 @@ from PIL import Image
 from content_provider.cli import main
 from content_provider.conformance.checker import check
 from content_provider.conformance.rules import RULES
+from content_provider.core.b64 import b64url_encode
 from content_provider.faults.payloads import PAYLOAD_MODES
 from content_provider.faults.rules import CONNECTION_MODES
 
@@ -123,6 +124,15 @@ def element(key: str, data: str) -> dict[str, str]:
     return {"content_encoding": "base64", "content_type": "image/jpeg", "key": key, "data": data}
 
 
+JOSE = {"content_encoding": "text/plain", "content_type": "application/jose"}
+
+
+def unverified_back(size: tuple[int, int]) -> str:
+    """A compact JWS of a JPEG of ``size`` that is signed in form only (CP13 stays unverified without --trust)."""
+    header = b64url_encode(json.dumps({"alg": "RS256"}).encode())
+    return f"{header}.{b64url_encode(base64.b64decode(jpeg(size)))}.c2lnbmF0dXJl"
+
+
 async def other_provider(answer: Any, status: int = 200, auth: bool = False) -> TestServer:
     """A deliberately different content provider, written from scratch for the checker to judge."""
 
@@ -145,6 +155,11 @@ async def other_provider(answer: Any, status: int = 200, auth: bool = False) -> 
         ({"result": {"data": [element("front", jpeg())]}}, "CP02", 'got {"result":'),
         ({"data": [element("front", jpeg(fmt="PNG"))]}, "CP08", "decodes as PNG, not JPEG"),
         ({"data": [element("front", jpeg((1000, 1000)))]}, "CP09", "front is 1000x1000"),
+        (
+            {"data": [element("front", jpeg()), {**element("back", unverified_back((1000, 1000))), **JOSE}]},
+            "CP09",
+            "back is 1000x1000",
+        ),
         ({"data": [element("card", jpeg())]}, "CP06", "keys ['card']"),
         ({"data": [{**element("front", jpeg()), "content_type": "image/png"}]}, "CP07", "content_type 'image/png'"),
     ],

@@ -203,13 +203,7 @@ def _check_image(ids: _Ids, side: Side, raw: bytes, card: bool, options: Options
         return
     width, height = image.width, image.height
     if card:
-        ratio = width / height if height else 0.0
-        ids.add(
-            "CP09",
-            aspect_problem(width, height, options.aspect_tolerance) is None,
-            f"{key} is 1200:757 within {options.aspect_tolerance:.0%}",
-            f"{key} is {width}x{height} = {ratio:.4f}, want {CARD_ASPECT:.4f}",
-        )
+        _check_aspect(ids, key, image, options)
     ids.add(
         "CP10",
         len(raw) <= options.max_image_bytes and width * height <= MAX_PIXELS,
@@ -224,6 +218,18 @@ def _check_image(ids: _Ids, side: Side, raw: bytes, card: bool, options: Options
     if image.orientation not in (0, 1):
         oddities.append(f"EXIF orientation {image.orientation}")
     ids.add("CP11", not oddities, f"{key} is baseline RGB/grey without rotation", f"{key}: {', '.join(oddities)}")
+
+
+def _check_aspect(ids: _Ids, key: str, image: Decoded, options: Options) -> None:
+    """CP09 on one card side: the front's JPEG, or the JPEG a back's JWS carries."""
+    width, height = image.width, image.height
+    ratio = width / height if height else 0.0
+    ids.add(
+        "CP09",
+        aspect_problem(width, height, options.aspect_tolerance) is None,
+        f"{key} is 1200:757 within {options.aspect_tolerance:.0%}",
+        f"{key} is {width}x{height} = {ratio:.4f}, want {CARD_ASPECT:.4f}",
+    )
 
 
 def _payload_image(side: Side, payload: bytes) -> Decoded | None:
@@ -278,6 +284,8 @@ def _check_back(ids: _Ids, side: Side, element: dict[str, Any], options: Options
         ids.add("CP13", None, "signature not checked: the JWS is malformed")
         ids.add("CP14", None, "certificate not checked: the JWS is malformed")
         return
+    if side.decoded is not None:
+        _check_aspect(ids, side.key, side.decoded, options)
     against = f"signature verifies against {options.trust_name}"
     if options.trust is None:
         signature.status, signature.detail = "unverified", f"not verified: no {options.trust_name} given"
