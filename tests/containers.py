@@ -92,6 +92,7 @@ INSTALL_HINT = (
 BASE_IMAGE = "localhost/debian-python:bookworm"
 REDIS_IMAGE = "localhost/content-provider-redis:bookworm"
 PROJECT_REPOSITORY = "localhost/content-provider"
+PRUNE_AFTER = "24h"  # this tree's image is rebuilt at every change: older ones are removed after this
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -331,7 +332,18 @@ def ensure_project_image() -> str:
     tag = project_tag()
     if not image_exists(tag):
         build_image(tag, ROOT / "Containerfile", ROOT, {"BASE": base})
+        prune_old_images()
     return tag
+
+
+def prune_old_images() -> None:
+    """Each change to the tree is a new tag: those of other trees older than a day go (one in use
+    stays), and so do build stages left untagged as long."""
+    listed = podman("images", "--filter", f"reference={PROJECT_REPOSITORY}:test-*", "--filter", f"until={PRUNE_AFTER}",
+                    "--format", "{{.Repository}}:{{.Tag}}", check=False)  # fmt: skip
+    for old in listed.stdout.split():
+        podman("rmi", old, check=False)
+    podman("image", "prune", "--force", "--filter", f"until={PRUNE_AFTER}", check=False)
 
 
 # --------------------------------------------------------------------------- containers
