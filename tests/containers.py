@@ -49,21 +49,34 @@ Functions and constants:
 - ``Container``: ``name``, ``port`` (on 127.0.0.1), ``url``; ``logs()``, ``inspect(template)``,
   ``exec(*command)``, ``stop(seconds)``, ``healthcheck()``, ``wait_ready(timeout)``.
 - ``wait_http(url, timeout)``: poll ``GET url`` until it answers 200 (``AssertionError`` otherwise).
+- ``get_content(url, content_id, auth=None, timeout=10)`` -> ``(status, JSON body, headers)``:
+  ``POST /getcontent`` as Hermod sends it, an error status too.
+- ``readable(folder)`` -> the folder, made readable by the image's user (pytest makes its
+  folders 0700), for mounting into a container.
+- ``compose_project(file, environ, prefix="cp-compose")``: a context manager: ``podman-compose
+  up -d`` of ``file`` as a project of a unique name, ``environ`` added to the environment of
+  every podman-compose call (the file's ``${...}``); yields a ``ComposeProject``
+  (``name``, ``compose(*args)``, ``containers(service)`` -> ``list[Container]`` by replica
+  number). At the end every container (with its anonymous volumes), pod, network and volume of
+  the project is removed.
 - ``free_port()``: a free port on 127.0.0.1.
 - ``CA_BUNDLE``, ``BASE_IMAGE``, ``REDIS_IMAGE``, ``PROJECT_REPOSITORY``, ``CACHE``, ``ROOT``.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import functools
 import hashlib
+import json
 import os
 import re
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -72,6 +85,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -385,6 +399,27 @@ def wait_http(url: str, timeout: float = 60.0) -> None:
     raise AssertionError(f"{url} did not answer 200 within {timeout:g} s ({problem})")
 
 
+def get_content(
+    url: str, content_id: str, auth: tuple[str, str] | None = None, timeout: float = 10
+) -> tuple[int, Any, dict[str, str]]:
+    """``POST /getcontent`` as Hermod sends it: the status, the JSON body and the headers (of an error too)."""
+    headers = {"Authorization": "Basic " + base64.b64encode(":".join(auth).encode()).decode()} if auth else {}
+    body = json.dumps({"contentId": content_id}).encode()
+    request = urllib.request.Request(f"{url}/getcontent", data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, json.loads(answer.read()), dict(answer.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null"), dict(error.headers)
+
+
+def readable(folder: Path) -> Path:
+    """Readable by the image's user (pytest makes its folders 0700, for root only), to be mounted."""
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return folder
+
+
 @dataclass(frozen=True)
 class Container:
     name: str
@@ -488,3 +523,59 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     count = config.stash.get(_DESELECTED, 0)
     if count:
         terminalreporter.write_line(f"{OPT_OUT}=1: {count} container tests deselected (they need podman)")
+
+
+# --------------------------------------------------------------------------- compose
+
+
+@dataclass(frozen=True)
+class ComposeProject:
+    name: str
+    file: Path
+    environ: Mapping[str, str]
+
+    def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """``podman-compose -p NAME -f FILE ARGS`` with the project's environment."""
+        command = [sys.executable, "-m", "podman_compose", "-p", self.name, "-f", str(self.file), *args]
+        environ = {**podman_environ(), **self.environ}
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, env=environ, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(f"podman-compose {' '.join(args)}: no answer within {timeout:g} s") from exc
+        if done.returncode != 0:
+            raise AssertionError(
+                f"podman-compose {' '.join(args)}: exit status {done.returncode}\n{done.stderr[-3000:]}"
+            )
+        return done
+
+    def container_names(self, service: str | None = None) -> list[str]:
+        filters = ["--filter", f"label=io.podman.compose.project={self.name}"]
+        if service is not None:
+            filters += ["--filter", f"label=io.podman.compose.service={service}"]
+        listed = podman("ps", "--all", *filters, "--format", "{{.Names}}").stdout.split()
+        return sorted(listed, key=lambda name: int(name.rsplit("_", 1)[-1]) if name[-1].isdigit() else 0)
+
+    def containers(self, service: str, port: int = 8080) -> list[Container]:
+        """The service's replicas, in replica order, each with the host port ``port`` is published on."""
+        found = []
+        for name in self.container_names(service):
+            published = podman("port", name, str(port)).stdout.split()[0]
+            found.append(Container(name, int(published.rsplit(":", 1)[1])))
+        return found
+
+
+@contextlib.contextmanager
+def compose_project(file: Path, environ: Mapping[str, str], prefix: str = "cp-compose") -> Iterator[ComposeProject]:
+    project = ComposeProject(unique_name(prefix), file, dict(environ))
+    try:
+        project.compose("up", "--detach")
+        yield project
+    finally:
+        label = f"label=io.podman.compose.project={project.name}"
+        for name in project.container_names():
+            podman("rm", "--force", "--volumes", "--time", "0", name, check=False, timeout=120)
+        podman("pod", "rm", "--force", f"pod_{project.name}", check=False, timeout=120)
+        for kind in ("network", "volume"):
+            listed = podman(kind, "ls", "--filter", label, "--format", "{{.Name}}", check=False).stdout.split()
+            for name in listed:
+                podman(kind, "rm", "--force", name, check=False, timeout=120)

@@ -5,7 +5,6 @@ cleanly on SIGTERM. docs/containers.md says the same to its readers."""
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import subprocess
@@ -24,26 +23,12 @@ from content_provider import __version__
 from content_provider.app import SHUTDOWN_TIMEOUT
 from content_provider.fixtures.generate import card_jpeg
 
-from .containers import ROOT, Container, podman, run_container
+from .containers import ROOT, Container, get_content, podman, readable, run_container
 from .helpers import DOC_CARD
 
 TOKEN = "a-token-of-sixteen-characters-or-more"
 HERMOD = ("hermod", "s3cret")  # basic auth, as Hermod sends it
 START_BOUND = 30.0  # seconds from podman run to healthy: the HEALTHCHECK's start period
-
-
-def post_content(
-    url: str, content_id: str, timeout: float = 10, auth: tuple[str, str] | None = None
-) -> tuple[int, Any, dict[str, str]]:
-    """POST /getcontent as Hermod would: status, JSON body, headers (an error status too)."""
-    headers = {"Authorization": "Basic " + base64.b64encode(":".join(auth).encode()).decode()} if auth else {}
-    body = json.dumps({"contentId": content_id}).encode()
-    request = urllib.request.Request(f"{url}/getcontent", data=body, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return answer.status, json.loads(answer.read()), dict(answer.headers)
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null"), dict(error.headers)
 
 
 def admin(url: str, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
@@ -68,10 +53,10 @@ def demo(project_image: str) -> Iterator[Container]:
 
 
 def test_the_image_serves_the_demo_set(demo: Container) -> None:
-    status, body, _ = post_content(demo.url, DOC_CARD)
+    status, body, _ = get_content(demo.url, DOC_CARD)
     assert status == 200
     assert [element["key"] for element in body["data"]] == ["front", "back"]
-    assert post_content(demo.url, "PROV:acme-42")[2]["X-Content-Provider-Resolved"].startswith("organisation acme")
+    assert get_content(demo.url, "PROV:acme-42")[2]["X-Content-Provider-Resolved"].startswith("organisation acme")
 
 
 def test_the_image_passes_the_conformance_check(demo: Container, tmp_path: Path) -> None:
@@ -130,13 +115,6 @@ def test_the_containerfile_version_is_the_package_version() -> None:
     assert default == __version__
 
 
-def readable(folder: Path) -> Path:
-    """Readable by the container's user (pytest makes its folders 0700, for root only)."""
-    for path in [folder, *folder.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def configured(project_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
     """A fixture folder of one user's card mounted at /fixtures (read-only), a config.yaml at
@@ -160,16 +138,16 @@ def configured(project_image: str, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def test_a_mounted_fixture_folder_is_served_instead_of_the_demo_set(configured: Container) -> None:
-    status, body, headers = post_content(configured.url, "PROV:alice", auth=HERMOD)
+    status, body, headers = get_content(configured.url, "PROV:alice", auth=HERMOD)
     assert status == 200
     assert headers["X-Content-Provider-Resolved"].startswith("user alice")
     assert [element["key"] for element in body["data"]] == ["front"]
-    assert post_content(configured.url, DOC_CARD, auth=HERMOD)[0] == 404  # the demo set is not there
+    assert get_content(configured.url, DOC_CARD, auth=HERMOD)[0] == 404  # the demo set is not there
 
 
 def test_the_config_file_and_the_environment_take_effect(configured: Container) -> None:
-    assert post_content(configured.url, "PROV:carol", auth=HERMOD)[0] == 503  # config.yaml's rule
-    assert post_content(configured.url, "PROV:alice")[0] == 401  # CONTENT_PROVIDER_USERNAME and _PASSWORD
+    assert get_content(configured.url, "PROV:carol", auth=HERMOD)[0] == 503  # config.yaml's rule
+    assert get_content(configured.url, "PROV:alice")[0] == 401  # CONTENT_PROVIDER_USERNAME and _PASSWORD
     # CONTENT_PROVIDER_ADMIN_TOKEN: from the host the admin API is not loopback, so the token is needed
     assert admin(configured.url, "GET", "/__admin/rules")[0] == 401
     status, rules = admin(configured.url, "GET", "/__admin/rules", token=TOKEN)
@@ -192,7 +170,7 @@ def test_sigterm_stops_it_cleanly_within_the_documented_time(project_image: str,
 
     def ask(content_id: str) -> None:
         try:
-            answers[content_id] = post_content(container.url, content_id, timeout=90)[0]
+            answers[content_id] = get_content(container.url, content_id, timeout=90)[0]
         except OSError as exc:  # the connection closed: what a wait cut short at shutdown gets
             answers[content_id] = type(exc).__name__
 
