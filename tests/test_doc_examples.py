@@ -68,28 +68,11 @@ def test_every_python_example_is_run_by_a_test() -> None:
 @pytest.mark.parametrize("block", blocks("yaml"), ids=str)
 def test_yaml_example_is_a_valid_configuration(block: Block) -> None:
     data = yaml.safe_load(block.text)
-    if isinstance(data, dict) and "services" in data:  # a compose file (docs/several-instances.md)
-        check_compose_file(data, str(block))
-    elif isinstance(data, dict) and "scrape_configs" in data:  # a Prometheus scrape config
+    if isinstance(data, dict) and "scrape_configs" in data:  # a Prometheus scrape config
         for job in data["scrape_configs"]:
             assert is_route("GET", job["metrics_path"]), f"{block}: no route {job['metrics_path']}"
     else:
         parse_settings(data, ROOT, {})
-
-
-def check_compose_file(data: dict[str, Any], where: str) -> None:
-    """Docker cannot run here: the file is checked as far as the mock is concerned."""
-    services = data["services"]
-    assert "redis" in services, f"{where}: no redis service"
-    mocks = [s for s in services.values() if "content-provider serve" in str(s.get("command", ""))]
-    assert mocks, f"{where}: no service runs content-provider serve"
-    for service in mocks:
-        environment = {str(k): str(v) for k, v in service["environment"].items()}
-        unknown = {name for name in environment if name.startswith(ENV_PREFIX)} - known_environment()
-        assert not unknown, f"{where}: nothing reads {unknown}"
-        settings = parse_settings({}, ROOT, environment)  # the environment is a valid configuration
-        assert settings.state_backend == "redis", where
-        assert service["deploy"]["replicas"] == 3, where
 
 
 async def test_json_examples_are_what_the_mock_takes_and_gives(make_client: MakeClient) -> None:
