@@ -213,6 +213,8 @@ def check_command(words: list[str], where: str) -> None:
         urls = [arg for arg in args if "://" in arg]
         assert len(urls) == 1, f"{where}: schemathesis run needs the document's URL"
         assert urlsplit(urls[0]).path == "/openapi.json", f"{where}: {urls[0]} is not the OpenAPI document"
+    elif program in ("docker", "podman", "podman-compose"):
+        check_container_command(program, args, where)
     elif program == "curl":
         method = "GET"
         for index, arg in enumerate(args):
@@ -227,6 +229,52 @@ def check_command(words: list[str], where: str) -> None:
             assert is_route(method, path), f"{where}: the mock has no route {method} {path}"
     else:
         raise AssertionError(f"{where}: unknown program {program!r}; teach tests/test_doc_examples.py about it")
+
+
+# The options of ``docker run`` / ``podman run`` the docs use: those that take a value, and those that do not
+RUN_VALUE_OPTIONS = {"-p", "--publish", "-v", "--volume", "-e", "--env", "--name", "--stop-timeout", "--entrypoint"}
+RUN_FLAGS = {"--rm", "-d", "--detach"}
+COMPOSE_COMMANDS = {"up", "down", "ps", "logs", "build"}
+
+
+def check_container_command(program: str, args: list[str], where: str) -> None:
+    """docker and podman as docs/containers.md uses them: the build of this repository's Containerfile,
+    a run of its image (what follows the image is ``serve``'s flags, or with ``--entrypoint`` a command),
+    compose with deploy/compose.yaml."""
+    if program == "podman-compose" or args[:1] == ["compose"]:
+        args = args[1:] if args[:1] == ["compose"] else args
+        files = [args[i + 1] for i, arg in enumerate(args) if arg == "-f"]
+        assert files, f"{where}: name the compose file with -f"
+        assert all((ROOT / name).is_file() for name in files), f"{where}: no compose file {files}"
+        assert COMPOSE_COMMANDS & set(args), f"{where}: {program} {shlex.join(args)}: which compose command?"
+        return
+    command, options = args[0], args[1:]
+    if command == "build":
+        assert options[-1] == ".", f"{where}: build the repository's root (its Containerfile)"
+        declared = set(re.findall(r"^ARG (\w+)", (ROOT / "Containerfile").read_text(), flags=re.MULTILINE))
+        for index, option in enumerate(options):
+            if option == "--build-arg":
+                name = options[index + 1].split("=", 1)[0]
+                assert name in declared, f"{where}: the Containerfile has no ARG {name}"
+        return
+    assert command == "run", f"{where}: {program} {command}: teach tests/test_doc_examples.py about it"
+    entrypoint, index = None, 0
+    while options[index].startswith("-"):
+        option = options[index]
+        assert option in RUN_VALUE_OPTIONS | RUN_FLAGS, f"{where}: {program} run {option}: not one the docs use"
+        if option in ("-e", "--env"):
+            name = options[index + 1].split("=", 1)[0]
+            assert not name.startswith(ENV_PREFIX) or name in known_environment(), f"{where}: nothing reads ${name}"
+        if option == "--entrypoint":
+            entrypoint = options[index + 1]
+        index += 1 if option in RUN_FLAGS else 2
+    image, rest = options[index], options[index + 1 :]
+    assert image == "content-provider", f"{where}: run the image built above (content-provider), not {image}"
+    if entrypoint is None:
+        parse_cli(["serve", "--host", "0.0.0.0", *rest], where)  # the image's entry point, then the flags
+    else:
+        assert entrypoint == "content-provider", where
+        parse_cli(rest, where)
 
 
 @pytest.mark.parametrize("block", blocks("sh"), ids=str)
