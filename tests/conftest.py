@@ -19,7 +19,7 @@ from content_provider.http.accesslog import AccessLogger
 
 from .helpers import MakeClient
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "tests.containers"]  # podman, the images and their fixtures
 
 
 _STATE = tempfile.TemporaryDirectory(prefix="content-provider-test-state-")

@@ -68,28 +68,11 @@ def test_every_python_example_is_run_by_a_test() -> None:
 @pytest.mark.parametrize("block", blocks("yaml"), ids=str)
 def test_yaml_example_is_a_valid_configuration(block: Block) -> None:
     data = yaml.safe_load(block.text)
-    if isinstance(data, dict) and "services" in data:  # a compose file (docs/several-instances.md)
-        check_compose_file(data, str(block))
-    elif isinstance(data, dict) and "scrape_configs" in data:  # a Prometheus scrape config
+    if isinstance(data, dict) and "scrape_configs" in data:  # a Prometheus scrape config
         for job in data["scrape_configs"]:
             assert is_route("GET", job["metrics_path"]), f"{block}: no route {job['metrics_path']}"
     else:
         parse_settings(data, ROOT, {})
-
-
-def check_compose_file(data: dict[str, Any], where: str) -> None:
-    """Docker cannot run here: the file is checked as far as the mock is concerned."""
-    services = data["services"]
-    assert "redis" in services, f"{where}: no redis service"
-    mocks = [s for s in services.values() if "content-provider serve" in str(s.get("command", ""))]
-    assert mocks, f"{where}: no service runs content-provider serve"
-    for service in mocks:
-        environment = {str(k): str(v) for k, v in service["environment"].items()}
-        unknown = {name for name in environment if name.startswith(ENV_PREFIX)} - known_environment()
-        assert not unknown, f"{where}: nothing reads {unknown}"
-        settings = parse_settings({}, ROOT, environment)  # the environment is a valid configuration
-        assert settings.state_backend == "redis", where
-        assert service["deploy"]["replicas"] == 3, where
 
 
 async def test_json_examples_are_what_the_mock_takes_and_gives(make_client: MakeClient) -> None:
@@ -230,6 +213,8 @@ def check_command(words: list[str], where: str) -> None:
         urls = [arg for arg in args if "://" in arg]
         assert len(urls) == 1, f"{where}: schemathesis run needs the document's URL"
         assert urlsplit(urls[0]).path == "/openapi.json", f"{where}: {urls[0]} is not the OpenAPI document"
+    elif program in ("docker", "podman", "podman-compose"):
+        check_container_command(program, args, where)
     elif program == "curl":
         method = "GET"
         for index, arg in enumerate(args):
@@ -244,6 +229,52 @@ def check_command(words: list[str], where: str) -> None:
             assert is_route(method, path), f"{where}: the mock has no route {method} {path}"
     else:
         raise AssertionError(f"{where}: unknown program {program!r}; teach tests/test_doc_examples.py about it")
+
+
+# The options of ``docker run`` / ``podman run`` the docs use: those that take a value, and those that do not
+RUN_VALUE_OPTIONS = {"-p", "--publish", "-v", "--volume", "-e", "--env", "--name", "--stop-timeout", "--entrypoint"}
+RUN_FLAGS = {"--rm", "-d", "--detach"}
+COMPOSE_COMMANDS = {"up", "down", "ps", "logs", "build"}
+
+
+def check_container_command(program: str, args: list[str], where: str) -> None:
+    """docker and podman as docs/containers.md uses them: the build of this repository's Containerfile,
+    a run of its image (what follows the image is ``serve``'s flags, or with ``--entrypoint`` a command),
+    compose with deploy/compose.yaml."""
+    if program == "podman-compose" or args[:1] == ["compose"]:
+        args = args[1:] if args[:1] == ["compose"] else args
+        files = [args[i + 1] for i, arg in enumerate(args) if arg == "-f"]
+        assert files, f"{where}: name the compose file with -f"
+        assert all((ROOT / name).is_file() for name in files), f"{where}: no compose file {files}"
+        assert COMPOSE_COMMANDS & set(args), f"{where}: {program} {shlex.join(args)}: which compose command?"
+        return
+    command, options = args[0], args[1:]
+    if command == "build":
+        assert options[-1] == ".", f"{where}: build the repository's root (its Containerfile)"
+        declared = set(re.findall(r"^ARG (\w+)", (ROOT / "Containerfile").read_text(), flags=re.MULTILINE))
+        for index, option in enumerate(options):
+            if option == "--build-arg":
+                name = options[index + 1].split("=", 1)[0]
+                assert name in declared, f"{where}: the Containerfile has no ARG {name}"
+        return
+    assert command == "run", f"{where}: {program} {command}: teach tests/test_doc_examples.py about it"
+    entrypoint, index = None, 0
+    while options[index].startswith("-"):
+        option = options[index]
+        assert option in RUN_VALUE_OPTIONS | RUN_FLAGS, f"{where}: {program} run {option}: not one the docs use"
+        if option in ("-e", "--env"):
+            name = options[index + 1].split("=", 1)[0]
+            assert not name.startswith(ENV_PREFIX) or name in known_environment(), f"{where}: nothing reads ${name}"
+        if option == "--entrypoint":
+            entrypoint = options[index + 1]
+        index += 1 if option in RUN_FLAGS else 2
+    image, rest = options[index], options[index + 1 :]
+    assert image == "content-provider", f"{where}: run the image built above (content-provider), not {image}"
+    if entrypoint is None:
+        parse_cli(["serve", "--host", "0.0.0.0", *rest], where)  # the image's entry point, then the flags
+    else:
+        assert entrypoint == "content-provider", where
+        parse_cli(rest, where)
 
 
 @pytest.mark.parametrize("block", blocks("sh"), ids=str)

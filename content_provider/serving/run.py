@@ -76,6 +76,7 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
         for server in listeners:
             server.close()
         await runner.cleanup()
+    log.info("stopped")
 
 
 async def _stop_when_orphaned(stop: asyncio.Event) -> None:
