@@ -18,8 +18,10 @@ from content_provider.client import AdminClient
 from content_provider.config.environment import ENV_PREFIX
 from content_provider.config.parse import parse_settings
 from content_provider.fixtures.generate import card_jpeg
+from content_provider.signing import verify_back
 
 from .containers import ROOT, ComposeProject, Container, compose_project, get_content, podman
+from .helpers import DOC_CARD
 from .test_doc_examples import known_environment
 
 COMPOSE_FILE = ROOT / "deploy" / "compose.yaml"
@@ -69,6 +71,18 @@ def test_a_rule_set_through_replica_1_fires_on_replica_3(project: ComposeProject
     client(first).add_rule(name="compose-down", match={"id": "PROV:rule-on-three"}, outcome=503)
     assert get_content(third.url, "PROV:rule-on-three")[0] == 503
     assert [rule["name"] for rule in client(third).rules()] == ["compose-down"]
+
+
+def test_every_replicas_back_verifies_against_one_jwks(project: ComposeProject) -> None:
+    """Hermod trusts one key: behind a balancer, the back from any replica must verify against it."""
+    first = replicas(project)[0]
+    with urllib.request.urlopen(f"{first.url}/.well-known/jwks.json", timeout=10) as answer:
+        jwks = json.loads(answer.read())
+    for replica in replicas(project):
+        status, body, _ = get_content(replica.url, DOC_CARD)
+        assert status == 200, body
+        [back] = [element["data"] for element in body["data"] if element["key"] == "back"]
+        verify_back(back, jwks)  # raises when this replica signs with a key of its own
 
 
 def test_an_upload_through_one_replica_is_served_by_all(project: ComposeProject) -> None:

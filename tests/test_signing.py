@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from joserfc.errors import BadSignatureError, JoseError
 
@@ -121,3 +124,30 @@ def test_a_state_folder_that_cannot_be_made_names_it_and_the_variable(tmp_path: 
         "(Not a directory); set CONTENT_PROVIDER_STATE_DIR to a folder you can write, or signing.directory "
         "in a config file"
     )
+
+
+def _sign_from_shared_folder(folder: str, start: Any, out: Any) -> None:
+    start.wait()  # every process finds no key, then makes one at the same moment
+    signer = load_or_create_signer("RS256", Path(folder) / "k.pem", Path(folder) / "c.pem")
+    out.put((signer.kid, signer.certificate.fingerprint(hashes.SHA256()).hex()))
+
+
+def test_replicas_sharing_a_state_folder_sign_with_one_key_and_one_certificate(tmp_path: Path) -> None:
+    """Replicas (compose, a Kubernetes volume) starting together on one empty state folder: the first key
+    and certificate written win and every replica signs with them, so one JWKS verifies every back."""
+    context = multiprocessing.get_context("fork")
+    replicas = 6
+    start, out = context.Barrier(replicas), context.Queue()
+    processes = [
+        context.Process(target=_sign_from_shared_folder, args=(str(tmp_path), start, out)) for _ in range(replicas)
+    ]
+    for process in processes:
+        process.start()
+    seen = [out.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    assert len(set(seen)) == 1, seen
+    on_disk = load_or_create_signer("RS256", tmp_path / "k.pem", tmp_path / "c.pem")
+    assert seen[0][0] == on_disk.kid
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []  # no temporaries left

@@ -30,6 +30,33 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     fsync_dir(path.parent)
 
 
+def create_once(path: Path, data: bytes, mode: int = 0o644) -> bool:
+    """Write ``path`` whole unless it exists; ``False`` when another process made it first.
+
+    For a file several processes may make at the same moment (replicas sharing one state
+    folder making the signing key): the first one wins and the others read its file,
+    instead of each keeping its own. Written to a temporary and hard-linked into place,
+    so the file is never seen half-written and never replaced.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, mode)
+        try:
+            os.link(tmp_name, path)
+        except FileExistsError:
+            return False
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+    fsync_dir(path.parent)
+    return True
+
+
 def is_atomic_temporary(name: str, of: str) -> bool:
     """Whether ``name`` is a temporary file :func:`atomic_write` made for a file named ``of``
     (one a crash left behind, if no write is under way)."""

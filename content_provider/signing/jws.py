@@ -30,7 +30,7 @@ from joserfc.util import json_b64encode, urlsafe_b64encode
 from content_provider.config.settings import ALGORITHMS, KEY_TYPES, STATE_DIR_ENV, Settings
 from content_provider.core.b64 import b64url_encode
 from content_provider.core.diskmap import DiskMap
-from content_provider.core.fsutil import atomic_write
+from content_provider.core.fsutil import atomic_write, create_once
 from content_provider.core.lru import ThreadSafeLRU
 from content_provider.core.reader import ConfigError
 from content_provider.signing.certs import dev_name, key_usage, make_certificate
@@ -123,6 +123,24 @@ def _load_key(path: Path) -> PrivateKey:
     if _family_of(key) is None:
         raise ConfigError(f"signing.key_file: {path} holds an unsupported key type")
     return key  # type: ignore[return-value]
+
+
+def _load_certificate(path: Path, key: PrivateKey, key_file: Path) -> x509.Certificate | None:
+    """The certificate in ``path`` for ``key``; ``None`` when there is none, or it is for another key or
+    expired (both said: a new one is issued for the same key)."""
+    if not path.exists():
+        return None
+    try:
+        certificate = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"signing.cert_file: cannot load {path}: {exc}") from None
+    if certificate.public_key() != key.public_key():
+        log.warning("certificate %s does not match the key %s; issuing a new one", path, key_file)
+        return None
+    if certificate.not_valid_after_utc <= datetime.datetime.now(datetime.UTC):
+        log.warning("certificate %s expired; issuing a new one", path)
+        return None
+    return certificate
 
 
 class _Persisted:
@@ -318,40 +336,36 @@ def load_or_create_signer(algorithm: str, key_file: Path, cert_file: Path, *, hi
     message when a file cannot be written.
     """
     family = KEY_TYPES[algorithm]
-    if key_file.exists():
-        key = _load_key(key_file)
-        if _family_of(key) != family:
-            raise ConfigError(
-                f"signing.key_file: {key_file} holds a {_family_of(key)} key but signing.algorithm "
-                f"{algorithm} needs {family}; point key_file elsewhere or remove the file"
-            )
-    else:
+    key = None if not key_file.exists() else _load_key(key_file)
+    if key is None:
         key = _new_key(family)
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
         try:
-            atomic_write(key_file, pem, mode=0o600)
+            made = create_once(key_file, pem, mode=0o600)
         except OSError as exc:
             raise ConfigError(f"signing.key_file: cannot write {key_file}: {exc}{hint}") from None
-        log.warning("made a new development signing key (%s) at %s", family, key_file)
+        if made:
+            log.warning("made a new development signing key (%s) at %s", family, key_file)
+        else:  # another process sharing the folder made it meanwhile: sign with that one, like it does
+            key = _load_key(key_file)
+    if _family_of(key) != family:
+        raise ConfigError(
+            f"signing.key_file: {key_file} holds a {_family_of(key)} key but signing.algorithm "
+            f"{algorithm} needs {family}; point key_file elsewhere or remove the file"
+        )
 
-    certificate = None
-    if cert_file.exists():
-        try:
-            certificate = x509.load_pem_x509_certificate(cert_file.read_bytes())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"signing.cert_file: cannot load {cert_file}: {exc}") from None
-        if certificate.public_key() != key.public_key():
-            log.warning("certificate %s does not match the key %s; issuing a new one", cert_file, key_file)
-            certificate = None
-        elif certificate.not_valid_after_utc <= datetime.datetime.now(datetime.UTC):
-            log.warning("certificate %s expired; issuing a new one", cert_file)
-            certificate = None
+    certificate = _load_certificate(cert_file, key, key_file)
     if certificate is None:
+        replacing = cert_file.exists()  # for another key, or expired
         certificate = _new_certificate(key)
+        pem = certificate.public_bytes(serialization.Encoding.PEM)
         try:
-            atomic_write(cert_file, certificate.public_bytes(serialization.Encoding.PEM))
+            if replacing:
+                atomic_write(cert_file, pem)
+            elif not create_once(cert_file, pem):  # made meanwhile by another process: use that one
+                certificate = _load_certificate(cert_file, key, key_file) or certificate
         except OSError as exc:
             raise ConfigError(f"signing.cert_file: cannot write {cert_file}: {exc}{hint}") from None
 
