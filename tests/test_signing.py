@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import multiprocessing
+import subprocess
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
+import aiohttp
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -16,9 +20,10 @@ from joserfc.errors import BadSignatureError, JoseError
 
 from content_provider.config.parse import parse_settings
 from content_provider.core.reader import ConfigError
-from content_provider.signing.jws import SUBJECT_CN, load_or_create_signer, signer_for, verify_back
+from content_provider.signing.jws import SUBJECT_CN, load_or_create_signer, signer_for, signer_from_pem, verify_back
 
 from .helpers import DOC_CARD, MakeClient, get_content
+from .test_cli import serving, write_config
 
 
 def b64url(data: bytes) -> str:
@@ -151,3 +156,91 @@ def test_replicas_sharing_a_state_folder_sign_with_one_key_and_one_certificate(t
     on_disk = load_or_create_signer("RS256", tmp_path / "k.pem", tmp_path / "c.pem")
     assert seen[0][0] == on_disk.kid
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []  # no temporaries left
+
+
+# --------------------------------------------------------------------------- a key and certificate from the environment
+
+OPENSSL_KEY_AND_CERT = (  # the command docs/containers.md gives for a Kubernetes Secret
+    "openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj /CN=content-provider-signing "
+    "-keyout signing-key.pem -out signing-cert.pem"
+)
+
+
+def openssl_key_and_cert(folder: Path) -> dict[str, str]:
+    subprocess.run(OPENSSL_KEY_AND_CERT.split(), cwd=folder, check=True, capture_output=True)
+    return {
+        "CONTENT_PROVIDER_SIGNING_KEY": (folder / "signing-key.pem").read_text(),
+        "CONTENT_PROVIDER_SIGNING_CERT": (folder / "signing-cert.pem").read_text(),
+    }
+
+
+async def test_replicas_given_one_key_and_certificate_by_environment_sign_alike(
+    tmp_path: Path, fixture_root: Path
+) -> None:
+    """Two serve processes with nothing in common but the two variables (as Kubernetes pods given one
+    Secret): each one's back verifies against the other's JWKS, the x5c is the given certificate, and
+    nothing is written where the key files would go."""
+    given = openssl_key_and_cert(tmp_path)
+    certificate = x509.load_pem_x509_certificate(given["CONTENT_PROVIDER_SIGNING_CERT"].encode())
+    answers = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        config = write_config(tmp_path / name, fixture_root, tmp_path / name / "signing")
+        async with serving(config, tmp_path / name, env=given) as server, aiohttp.ClientSession() as session:
+            async with session.get(f"{server.url}/.well-known/jwks.json") as response:
+                jwks = await response.json()
+            async with session.post(f"{server.url}/getcontent", json={"contentId": DOC_CARD}) as response:
+                [back] = [e["data"] for e in (await response.json())["data"] if e["key"] == "back"]
+        answers.append((jwks, back))
+        assert not (tmp_path / name / "signing").exists()  # no development key made
+    (jwks_a, back_a), (jwks_b, back_b) = answers
+    assert jwks_a == jwks_b
+    header, _ = verify_back(back_b, jwks_a)
+    verify_back(back_a, jwks_b)
+    assert base64.b64decode(header["x5c"][0]) == certificate.public_bytes(Encoding.DER)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"CONTENT_PROVIDER_SIGNING_CERT": ""},
+            "CONTENT_PROVIDER_SIGNING_KEY is set but CONTENT_PROVIDER_SIGNING_CERT",
+        ),
+        ({"CONTENT_PROVIDER_SIGNING_KEY": ""}, "CONTENT_PROVIDER_SIGNING_CERT is set but CONTENT_PROVIDER_SIGNING_KEY"),
+        ({"CONTENT_PROVIDER_SIGNING_KEY": "not a key"}, "CONTENT_PROVIDER_SIGNING_KEY: not an unencrypted PEM"),
+        ({"CONTENT_PROVIDER_SIGNING_CERT": "-----BEGIN CERTIFICATE-----\nAAAA\n"}, "SIGNING_CERT: not a PEM"),
+        ({"CONTENT_PROVIDER_JWS_ALG": "ES256"}, "SIGNING_KEY holds a RSA key but signing.algorithm ES256 needs P-256"),
+        ("another key", "CONTENT_PROVIDER_SIGNING_CERT: the certificate is for another key"),
+        ("expired", "CONTENT_PROVIDER_SIGNING_CERT: the certificate expired on"),
+    ],
+)
+def test_a_key_or_certificate_from_the_environment_that_does_not_fit_is_said(
+    tmp_path: Path, change: dict[str, str] | str, message: str
+) -> None:
+    given = openssl_key_and_cert(tmp_path)
+    if change == "another key":
+        (tmp_path / "other").mkdir()
+        given["CONTENT_PROVIDER_SIGNING_CERT"] = openssl_key_and_cert(tmp_path / "other")[
+            "CONTENT_PROVIDER_SIGNING_CERT"
+        ]
+    elif change == "expired":
+        signer = signer_from_pem("RS256", given["CONTENT_PROVIDER_SIGNING_KEY"], given["CONTENT_PROVIDER_SIGNING_CERT"])
+        with mock.patch("content_provider.signing.jws.datetime") as clock:
+            clock.datetime.now.return_value = signer.certificate.not_valid_after_utc + datetime.timedelta(days=1)
+            clock.UTC = datetime.UTC
+            with pytest.raises(ConfigError, match=message):
+                signer_for(parse_settings({}, tmp_path, given))
+        return
+    else:
+        assert isinstance(change, dict)
+        given.update(change)
+    with pytest.raises(ConfigError, match=message):
+        signer_for(parse_settings({}, tmp_path, given))
+
+
+def test_the_key_from_the_environment_is_never_shown(tmp_path: Path) -> None:
+    given = openssl_key_and_cert(tmp_path)
+    settings = parse_settings({}, tmp_path, given)
+    assert "PRIVATE KEY" not in repr(settings)
+    assert settings.state_dir is None  # nothing to make in the state folder for the key

@@ -27,6 +27,8 @@ from content_provider.config.settings import (
     MAX_WORKERS,
     NAMESPACE,
     REDIS_SCHEMES,
+    SIGNING_CERT_ENV,
+    SIGNING_KEY_ENV,
     STATE_BACKENDS,
     Organisation,
     Settings,
@@ -242,15 +244,24 @@ def _signing(signing: Reader, environ: Mapping[str, str], base_dir: Path) -> Fie
     key_text = signing.string("key_file", None)
     cert_text = signing.string("cert_file", None)
     signing.finish()
+    key_pem, cert_pem = environ.get(SIGNING_KEY_ENV) or None, environ.get(SIGNING_CERT_ENV) or None
+    if (key_pem is None) != (cert_pem is None):
+        given, missing = (SIGNING_KEY_ENV, SIGNING_CERT_ENV) if key_pem else (SIGNING_CERT_ENV, SIGNING_KEY_ENV)
+        raise ConfigError(
+            f"{given} is set but {missing} is not: give the key and its certificate together "
+            "(replicas that made a certificate each would each sign differently)"
+        )
     stem = key_file_stem(algorithm)
     # No place named in a config file: the per-user state folder, never the installed package.
-    state = None if signing_dir_text or (key_text and cert_text) else state_dir(environ)
+    state = None if signing_dir_text or (key_text and cert_text) or key_pem else state_dir(environ)
     signing_dir = (base_dir / signing_dir_text).resolve() if signing_dir_text else (state or base_dir) / "signing"
     return {
         "algorithm": algorithm,
         "key_file": (base_dir / key_text).resolve() if key_text else signing_dir / f"{stem}-key.pem",
         "cert_file": (base_dir / cert_text).resolve() if cert_text else signing_dir / f"{stem}-cert.pem",
         "state_dir": state,
+        "key_pem": key_pem,
+        "cert_pem": cert_pem,
     }
 
 

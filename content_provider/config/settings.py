@@ -66,6 +66,8 @@ ALGORITHMS = tuple(KEY_TYPES)
 KEY_FILE_STEMS = {"RSA": "rsa", "P-256": "ec-p256", "P-384": "ec-p384", "Ed25519": "ed25519"}
 
 STATE_DIR_ENV = ENV_PREFIX + "STATE_DIR"
+SIGNING_KEY_ENV = ENV_PREFIX + "SIGNING_KEY"  # PEM text of the signing key (with SIGNING_CERT)
+SIGNING_CERT_ENV = ENV_PREFIX + "SIGNING_CERT"  # PEM text of its certificate
 
 
 def state_dir(environ: Mapping[str, str]) -> Path:
@@ -154,6 +156,10 @@ class Settings:
     key_file: Path = field(default_factory=lambda: _default_signing_dir() / "rsa-key.pem")
     cert_file: Path = field(default_factory=lambda: _default_signing_dir() / "rsa-cert.pem")
     state_dir: Path | None = None  # set when the key lives in the state folder (see state_dir())
+    # The key and certificate as PEM text from the environment (a Kubernetes Secret), used instead of
+    # the files: every replica given them signs alike. Never shown (repr=False).
+    key_pem: str | None = field(default=None, repr=False)
+    cert_pem: str | None = field(default=None, repr=False)
     access_log: bool = True
     log_level: str = "INFO"
     faults: FaultSettings = field(default_factory=FaultSettings)

@@ -27,7 +27,14 @@ from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 from joserfc.util import json_b64encode, urlsafe_b64encode
 
-from content_provider.config.settings import ALGORITHMS, KEY_TYPES, STATE_DIR_ENV, Settings
+from content_provider.config.settings import (
+    ALGORITHMS,
+    KEY_TYPES,
+    SIGNING_CERT_ENV,
+    SIGNING_KEY_ENV,
+    STATE_DIR_ENV,
+    Settings,
+)
 from content_provider.core.b64 import b64url_encode
 from content_provider.core.diskmap import DiskMap
 from content_provider.core.fsutil import atomic_write, create_once
@@ -134,13 +141,20 @@ def _load_certificate(path: Path, key: PrivateKey, key_file: Path) -> x509.Certi
         certificate = x509.load_pem_x509_certificate(path.read_bytes())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"signing.cert_file: cannot load {path}: {exc}") from None
-    if certificate.public_key() != key.public_key():
-        log.warning("certificate %s does not match the key %s; issuing a new one", path, key_file)
-        return None
-    if certificate.not_valid_after_utc <= datetime.datetime.now(datetime.UTC):
-        log.warning("certificate %s expired; issuing a new one", path)
+    problem = _certificate_problem(certificate, key)
+    if problem is not None:
+        log.warning("certificate %s %s (the key: %s); issuing a new one", path, problem, key_file)
         return None
     return certificate
+
+
+def _certificate_problem(certificate: x509.Certificate, key: PrivateKey) -> str | None:
+    """Why ``certificate`` cannot go with ``key`` in a back's header: not its certificate, or expired."""
+    if certificate.public_key() != key.public_key():
+        return "is for another key"
+    if certificate.not_valid_after_utc <= datetime.datetime.now(datetime.UTC):
+        return f"expired on {certificate.not_valid_after_utc:%Y-%m-%d}"
+    return None
 
 
 class _Persisted:
@@ -325,7 +339,33 @@ def signer_for(settings: Settings) -> Signer:
                 raise ConfigError(
                     f"cannot make the folder {folder} for the development signing key ({exc.strerror}){hint}"
                 ) from None
+    if settings.key_pem is not None and settings.cert_pem is not None:
+        return signer_from_pem(settings.algorithm, settings.key_pem, settings.cert_pem)
     return load_or_create_signer(settings.algorithm, settings.key_file, settings.cert_file, hint=hint)
+
+
+def signer_from_pem(algorithm: str, key_pem: str, cert_pem: str) -> Signer:
+    """The signer of a key and certificate given as PEM text (``CONTENT_PROVIDER_SIGNING_KEY`` and
+    ``_CERT``, e.g. from a Kubernetes Secret). Nothing is made or written: what does not fit is an error."""
+    try:
+        loaded = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{SIGNING_KEY_ENV}: not an unencrypted PEM private key ({exc})") from None
+    family, key_family = KEY_TYPES[algorithm], _family_of(loaded)
+    if key_family != family:
+        raise ConfigError(
+            f"{SIGNING_KEY_ENV} holds a {key_family or 'unsupported'} key but signing.algorithm "
+            f"{algorithm} needs {family}"
+        )
+    key: PrivateKey = loaded  # type: ignore[assignment]
+    try:
+        certificate = x509.load_pem_x509_certificate(cert_pem.encode())
+    except ValueError as exc:
+        raise ConfigError(f"{SIGNING_CERT_ENV}: not a PEM certificate ({exc})") from None
+    problem = _certificate_problem(certificate, key)
+    if problem is not None:
+        raise ConfigError(f"{SIGNING_CERT_ENV}: the certificate {problem}; issue one for the key in {SIGNING_KEY_ENV}")
+    return Signer(algorithm, _jose_key(key), certificate, Path(f"${SIGNING_KEY_ENV}"), Path(f"${SIGNING_CERT_ENV}"))
 
 
 def load_or_create_signer(algorithm: str, key_file: Path, cert_file: Path, *, hint: str = "") -> Signer:
