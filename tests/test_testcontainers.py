@@ -25,6 +25,7 @@ from content_provider.fixtures.generate import card_jpeg
 from content_provider.testing import ContainerNotReady, ContentProviderContainer
 
 from .containers import get_content, podman, podman_environ, readable, removed, unique_name
+from .docs import Block, python_examples
 
 DEMO_CARD = "PROV:67d21afb-e830-4fee-a691-00a997ffbe1a"
 LOOPBACK = "127.0.0.1"
@@ -204,3 +205,16 @@ def test_a_container_not_ready_in_time_says_so_with_its_log(project_image: str) 
     assert "http://0.0.0.0:9999/getcontent" in message  # its log says where it listens instead
     assert not container_exists(name)
     provider.stop()  # and stopping again does nothing
+
+
+@pytest.mark.usefixtures("testcontainers_env")
+@pytest.mark.parametrize("example", python_examples("testcontainers"), ids=str)
+def test_doc_example_passes_as_a_consumer_runs_it(
+    pytester: pytest.Pytester, example: Block, project_image: str
+) -> None:
+    """The docs' pytest example, as another project runs it; only the image's name is this tree's."""
+    assert '"content-provider:latest"' in example.text
+    source = example.text.replace('"content-provider:latest"', repr(project_image))
+    pytester.makepyfile(test_with_the_image=source)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=source.count("\ndef test_"))
