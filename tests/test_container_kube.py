@@ -7,10 +7,11 @@ What the podman run changes in the files, and why (docs/containers.md#kubernetes
 
 - the images: this tree's image for ``content-provider:latest``, the local Redis image for
   ``redis:7`` (no registry here);
-- the Deployments' names get a random prefix (podman's pod names are machine-wide), and so does the
-  Secret's (a podman secret, machine-wide too): podman 4.3 does not take a ``Secret`` from a played
+- the Deployments' names get a random prefix (podman's pod names are machine-wide), and so do the
+  Secrets' (podman secrets, machine-wide too): podman 4.3 does not take a ``Secret`` from a played
   file (it stores the document itself, which a ``secretKeyRef`` then cannot read), so the test
-  makes the podman secret first, a JSON map of base64 values, and plays the other documents;
+  makes the podman secrets first, JSON maps of base64 values (the admin token, and the signing
+  key and certificate that the docs' openssl command makes), and plays the other documents;
 - the Redis Service's name becomes a DNS alias on the test's own network (``--network
   NET:alias=redis``): podman ignores Services, and that alias is what makes ``redis`` in the
   ConfigMap's ``state.redis_url`` reach it, as the Service does in a cluster.
@@ -19,6 +20,7 @@ What the podman run changes in the files, and why (docs/containers.md#kubernetes
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import secrets
@@ -35,8 +37,11 @@ import yaml
 
 from content_provider.client import AdminClient, AdminError
 from content_provider.config.parse import parse_settings
+from content_provider.config.settings import SIGNING_CERT_ENV, SIGNING_KEY_ENV
+from content_provider.signing.jws import verify_back
 
 from .containers import ROOT, get_content, podman, removed, unique_name, wait_http
+from .test_signing import OPENSSL_KEY_AND_CERT, openssl_key_and_cert
 
 KUBE = ROOT / "deploy" / "kubernetes"
 MANIFESTS = sorted(KUBE.glob("*.yaml"))
@@ -71,10 +76,21 @@ def mock_container() -> dict[str, Any]:
     return containers[0]
 
 
-def secret_reference() -> dict[str, str]:
-    [variable] = [v for v in mock_container()["env"] if v["name"] == "CONTENT_PROVIDER_ADMIN_TOKEN"]
-    reference: dict[str, str] = variable["valueFrom"]["secretKeyRef"]
-    return reference
+def secret_references() -> dict[str, dict[str, str]]:
+    """Secret name -> {variable: key} of the mock's ``secretKeyRef``s."""
+    found: dict[str, dict[str, str]] = {}
+    for variable in mock_container()["env"]:
+        reference = variable.get("valueFrom", {}).get("secretKeyRef")
+        if reference is not None:
+            found.setdefault(reference["name"], {})[variable["name"]] = reference["key"]
+    return found
+
+
+def signing_secret_keys() -> list[str]:
+    """The keys ``kubectl create secret generic NAME --from-file=A --from-file=B`` gives the files that
+    the docs' openssl command makes (the same command tests/test_signing.py runs)."""
+    words = OPENSSL_KEY_AND_CERT.split()
+    return [words[words.index("-keyout") + 1], words[words.index("-out") + 1]]
 
 
 def config_text() -> str:
@@ -122,10 +138,17 @@ def test_the_documents_fit_together_and_the_image() -> None:
     [volume] = spec["volumes"]
     assert mount == {"name": volume["name"], "mountPath": "/config", "readOnly": True}
     assert volume["configMap"]["name"] == "content-provider-config"
-    # the Secret holds the key the Deployment takes, a token the mock accepts
-    reference = secret_reference()
-    secret = the("Secret", reference["name"])
-    token = secret["stringData"][reference["key"]]
+    # the admin Secret holds the key the Deployment takes; the signing one (a private key) is the
+    # user's to make, from the files the docs' openssl command makes
+    references = secret_references()
+    assert set(references) == {"content-provider-admin", "content-provider-signing"}
+    admin = references["content-provider-admin"]
+    assert list(admin) == ["CONTENT_PROVIDER_ADMIN_TOKEN"]
+    token = the("Secret", "content-provider-admin")["stringData"][admin["CONTENT_PROVIDER_ADMIN_TOKEN"]]
+    assert not [d for d in every_document() if d["kind"] == "Secret" and d["metadata"]["name"].endswith("signing")]
+    signing = references["content-provider-signing"]
+    assert list(signing) == [SIGNING_KEY_ENV, SIGNING_CERT_ENV]
+    assert list(signing.values()) == signing_secret_keys()
     # each Service selects its Deployment's pods, on the port they serve
     for name, port in (("content-provider", PORT), ("redis", 6379)):
         service, deployment = the("Service", name), the("Deployment", name)
@@ -172,7 +195,7 @@ class Played:
     replicas: list[Replica]
 
 
-def for_podman(path: Path, prefix: str, images: dict[str, str], secret: str) -> list[dict[str, Any]]:
+def for_podman(path: Path, prefix: str, images: dict[str, str]) -> list[dict[str, Any]]:
     """The documents of ``path`` as this test plays them (the module's docstring says why)."""
     played = []
     for document in documents(path):
@@ -186,7 +209,7 @@ def for_podman(path: Path, prefix: str, images: dict[str, str], secret: str) -> 
                 for variable in container.get("env", []):
                     reference = variable.get("valueFrom", {}).get("secretKeyRef")
                     if reference is not None:
-                        reference["name"] = secret
+                        reference["name"] = f"{prefix}-{reference['name']}"
         played.append(document)
     return played
 
@@ -203,17 +226,20 @@ def played(project_image: str, redis_image: str, tmp_path_factory: pytest.TempPa
     images = {mock_container()["image"]: project_image}
     [redis] = pod_spec(the("Deployment", "redis"))["containers"]
     images[redis["image"]] = redis_image
-    reference = secret_reference()
     token = secrets.token_hex(16)
-    secret = f"{prefix}-{reference['name']}"
+    values = {"CONTENT_PROVIDER_ADMIN_TOKEN": token, **openssl_key_and_cert(folder)}
     files = {}
     for name in ("redis.yaml", "content-provider.yaml"):
         files[name] = folder / name
-        files[name].write_text(yaml.safe_dump_all(for_podman(KUBE / name, prefix, images, secret)))
-    with removed("network", prefix), removed("secret", secret):
+        files[name].write_text(yaml.safe_dump_all(for_podman(KUBE / name, prefix, images)))
+    with contextlib.ExitStack() as cleanup:
+        cleanup.enter_context(removed("network", prefix))
         podman("network", "create", prefix)
-        value = base64.b64encode(token.encode()).decode()
-        podman("secret", "create", secret, "-", input=json.dumps({reference["key"]: value}))
+        for secret, keys in secret_references().items():
+            # podman's form of a Secret: a JSON map of base64 values
+            data = {key: base64.b64encode(values[variable].encode()).decode() for variable, key in keys.items()}
+            cleanup.enter_context(removed("secret", f"{prefix}-{secret}"))
+            podman("secret", "create", f"{prefix}-{secret}", "-", input=json.dumps(data))
         try:
             podman("kube", "play", "--network", f"{prefix}:alias=redis", str(files["redis.yaml"]))
             podman(
@@ -278,6 +304,23 @@ def test_the_admin_api_takes_the_token_of_the_secret(played: Played) -> None:
     assert isinstance(AdminClient(replica.url, token=played.token).rules(), list)
 
 
+def test_the_replicas_sign_with_the_key_of_the_secret(played: Played) -> None:
+    """Each replica's back verifies against the other's JWKS: one key and certificate for both, so a
+    verifier that fetched either's may take backs from any (each made its own before)."""
+    first, second = played.replicas
+    keys = []
+    for replica in played.replicas:
+        with urllib.request.urlopen(f"{replica.url}/.well-known/jwks.json", timeout=10) as answer:
+            keys.append(json.loads(answer.read()))
+    assert keys[0] == keys[1]
+    for replica, other in ((first, keys[1]), (second, keys[0])):
+        status, body, _ = get_content(replica.url, DEMO_CARD)
+        assert status == 200, body
+        header, payload = verify_back(body["data"][1]["data"], other)
+        assert payload[:2] == b"\xff\xd8", replica  # a JPEG
+        assert header["kid"] == other["keys"][0]["kid"]
+
+
 def test_a_rule_set_through_one_replica_fires_on_the_other(played: Played) -> None:
     first, second = played.replicas
     admin = AdminClient(first.url, token=played.token)
@@ -298,7 +341,7 @@ def test_everything_played_is_removed_at_the_end(project_image: str, redis_image
     prefix = unique_name("cp-kube")
     path = tmp_path / "redis.yaml"
     [redis] = pod_spec(the("Deployment", "redis"))["containers"]
-    path.write_text(yaml.safe_dump_all(for_podman(KUBE / "redis.yaml", prefix, {redis["image"]: redis_image}, "")))
+    path.write_text(yaml.safe_dump_all(for_podman(KUBE / "redis.yaml", prefix, {redis["image"]: redis_image})))
     with removed("network", prefix), removed("secret", f"{prefix}-secret"):
         podman("network", "create", prefix)
         podman("secret", "create", f"{prefix}-secret", "-", input="{}")
