@@ -218,6 +218,10 @@ def check_command(words: list[str], where: str) -> None:
         urls = [arg for arg in args if "://" in arg]
         assert len(urls) == 1, f"{where}: schemathesis run needs the document's URL"
         assert urlsplit(urls[0]).path == "/openapi.json", f"{where}: {urls[0]} is not the OpenAPI document"
+    elif program == "openssl":
+        from .test_signing import OPENSSL_KEY_AND_CERT
+
+        assert shlex.join(words) == OPENSSL_KEY_AND_CERT, f"{where}: not the command tests/test_signing.py runs"
     elif program in ("kubectl", "kind", "minikube") or (program == "podman" and args[:1] in KUBE_PODMAN):
         check_kube_command(program, args, where)
     elif program in ("docker", "podman", "podman-compose"):
@@ -245,7 +249,7 @@ KUBE_PODMAN = (["kube"], ["secret"], ["network"], ["system"])
 def check_kube_command(program: str, args: list[str], where: str) -> None:
     """kubectl, kind, minikube and podman's kube, secret, network and service commands as
     docs/containers.md uses them: the files of deploy/kubernetes/, and the names in them."""
-    from .test_container_kube import every_document, pod_spec
+    from .test_container_kube import every_document, pod_spec, secret_references
 
     names = {(d["kind"], d["metadata"]["name"]) for d in every_document()}
     deployments = [d for d in every_document() if d["kind"] == "Deployment"]
@@ -264,10 +268,11 @@ def check_kube_command(program: str, args: list[str], where: str) -> None:
             assert files, f"{where}: kubectl apply names no file"
         elif args[0] == "create":
             assert args[1:3] == ["secret", "generic"], where
-            assert ("Secret", args[3]) in names, f"{where}: no Secret {args[3]} in deploy/kubernetes/"
+            wanted = secret_references().get(args[3])
+            assert wanted, f"{where}: the Deployment takes no Secret {args[3]}"
             keys = [arg.split("=")[1] for arg in args if arg.startswith("--from-literal=")]
-            secret = next(d for d in every_document() if d["kind"] == "Secret")
-            assert keys == list(secret["stringData"]), f"{where}: the Secret's keys are {list(secret['stringData'])}"
+            keys += [Path(arg.split("=")[-1]).name for arg in args if arg.startswith("--from-file=")]
+            assert keys == list(wanted.values()), f"{where}: the Deployment takes {list(wanted.values())}"
         else:
             kind, _, name = args[1].partition("/")
             assert kind == "service", f"{where}: port-forward to the Service"
@@ -279,7 +284,7 @@ def check_kube_command(program: str, args: list[str], where: str) -> None:
                 alias = args[index + 1].split(":alias=")[1]
                 assert ("Service", alias) in names, f"{where}: the alias {alias} is no Service's name"
     elif args[:2] == ["secret", "create"]:
-        assert ("Secret", args[2]) in names, f"{where}: no Secret {args[2]} in deploy/kubernetes/"
+        assert args[2] in secret_references(), f"{where}: the Deployment takes no Secret {args[2]}"
     else:
         assert args[:2] in (["network", "create"], ["system", "service"]), f"{where}: podman {args[:2]}"
 
