@@ -1,10 +1,12 @@
 """content-provider: a mock of the content provider that Nexus Hermod fetches card and
 authentication images from.
 
-The stable API is what this module exports (``__all__``), the command line, the HTTP routes
-and the pytest fixtures ``content_provider`` and ``content_provider_server`` (registered by the
-``pytest11`` entry point, :mod:`content_provider.pytest_plugin`). Every other module is internal
-and may change between versions; docs/architecture.md shows how they are layered.
+The stable API is what this module exports (``__all__``), the command line, the HTTP routes,
+the pytest fixtures ``content_provider`` and ``content_provider_server`` (registered by the
+``pytest11`` entry point, :mod:`content_provider.pytest_plugin`) and the Testcontainers module's
+:class:`content_provider.testing.ContentProviderContainer` (the ``testcontainers`` extra). Every
+other module is internal and may change between versions; docs/architecture.md shows how they
+are layered.
 """
 
 from content_provider.app import create_app

@@ -381,6 +381,8 @@ def removed(kind: str, name: str) -> Iterator[str]:
             podman("rm", "--force", "--volumes", "--time", "0", name, check=False, timeout=120)
         elif kind == "pod":
             podman("pod", "rm", "--force", "--time", "0", name, check=False, timeout=120)
+        elif kind == "secret":  # podman 4.3's secret rm has no --force
+            podman("secret", "rm", name, check=False, timeout=120)
         else:
             podman(kind, "rm", "--force", name, check=False, timeout=120)
 

@@ -80,6 +80,8 @@ PYTHON_KINDS: dict[str, Callable[[str], bool]] = {
     # tests/test_plugin.py runs it with pytester, as a consuming project would
     "plugin test": lambda text: re.search(r"^def test_\w+\([^)]*\bcontent_provider\b", text, re.MULTILINE) is not None,
     "plugin conftest": lambda text: "def content_provider_settings(" in text,
+    # tests/test_testcontainers.py runs it with pytester against the image, through podman's Docker API
+    "testcontainers": lambda text: "from content_provider.testing import ContentProviderContainer" in text,
     # tests/test_public_api.py runs it
     "public api": lambda text: "from content_provider import " in text and "create_app(" in text,
 }

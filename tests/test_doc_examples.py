@@ -42,7 +42,7 @@ from .docs import LANGUAGES, PYTHON_KINDS, ROOT, Block, blocks, code_spans, read
 from .helpers import DOC_CARD, MakeClient, get_content
 
 # Programs an ``sh`` example may use besides the project's own, and what they are for.
-OTHER_PROGRAMS = {"grep", "keytool", "apt-get", "lint-imports"}
+OTHER_PROGRAMS = {"grep", "keytool", "apt-get", "lint-imports", "printf"}
 # A block made only of these, talking to the mock over plain HTTP, is run against a live mock.
 CLIENT_PROGRAMS = {"curl", "grep", "keytool", "python3", "for", "do", "done"}
 EXPECTED = re.compile(r"#\s*->\s*(.+?)\s*$")
@@ -169,10 +169,15 @@ def commands(block: Block) -> list[list[str]]:
 
 def check_command(words: list[str], where: str) -> None:
     """Fail unless the command is one the project (or a named tool) really takes."""
+    if words[:1] == ["export"]:  # export NAME=VALUE ...: only assignments
+        words = words[1:]
+        assert all("=" in word for word in words), f"{where}: export {words}"
     while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
         name = words[0].split("=", 1)[0]
         assert not name.startswith(ENV_PREFIX) or name in known_environment(), f"{where}: nothing reads ${name}"
         words = words[1:]
+    if not words:
+        return  # export, or assignments alone
     program, args = words[0], words[1:]
     if program in ("for", "done") or program in OTHER_PROGRAMS:
         return
@@ -213,6 +218,12 @@ def check_command(words: list[str], where: str) -> None:
         urls = [arg for arg in args if "://" in arg]
         assert len(urls) == 1, f"{where}: schemathesis run needs the document's URL"
         assert urlsplit(urls[0]).path == "/openapi.json", f"{where}: {urls[0]} is not the OpenAPI document"
+    elif program == "openssl":
+        from .test_signing import OPENSSL_KEY_AND_CERT
+
+        assert shlex.join(words) == OPENSSL_KEY_AND_CERT, f"{where}: not the command tests/test_signing.py runs"
+    elif program in ("kubectl", "kind", "minikube") or (program == "podman" and args[:1] in KUBE_PODMAN):
+        check_kube_command(program, args, where)
     elif program in ("docker", "podman", "podman-compose"):
         check_container_command(program, args, where)
     elif program == "curl":
@@ -229,6 +240,53 @@ def check_command(words: list[str], where: str) -> None:
             assert is_route(method, path), f"{where}: the mock has no route {method} {path}"
     else:
         raise AssertionError(f"{where}: unknown program {program!r}; teach tests/test_doc_examples.py about it")
+
+
+# podman's commands for deploy/kubernetes/ (and the Docker API Testcontainers talks to)
+KUBE_PODMAN = (["kube"], ["secret"], ["network"], ["system"])
+
+
+def check_kube_command(program: str, args: list[str], where: str) -> None:
+    """kubectl, kind, minikube and podman's kube, secret, network and service commands as
+    docs/containers.md uses them: the files of deploy/kubernetes/, and the names in them."""
+    from .test_container_kube import every_document, pod_spec, secret_references
+
+    names = {(d["kind"], d["metadata"]["name"]) for d in every_document()}
+    deployments = [d for d in every_document() if d["kind"] == "Deployment"]
+    images = {container["image"] for d in deployments for container in pod_spec(d)["containers"]}
+    files = [args[i + 1] for i, arg in enumerate(args) if arg in ("-f", "--configmap")]
+    files += [arg for arg in args[2:] if arg.endswith(".yaml")] if args[:1] == ["kube"] else []
+    for name in files:
+        assert name.startswith("deploy/kubernetes/"), f"{where}: {name} is not in deploy/kubernetes/"
+        assert (ROOT / name).exists(), f"{where}: no {name}"
+    if program in ("kind", "minikube"):
+        assert args[:2] in (["load", "docker-image"], ["image", "load"]), f"{where}: {program} {args[:2]}"
+        assert args[2] in images, f"{where}: {args[2]} is no image of deploy/kubernetes/"
+    elif program == "kubectl":
+        assert args[0] in ("apply", "create", "port-forward"), f"{where}: kubectl {args[0]}"
+        if args[0] == "apply":
+            assert files, f"{where}: kubectl apply names no file"
+        elif args[0] == "create":
+            assert args[1:3] == ["secret", "generic"], where
+            wanted = secret_references().get(args[3])
+            assert wanted, f"{where}: the Deployment takes no Secret {args[3]}"
+            keys = [arg.split("=")[1] for arg in args if arg.startswith("--from-literal=")]
+            keys += [Path(arg.split("=")[-1]).name for arg in args if arg.startswith("--from-file=")]
+            assert keys == list(wanted.values()), f"{where}: the Deployment takes {list(wanted.values())}"
+        else:
+            kind, _, name = args[1].partition("/")
+            assert kind == "service", f"{where}: port-forward to the Service"
+            assert ("Service", name) in names, f"{where}: no Service {name}"
+    elif args[:2] == ["kube", "play"] or args[:2] == ["kube", "down"]:
+        assert files, f"{where}: podman {args[:2]} names no file"
+        for index, arg in enumerate(args):
+            if arg == "--network" and ":alias=" in args[index + 1]:
+                alias = args[index + 1].split(":alias=")[1]
+                assert ("Service", alias) in names, f"{where}: the alias {alias} is no Service's name"
+    elif args[:2] == ["secret", "create"]:
+        assert args[2] in secret_references(), f"{where}: the Deployment takes no Secret {args[2]}"
+    else:
+        assert args[:2] in (["network", "create"], ["system", "service"]), f"{where}: podman {args[:2]}"
 
 
 # The options of ``docker run`` / ``podman run`` the docs use: those that take a value, and those that do not
