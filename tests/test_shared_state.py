@@ -360,3 +360,27 @@ async def test_an_upload_while_redis_fails_answers_503_and_changes_nothing(
         await control.aclose()
     assert front.read_bytes() == before
     assert not (tmp_path / "a/images/users/nobody").exists()
+
+
+async def test_a_rule_that_does_the_same_to_every_request_is_not_counted_in_redis(
+    pair: tuple[Server, Server], redis: RedisServer
+) -> None:
+    """A rule with no trigger that counts (no first, every, draw, sequence, rate limit or random
+    delay) fires on every request it matches, on every replica, without a round trip to Redis; a
+    counted rule matching the same request still counts there, and the first outcome still wins."""
+    a, b = pair
+    async with AsyncAdminClient(a.url) as admin:
+        await admin.add_rule(name="down", match={"id": "PROV:down"}, outcome=503)
+        await admin.add_rule(name="late", match={"id": "PROV:down"}, first=3, outcome=502)
+    assert await alternating(a, b, "PROV:down", 6) == [503] * 6
+    hand = aioredis.from_url(redis.url)
+    try:
+        counters = sorted(key.decode() for key in await hand.keys("test-pair:c:*"))
+        # only "late" has a counter, and it counted all six requests
+        assert len(counters) == 1, counters
+        assert await hand.get(counters[0]) == b"6"
+    finally:
+        await hand.aclose()
+    async with AsyncAdminClient(b.url) as admin:
+        await admin.delete_rule("down")
+    assert await alternating(a, b, "PROV:down", 2) == [200, 200]  # "late" has had its three
