@@ -248,6 +248,7 @@ def report(mocks: list[Mock], args: argparse.Namespace) -> None:
             cpu = statistics.median(a["cpu_us"] / b["cpu_us"] for a, b in pairs)
             print(f"after/before, {load}: {rps:.2f} of the requests/s (rounds: {each}), {cpu:.2f}x the CPU per request")
     mock = mocks[0]
+    print(f"cold p99: {median(mock.runs['cold'], 'p99') * 1000:.1f} ms")
     ratio = statistics.median(c["rps"] / h["rps"] for c, h in zip(mock.runs["cold"], mock.runs["hot"], strict=True))
     print(f"cold/hot at {args.connections} connections: {ratio:.2f}")
     ratio = statistics.median(r["rps"] / h["rps"] for r, h in zip(mock.runs["restart"], mock.runs["hot"], strict=True))

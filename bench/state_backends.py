@@ -1,13 +1,16 @@
 """Requests/s of the Redis state backend over the memory backend's, in the same run.
 
-Four mocks run pinned to the server CPU (wrk and a private redis-server on the client CPU):
+Six mocks run pinned to the server CPU (wrk and a private redis-server on the client CPU):
 memory and redis with no rule, memory and redis with one counted rule (``every: 1000000000`` on
 the benchmarked id: every request is counted, none is failed, so each costs the Redis backend
-one round trip). Rounds are interleaved: each round measures all four back to back (in turn
+one round trip), and memory and redis with one rule that matches every request but counts
+nothing (``outcome: ok``: not ``Rule.counted``, so no round trip). Rounds are interleaved: each
+round measures all six back to back (in turn
 forwards and backwards), and the ratios are taken per round and reported as medians, so a
 slow patch of this shared machine hits both sides alike; the mocks' CPU time per request,
 read from /proc, is printed beside requests/s as the steadier measure. The last lines are
-``redis / memory at 64 connections, no rules: R`` and ``... one counted rule: R``. Run by
+``redis / memory at 64 connections, no rules: R``, ``... one counted rule: R`` and ``... one
+rule counted nowhere: R``. Run by
 ``bench/run`` after bench/throughput.py.
 """
 
@@ -31,6 +34,7 @@ COUNTED = (
     f'faults:\n  rules:\n    - name: counted\n      match: {{id: "{CONTENT_ID}"}}\n'
     "      every: 1000000000\n      outcome: 503\n"
 )
+UNCOUNTED = f'faults:\n  rules:\n    - name: always\n      match: {{id: "{CONTENT_ID}"}}\n      outcome: ok\n'
 
 
 async def main() -> None:
@@ -59,6 +63,8 @@ async def main() -> None:
         "redis": f"{loop}state:\n  redis_url: {url}\n  namespace: bench-plain\n",
         "memory+rule": loop + COUNTED,
         "redis+rule": f"{loop}state:\n  redis_url: {url}\n  namespace: bench-rule\n" + COUNTED,
+        "memory+always": loop + UNCOUNTED,
+        "redis+always": f"{loop}state:\n  redis_url: {url}\n  namespace: bench-always\n" + UNCOUNTED,
     }
     servers: dict[str, tuple[asyncio.subprocess.Process, str]] = {}
     runs: dict[tuple[str, int], list[float]] = {}
@@ -99,7 +105,11 @@ async def main() -> None:
             rps = statistics.median(runs[name, connections])
             per_request = statistics.median(cpu[name, connections])
             print(f"{name:<14}{connections:>6} conns {rps:>9.0f} req/s {per_request:>7.0f} us CPU/req")
-        for label, over, under in (("no rules", "redis", "memory"), ("one counted rule", "redis+rule", "memory+rule")):
+        for label, over, under in (
+            ("no rules", "redis", "memory"),
+            ("one counted rule", "redis+rule", "memory+rule"),
+            ("one rule counted nowhere", "redis+always", "memory+always"),
+        ):
             pairs = zip(runs[over, connections], runs[under, connections], strict=True)
             ratios = [o / u for o, u in pairs]
             each = ", ".join(f"{r:.2f}" for r in ratios)

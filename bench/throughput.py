@@ -53,7 +53,8 @@ async def start_mock(folder: Path, args: argparse.Namespace) -> Server:
 
 async def start_baseline(folder: Path, args: argparse.Namespace) -> Server:
     """The mock of another source tree (``--baseline DIR``), served alike: before/after in one run."""
-    command = mock_command(folder, f"server:\n  event_loop: {args.event_loop}\n", "baseline.yaml")
+    loop = args.baseline_event_loop or args.event_loop
+    command = mock_command(folder, f"server:\n  event_loop: {loop}\n", "baseline.yaml")
     # -m imports from the working folder first: run the baseline from its own tree
     process, url = await start_server(["env", "-C", str(args.baseline.resolve()), *command], args.server_cpu)
     return Server("baseline mock", process, url)
@@ -175,6 +176,11 @@ async def main() -> None:
     parser.add_argument("--no-references", action="store_true", help="skip nginx and WireMock even when installed")
     parser.add_argument("--no-proxy", action="store_true", help="skip the mock in proxy mode in front of the bare app")
     parser.add_argument("--baseline", type=Path, help="a source tree of another version: its mock measured alongside")
+    parser.add_argument(
+        "--baseline-event-loop",
+        choices=("asyncio", "uvloop"),
+        help="the baseline mock's event loop (default: --event-loop); with --baseline . it compares the loops",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk (bench/run does it)")

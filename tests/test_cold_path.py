@@ -36,7 +36,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
     """Every file read, image decoded (checked) and payload signed by the store, by size."""
     seen: dict[str, list[int]] = {"read": [], "checked": [], "signed": []}
     read_file = build_module.read_file
-    sign = Signer.sign
+    sign = Signer.sign_compact
 
     def reading(path: str) -> bytes:
         data: bytes = read_file(path)
@@ -47,13 +47,13 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
         seen["checked"].append(len(data))
         return jpeg_problem(data, **kwargs)
 
-    def signing(self: Signer, payload: bytes, **header: Any) -> str:
+    def signing(self: Signer, payload: bytes, digest: bytes | None = None) -> bytes:
         seen["signed"].append(len(payload))
-        return sign(self, payload, **header)
+        return sign(self, payload, digest)
 
     monkeypatch.setattr("content_provider.fixtures.build.read_file", reading)
     monkeypatch.setattr("content_provider.fixtures.checks.jpeg_problem", checking)
-    monkeypatch.setattr(Signer, "sign", signing)
+    monkeypatch.setattr(Signer, "sign_compact", signing)
     return seen
 
 

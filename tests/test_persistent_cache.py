@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import re
 import signal
 from pathlib import Path
@@ -67,9 +68,39 @@ async def test_a_restarted_server_takes_what_it_made_before_and_not_for_a_change
 
     changed = card_jpeg("a new back")
     (fixture_root / BACK).write_bytes(changed)
-    payload, _, (signed, taken, checked, _) = await served_once(config, tmp_path)
+    payload, _, (signed, taken, checked_now, checks_taken) = await served_once(config, tmp_path)
     assert payload == changed  # never the old file's signature
-    assert (signed, taken, checked) == (1, 0, 1)  # the changed file checked and signed afresh
+    assert (signed, taken, checked_now) == (1, 0, 1)  # the changed file checked and signed afresh
+    assert checks_taken == checked - 1  # and every other image still taken from the cache
+
+
+def rewrite_in_place(path: Path, data: bytes, before: os.stat_result) -> None:
+    """``data`` over the file's bytes (the same inode), its times put back as they were."""
+    with open(path, "r+b") as handle:
+        handle.write(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+async def test_a_file_changed_behind_the_same_size_time_and_inode_is_not_answered_from_the_cache(
+    tmp_path: Path, fixture_root: Path, signing_dir: Path
+) -> None:
+    """Over real restarts: the back rewritten in place with other bytes of the same length, its
+    modification time put back, so path, size, time and inode all match what the cache saw: the
+    entries are keyed by the bytes, so the restarted server signs and checks it afresh, and the
+    client gets the new image, signed."""
+    config = write_config(tmp_path, fixture_root, signing_dir, f"cache:\n  directory: {tmp_path / 'cache'}\n")
+    first, _, _ = await served_once(config, tmp_path)
+    path = fixture_root / BACK
+    before = path.stat()
+    changed = first[:-3] + bytes(b ^ 0x01 for b in first[-3:-2]) + first[-2:]  # one byte before the EOI marker
+    assert changed != first
+    assert len(changed) == len(first)
+    await asyncio.to_thread(rewrite_in_place, path, changed, before)
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+    payload, _, (signed, taken, checked, _) = await served_once(config, tmp_path)
+    assert payload == changed
+    assert (signed, taken, checked) == (1, 0, 1)
 
 
 async def test_warm_fills_the_cache_so_the_first_serve_makes_nothing(

@@ -360,3 +360,48 @@ async def test_an_upload_while_redis_fails_answers_503_and_changes_nothing(
         await control.aclose()
     assert front.read_bytes() == before
     assert not (tmp_path / "a/images/users/nobody").exists()
+
+
+async def test_a_rule_that_does_the_same_to_every_request_is_not_counted_in_redis(
+    pair: tuple[Server, Server], redis: RedisServer
+) -> None:
+    """A rule with no trigger that counts (no first, every, draw, sequence, rate limit or random
+    delay) fires on every request it matches, on every replica, without a round trip to Redis; a
+    counted rule matching the same request still counts there, and the first outcome still wins."""
+    a, b = pair
+    async with AsyncAdminClient(a.url) as admin:
+        await admin.add_rule(name="down", match={"id": "PROV:down"}, outcome=503)
+        await admin.add_rule(name="late", match={"id": "PROV:down"}, first=3, outcome=502)
+    assert await alternating(a, b, "PROV:down", 6) == [503] * 6
+    hand = aioredis.from_url(redis.url)
+    try:
+        counters = sorted(key.decode() for key in await hand.keys("test-pair:c:*"))
+        # only "late" has a counter, and it counted all six requests
+        assert len(counters) == 1, counters
+        assert await hand.get(counters[0]) == b"6"
+    finally:
+        await hand.aclose()
+    async with AsyncAdminClient(b.url) as admin:
+        await admin.delete_rule("down")
+    assert await alternating(a, b, "PROV:down", 2) == [200, 200]  # "late" has had its three
+
+
+async def test_counts_stay_exact_when_many_requests_are_counted_in_one_call(pair: tuple[Server, Server]) -> None:
+    """The requests that come while a count is under way are counted together in one round trip:
+    60 at once, half through each replica, still make a first: 7 rule fire exactly 7 times and an
+    every: 4 rule exactly 15, and a sequence hands out each step once."""
+    a, b = pair
+    async with AsyncAdminClient(a.url) as admin:
+        await admin.add_rule(name="seven", match={"id": DOC_CARD}, first=7, outcome=503)
+        await admin.add_rule(name="fourth", match={"id": "PROV:bob"}, every=4, outcome=502)
+        await admin.add_rule(name="steps", match={"id": "PROV:carol"}, sequence=[503, 502, 504, "ok"])
+    async with aiohttp.ClientSession() as session:
+
+        async def burst(content_id: str) -> list[int]:
+            asked = [post(session, (a, b)[n % 2].url, content_id) for n in range(60)]
+            return [status for status, _ in await asyncio.gather(*asked)]
+
+        seven, fourth, steps = await asyncio.gather(burst(DOC_CARD), burst("PROV:bob"), burst("PROV:carol"))
+    assert seven.count(503) == 7 and seven.count(200) == 53
+    assert fourth.count(502) == 15 and fourth.count(200) == 45
+    assert sorted(s for s in steps if s != 200) == [502, 503, 504] and steps.count(200) == 57

@@ -122,10 +122,14 @@ def jws_part(key: str, compact_jws: str) -> bytes:
     """:func:`jws_element`, encoded: a compact JWS is base64url and dots, nothing JSON escapes, so it
     is copied as is; any other text goes through the JSON encoder, so the answer is always JSON."""
     if COMPACT_JWS.fullmatch(compact_jws):
-        data = compact_jws.encode("ascii")
-    else:
-        data = json.dumps(compact_jws)[1:-1].encode("ascii")
-    return _element_head(key, JWS_TYPE, "text/plain") + b'"' + data + b'"}'
+        return signed_part(key, compact_jws.encode("ascii"))
+    return signed_part(key, json.dumps(compact_jws)[1:-1].encode("ascii"))
+
+
+def signed_part(key: str, compact_jws: bytes) -> bytes:
+    """:func:`jws_element`, encoded, of a JWS this process signed (``Signer.sign_compact``: base64url
+    and dots by construction) or one :func:`jws_part` escaped: copied as it is, not scanned again."""
+    return _element_head(key, JWS_TYPE, "text/plain") + b'"' + compact_jws + b'"}'
 
 
 def answer_of_parts(parts: list[bytes]) -> bytes:

@@ -14,6 +14,7 @@ a link to the one served (see fixtures/write.py).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -50,9 +51,10 @@ def recorded_file(side: str) -> str:
     return side + (JWS_EXTENSION if side == "back" else EXTENSIONS[0])
 
 
-def is_recorded_back(path: Path) -> bool:
-    """A back side served as it is (a recorded JWS), not signed by the mock."""
-    return path.suffix == JWS_EXTENSION
+def is_recorded_back(path: str | Path) -> bool:
+    """A back side served as it is (a recorded JWS), not signed by the mock (``Path.suffix``'s answer,
+    without making a ``Path`` of a string: a cold id asks it of every file)."""
+    return os.path.splitext(path)[1] == JWS_EXTENSION
 
 
 def sides_in(folder: Path) -> list[str]:

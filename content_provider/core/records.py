@@ -34,14 +34,16 @@ class Entry:
         "resolved",
         "seconds",
         "sent_status",
+        "started",
         "status",
         "time",
         "upstream",
         "user",
     )
 
-    def __init__(self, time: float) -> None:
+    def __init__(self, time: float, started: float = 0.0) -> None:
         self.time = time  # seconds since the epoch; shown as ISO 8601 UTC
+        self.started = started  # when the handler started, on the event loop's clock (delays are timed from it)
         self.contentId: str | None = None
         self.user: str | None = None  # the basic-auth user name, never the password
         self.status: int | str = 500  # an HTTP status, or reset / close / partial / garbage / hang / shutdown

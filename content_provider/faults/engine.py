@@ -79,6 +79,11 @@ class Counted:
     retry_after: int = 0
 
 
+# What a rule whose effect depends on no count (not Rule.counted) gets from a shared backend: no
+# round trip, it fires on every request it matches (its count is used by nothing).
+ALWAYS = Counted(0, True)
+
+
 def _touch(states: LRU[str, _V], key: str, new: Callable[[], _V]) -> _V:
     """The state kept for ``key``, made when missing; the least recently seen falls off past the bound."""
     value = states.get(key)
@@ -182,7 +187,8 @@ class FaultEngine:
         self, content_id: ContentId, client: str, directive: Rule | None = None, raw_id: str = ""
     ) -> Plan:
         """As :meth:`plan`, with the counts kept in the shared backend: one round trip for all the
-        rules that match, none when none does. Counted here while the backend is unreachable."""
+        matching rules whose effect depends on a count (:attr:`Rule.counted`), none when none does.
+        Counted here while the backend is unreachable."""
         remote = self.remote
         matching: list[tuple[Rule, str, str]] = []  # (rule, name for draws, counters' key)
         if directive is not None and directive.match.matches(content_id):
@@ -194,12 +200,16 @@ class FaultEngine:
             return Plan()
         if remote is None or not remote.reachable:
             return self.plan(content_id, client, directive, raw_id)
-        counted = await remote.count(self.settings.seed, matching, content_id.raw, client)
+        counting = [match for match in matching if match[0].counted]
+        counted: list[Counted] | None = []
+        if counting:
+            counted = await remote.count(self.settings.seed, counting, content_id.raw, client)
         if counted is None:  # lost just now: this process counts until it is back
             return self.plan(content_id, client, directive, raw_id)
+        results = iter(counted)
         plan = Plan()
-        for (rule, name, _), result in zip(matching, counted, strict=True):
-            self._shape(rule, name, result, plan)
+        for rule, name, _ in matching:  # in order: the first outcome wins
+            self._shape(rule, name, next(results) if rule.counted else ALWAYS, plan)
         return plan
 
     def _apply(self, rule: Rule, name: str, state: _RuleState, content_id: ContentId, client: str, plan: Plan) -> None:

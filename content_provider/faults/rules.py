@@ -179,6 +179,20 @@ class Rule:
     spec: Any = field(default=None, compare=False)  # as written, for the admin API to show
     window: Window | None = None
 
+    @property
+    def counted(self) -> bool:
+        """Whether what the rule does depends on its count: ``first``, ``every``, a probability draw, a
+        ``sequence``, a ``rate_limit`` or a random delay. Any other rule does the same to every request
+        it matches, so a shared backend need not count it (no round trip)."""
+        return (
+            self.first is not None
+            or self.every is not None
+            or self.probability < 1.0
+            or bool(self.sequence)
+            or self.rate_limit is not None
+            or (self.delay is not None and self.delay.kind != "fixed")
+        )
+
 
 @dataclass(frozen=True)
 class FaultSettings:

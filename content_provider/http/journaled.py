@@ -18,8 +18,8 @@ def journaled(handler: Handler) -> Handler:
 
     async def record(request: web.Request) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
-        start = loop.time()
-        entry = request[EXCHANGE] = Entry(time.time())  # the time is formatted only when someone reads it
+        # the time is formatted only when someone reads it; the handler times its delays from entry.started
+        entry = request[EXCHANGE] = Entry(time.time(), loop.time())
         response: web.StreamResponse | None = None
         try:
             response = await handler(request)
@@ -39,7 +39,7 @@ def journaled(handler: Handler) -> Handler:
                 entry.status = response.status
             else:
                 entry.status = 500
-            entry.seconds = loop.time() - start
+            entry.seconds = loop.time() - entry.started
             app = request.app
             app[JOURNAL].record(entry)
             app[METRICS].observe(entry)

@@ -254,18 +254,27 @@ class Signer:
     def sign(self, payload: bytes, **header: Any) -> str:
         """Compact JWS of ``payload``; ``header`` overrides members of the protected header.
 
-        With our own header, joserfc's algorithm signs an input made as joserfc's
-        serialize_compact makes it, minus encoding the same header each time; and a payload
-        signed before (many users share one back image) gets its signature again, without a
-        private-key operation: RS256 and EdDSA would give the same bytes, and an ES256 signature
-        stays as valid as a fresh one. A signature an earlier run kept in the persistent cache
-        is used once it verifies with this key. Thread-safe: cold ids are signed in worker threads.
+        With our own header, as :meth:`sign_compact` makes it. Thread-safe: cold ids are signed in
+        worker threads.
         """
         if header:
             protected = {**self._header, **header}
             return jws.serialize_compact(protected, payload, self.jose_key, registry=self._registry)
+        return self.sign_compact(payload).decode("ascii")
+
+    def sign_compact(self, payload: bytes, digest: bytes | None = None) -> bytes:
+        """Compact JWS of ``payload`` with our own header, as ASCII bytes (base64url and two dots, so
+        an answer copies it as it is); ``digest``: the payload's SHA-256, when the caller has it.
+
+        joserfc's algorithm signs an input made as joserfc's serialize_compact makes it, minus
+        encoding the same header each time; and a payload signed before (many users share one back
+        image) gets its signature again, without a private-key operation: RS256 and EdDSA would
+        give the same bytes, and an ES256 signature stays as valid as a fresh one. A signature an
+        earlier run kept in the persistent cache is used once it verifies with this key.
+        """
         signing_input = self._header_segment + b"." + urlsafe_b64encode(payload)
-        digest = hashlib.sha256(payload).digest()
+        if digest is None:
+            digest = hashlib.sha256(payload).digest()
         signature = self._signatures.peek(digest)
         if signature is None:
             signature = self._from_disk(digest, signing_input)
@@ -275,7 +284,7 @@ class Signer:
                 if disk is not None:
                     disk.put(self._disk_prefix + digest, signature)
             self._signatures.put(digest, signature)
-        return (signing_input + b"." + urlsafe_b64encode(signature)).decode("ascii")
+        return signing_input + b"." + urlsafe_b64encode(signature)
 
     def sign_as(self, purpose: str, payload: bytes) -> str:
         """Sign as a broken provider would: ``wrong-kid``, ``untrusted`` or ``expired``."""

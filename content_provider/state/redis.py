@@ -76,6 +76,9 @@ CONNECT_TIMEOUT = 2.0
 COMMAND_TIMEOUT = 2.0
 CLOSE_TIMEOUT = 5.0
 
+# what a request asks the count script: the seed, its content id and client, the rules it matched
+_Asked = tuple[str, str, str, list[tuple[Rule, str, str]]]
+COUNT_BATCH = 256  # requests counted per script call at most (it runs atomically: others wait meanwhile)
 JOURNAL_CHUNK = 1000  # entries per script call: a backlog after an outage goes as several
 
 
@@ -134,6 +137,9 @@ class RedisState(StateBackend, RemoteCounter):
         self._bad = BadValues(self._prefix)
         self._tasks: list[asyncio.Task[None]] = []
         self._sync_lock = asyncio.Lock()
+        # requests waiting for their counts, and the task that counts them (count())
+        self._counting: list[tuple[_Asked, asyncio.Future[list[Counted] | None]]] = []
+        self._count_calls: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ life
 
@@ -184,6 +190,12 @@ class RedisState(StateBackend, RemoteCounter):
             log.warning("the shared state backend did not close within %g s", CLOSE_TIMEOUT)
 
     async def _close(self) -> None:
+        if self._count_calls is not None:
+            self._count_calls.cancel()
+        for _, future in self._counting:  # counted here, as while Redis is unreachable
+            if not future.done():
+                future.set_result(None)
+        self._counting = []
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -415,29 +427,76 @@ class RedisState(StateBackend, RemoteCounter):
     async def count(
         self, seed: int, matching: list[tuple[Rule, str, str]], content_id: str, client: str
     ) -> list[Counted] | None:
-        args: list[str | int] = [self._prefix, str(seed), content_id, client]
-        for rule, name, key in matching:
-            requests, window = rule.rate_limit or (0, 0.0)
-            args += [
-                name,
-                key,
-                rule.first or 0,
-                rule.every or 0,
-                repr(rule.probability),
-                len(rule.sequence),
-                requests,
-                max(1, round(window * 1000)) if requests else 0,
-            ]
-        try:
-            flat, bad = await self._count_script(args=args)
-        except RedisError as exc:
-            self._lost(exc)
-            return None
+        """Counted with the other requests that came while the last call was under way: one round
+        trip for all of them (exact: the script counts them in the order they came)."""
+        future: asyncio.Future[list[Counted] | None] = asyncio.get_running_loop().create_future()
+        self._counting.append(((str(seed), content_id, client, matching), future))
+        if self._count_calls is None or self._count_calls.done():
+            self._count_calls = asyncio.ensure_future(self._count_waiting())
+        return await future
+
+    async def _count_waiting(self) -> None:
+        """Count the waiting requests, ``COUNT_BATCH`` a call, one call at a time, until none waits."""
+        while self._counting:
+            batch, self._counting = self._counting[:COUNT_BATCH], self._counting[COUNT_BATCH:]
+            results: list[list[Counted] | None] = [None] * len(batch)  # None: counted here, by each
+            try:
+                if self._reachable:
+                    results = await self._count_batch([asked for asked, _ in batch])
+            except RedisError as exc:
+                self._lost(exc)
+            except Exception as exc:  # an answer of the wrong shape, or a bug: this batch is counted here
+                self._errors += 1
+                if self._bad.due(("(count)", type(exc).__name__)):
+                    log.error("counting in Redis failed (counted here instead): %s: %s", type(exc).__name__, exc)
+            finally:  # also when cancelled at shutdown: no request is left waiting
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():  # its request may have been cancelled meanwhile
+                        future.set_result(result)
+
+    async def _count_batch(self, batch: list[_Asked]) -> list[list[Counted] | None]:
+        """One script call for ``batch``; its answer checked against what was asked (ValueError)."""
+        places: dict[tuple[str | int, ...], int] = {}  # each rule's arguments, once a call
+        rules: list[str | int] = []
+        asked: list[str | int] = []
+        for seed, content_id, client, matching in batch:
+            mine = []
+            for rule, name, key in matching:
+                requests, window = rule.rate_limit or (0, 0.0)
+                spec = (
+                    name,
+                    key,
+                    rule.first or 0,
+                    rule.every or 0,
+                    repr(rule.probability),
+                    len(rule.sequence),
+                    requests,
+                    max(1, round(window * 1000)) if requests else 0,
+                )
+                place = places.get(spec)
+                if place is None:
+                    place = places[spec] = len(places) + 1
+                    rules += spec
+                mine.append(str(place))
+            asked += (seed, content_id, client, ",".join(mine))
+        text, bad = await self._count_script(args=[self._prefix, len(places), *rules, *asked])
         if bad:
             self._bad.pairs(bad)
-        return [
-            Counted(int(flat[i + 1]), bool(flat[i]), int(flat[i + 2]), int(flat[i + 3])) for i in range(0, len(flat), 4)
-        ]
+        lines = text.decode("ascii").split("\n") if isinstance(text, bytes) else []
+        if len(lines) != len(batch):
+            raise ValueError(f"the count script answered {len(lines)} requests of {len(batch)}")
+        counted: list[list[Counted] | None] = []
+        for (_, _, _, matching), line in zip(batch, lines, strict=True):
+            numbers = [int(n) for n in line.split()]
+            if len(numbers) != 4 * len(matching):
+                raise ValueError("the count script answered another number of rules than asked")
+            counted.append(
+                [
+                    Counted(numbers[i + 1], bool(numbers[i]), numbers[i + 2], numbers[i + 3])
+                    for i in range(0, len(numbers), 4)
+                ]
+            )
+        return counted
 
     # ------------------------------------------------------------------ journal
 

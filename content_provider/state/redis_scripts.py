@@ -98,15 +98,19 @@ return out
 """
 )
 
-# One round trip per request that matches rules: counts every matching rule atomically.
-# ARGV: prefix, seed, content id, client, then 8 per rule: name, key, first, every, probability,
-# sequence length, rate-limit requests, rate-limit window (ms). 0 means "not set".
+# The requests that matched counted rules while the last call was under way, in one round trip:
+# counts every matching rule of each request atomically, the requests in the order they came (so
+# the counts are those one call per request would give). ARGV: prefix, the number of rules R,
+# then 8 per rule: name, key, first, every, probability, sequence length, rate-limit requests,
+# rate-limit window (ms), 0 meaning "not set"; then 4 per request: seed, content id, client, and
+# the rules it matched as their places in that list ("1,3"). Few arguments per request, and one
+# text back, because each argument and each number of the answer costs the mock's client CPU.
 # The draw is faults.draw(): the first 13 hex digits of SHA-1 over "seed:name:count:p".
-# -> {{fired, count, step, wait per rule...}, {key, problem, ...}}: a counter Redis cannot count
-# (a string, another type) starts again at 0 (as after Redis lost it), and is named.
+# -> {"fired count step wait ..." per request, joined by newlines; {key, problem, ...}}: a counter
+# Redis cannot count (a string, another type) starts again at 0 (as after Redis lost it), and is named.
 COUNT_SCRIPT = """
-local prefix, seed, id, client = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local out, bad = {}, {}
+local prefix = ARGV[1]
+local results, bad = {}, {}
 local now = nil
 local function failed(reply) return type(reply) == 'table' and reply['err'] ~= nil end
 local function counted(key, field)
@@ -125,60 +129,66 @@ local function counted(key, field)
   end
   return reply
 end
-for i = 5, #ARGV, 8 do
-  local name, key = ARGV[i], ARGV[i + 1]
-  local first, every = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
-  local probability, seqlen = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
-  local rl_requests, rl_ms = tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
-  local directive = string.sub(key, 1, 2) == 'd:'
-  local count = counted(prefix .. 'c:' .. key)
-  if directive then redis.call('EXPIRE', prefix .. 'c:' .. key, __TTL__) end
-  local fired = 1
-  if first > 0 and count > first then fired = 0 end
-  if fired == 1 and every > 0 and count % every ~= 0 then fired = 0 end
-  if fired == 1 and probability < 1 then
-    local hex = redis.sha1hex(seed .. ':' .. name .. ':' .. string.format('%d', count) .. ':p')
-    if tonumber(string.sub(hex, 1, 13), 16) / 4503599627370496 >= probability then fired = 0 end
+local rules = tonumber(ARGV[2])
+local r = 3 + rules * 8
+while r <= #ARGV do
+  local seed, id, client = ARGV[r], ARGV[r + 1], ARGV[r + 2]
+  local out = {}
+  for place in string.gmatch(ARGV[r + 3], '%d+') do
+    local i = 3 + (tonumber(place) - 1) * 8
+    local name, key = ARGV[i], ARGV[i + 1]
+    local first, every = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+    local probability, seqlen = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
+    local rl_requests, rl_ms = tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
+    local directive = string.sub(key, 1, 2) == 'd:'
+    local count = counted(prefix .. 'c:' .. key)
+    if directive then redis.call('EXPIRE', prefix .. 'c:' .. key, __TTL__) end
+    local fired = 1
+    if first > 0 and count > first then fired = 0 end
+    if fired == 1 and every > 0 and count % every ~= 0 then fired = 0 end
+    if fired == 1 and probability < 1 then
+      local hex = redis.sha1hex(seed .. ':' .. name .. ':' .. string.format('%d', count) .. ':p')
+      if tonumber(string.sub(hex, 1, 13), 16) / 4503599627370496 >= probability then fired = 0 end
+    end
+    local step, wait = -1, 0
+    if fired == 1 and seqlen > 0 then
+      local seq = prefix .. 'seq:' .. key
+      step = counted(seq, id) - 1
+      if redis.call('HLEN', seq) > __KEYED__ then
+        redis.call('DEL', seq)
+        redis.call('HSET', seq, id, step + 1)
+      end
+      if directive then redis.call('EXPIRE', seq, __TTL__) end
+    end
+    if fired == 1 and rl_requests > 0 then
+      if now == nil then
+        local t = redis.call('TIME')
+        now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+      end
+      local window = prefix .. 'rl:' .. key .. ':' .. client
+      if failed(redis.pcall('ZREMRANGEBYSCORE', window, '-inf', now - rl_ms)) then
+        bad[#bad + 1] = window
+        bad[#bad + 1] = 'not a sorted set: its window starts again'
+        redis.call('DEL', window)
+      end
+      if redis.call('ZREMRANGEBYSCORE', window, '(' .. string.format('%d', now), '+inf') > 0 then
+        bad[#bad + 1] = window
+        bad[#bad + 1] = 'requests from the future: dropped'
+      end
+      if redis.call('ZCARD', window) >= rl_requests then
+        local oldest = tonumber(redis.call('ZRANGE', window, 0, 0, 'WITHSCORES')[2])
+        wait = math.max(1, math.ceil((oldest + rl_ms - now) / 1000))
+      else
+        redis.call('ZADD', window, now, string.format('%d', now) .. ':' .. string.format('%d', count))
+        redis.call('PEXPIRE', window, rl_ms + 1000)
+      end
+    end
+    out[#out + 1] = string.format('%d %d %d %d', fired, count, step, wait)
   end
-  local step, wait = -1, 0
-  if fired == 1 and seqlen > 0 then
-    local seq = prefix .. 'seq:' .. key
-    step = counted(seq, id) - 1
-    if redis.call('HLEN', seq) > __KEYED__ then
-      redis.call('DEL', seq)
-      redis.call('HSET', seq, id, step + 1)
-    end
-    if directive then redis.call('EXPIRE', seq, __TTL__) end
-  end
-  if fired == 1 and rl_requests > 0 then
-    if now == nil then
-      local t = redis.call('TIME')
-      now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-    end
-    local window = prefix .. 'rl:' .. key .. ':' .. client
-    if failed(redis.pcall('ZREMRANGEBYSCORE', window, '-inf', now - rl_ms)) then
-      bad[#bad + 1] = window
-      bad[#bad + 1] = 'not a sorted set: its window starts again'
-      redis.call('DEL', window)
-    end
-    if redis.call('ZREMRANGEBYSCORE', window, '(' .. string.format('%d', now), '+inf') > 0 then
-      bad[#bad + 1] = window
-      bad[#bad + 1] = 'requests from the future: dropped'
-    end
-    if redis.call('ZCARD', window) >= rl_requests then
-      local oldest = tonumber(redis.call('ZRANGE', window, 0, 0, 'WITHSCORES')[2])
-      wait = math.max(1, math.ceil((oldest + rl_ms - now) / 1000))
-    else
-      redis.call('ZADD', window, now, string.format('%d', now) .. ':' .. string.format('%d', count))
-      redis.call('PEXPIRE', window, rl_ms + 1000)
-    end
-  end
-  out[#out + 1] = fired
-  out[#out + 1] = count
-  out[#out + 1] = step
-  out[#out + 1] = wait
+  results[#results + 1] = table.concat(out, ' ')
+  r = r + 4
 end
-return {out, bad}
+return {table.concat(results, '\\n'), bad}
 """.replace("__TTL__", str(DIRECTIVE_TTL)).replace("__KEYED__", str(KEYED_STATES))
 
 # A batch of journal entries, one command for all: KEYS: the stream; ARGV: its cap, then the
