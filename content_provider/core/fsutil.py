@@ -6,14 +6,14 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` via a temporary file, fsync and rename.
-
-    A crash at any point leaves either the old file or the new one, never a mix.
-    """
+@contextlib.contextmanager
+def _temporary_beside(path: Path, data: bytes, mode: int) -> Iterator[str]:
+    """``data`` in a synced temporary file in ``path``'s folder, for the caller to move into place;
+    removed afterwards if it is still there (the move failed, or it was a hard link)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -22,11 +22,19 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, mode)
-        os.replace(tmp_name, path)
-    except BaseException:
+        yield tmp_name
+    finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
-        raise
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` via a temporary file, fsync and rename.
+
+    A crash at any point leaves either the old file or the new one, never a mix.
+    """
+    with _temporary_beside(path, data, mode) as tmp_name:
+        os.replace(tmp_name, path)
     fsync_dir(path.parent)
 
 
@@ -38,21 +46,11 @@ def create_once(path: Path, data: bytes, mode: int = 0o644) -> bool:
     instead of each keeping its own. Written to a temporary and hard-linked into place,
     so the file is never seen half-written and never replaced.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, mode)
+    with _temporary_beside(path, data, mode) as tmp_name:
         try:
             os.link(tmp_name, path)
         except FileExistsError:
             return False
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
     fsync_dir(path.parent)
     return True
 
