@@ -116,7 +116,7 @@ def _server(server: Reader, environ: Mapping[str, str], base_dir: Path) -> Field
     base_path = (server.string("base_path", "") or "").rstrip("/")
     if base_path and not base_path.startswith("/"):
         raise ConfigError(f"server.base_path: must start with '/', got {base_path!r}")
-    event_loop = env(environ, "EVENT_LOOP", server.choice("event_loop", "asyncio", EVENT_LOOPS)) or "asyncio"
+    event_loop = env(environ, "EVENT_LOOP", server.choice("event_loop", "auto", EVENT_LOOPS)) or "auto"
     if event_loop not in EVENT_LOOPS:
         raise ConfigError(f"{ENV_PREFIX}EVENT_LOOP: expected one of {', '.join(EVENT_LOOPS)}, got {event_loop!r}")
     fields: Fields = {
