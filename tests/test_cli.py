@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -128,8 +129,10 @@ async def test_serve_runs_on_uvloop_when_asked(tmp_path: Path, fixture_root: Pat
             assert response.status == 200
 
 
-async def test_serve_runs_on_asyncio_by_default(server: Server) -> None:
-    assert not any("event loop: uvloop" in line for line in server.log)
+async def test_serve_runs_on_uvloop_by_default_when_installed(server: Server) -> None:
+    """server.event_loop: auto (uvloop measured 5-16 % cheaper per request, docs/performance.md#uvloop)."""
+    installed = importlib.util.find_spec("uvloop") is not None
+    assert any("event loop: uvloop" in line for line in server.log) == installed, server.log
 
 
 async def test_sigint_stops_cleanly(server: Server) -> None:
