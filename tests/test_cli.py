@@ -135,6 +135,17 @@ async def test_serve_runs_on_uvloop_by_default_when_installed(server: Server) ->
     assert any("event loop: uvloop" in line for line in server.log) == installed, server.log
 
 
+async def test_serve_runs_on_asyncio_when_asked(tmp_path: Path, fixture_root: Path, signing_dir: Path) -> None:
+    config = write_config(tmp_path, fixture_root, signing_dir, "server:\n  event_loop: asyncio\n")
+    async with serving(config, tmp_path) as server:
+        assert any("event loop: asyncio" in line for line in server.log), server.log
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{server.url}/getcontent", json={"contentId": DOC_CARD}) as response,
+        ):
+            assert response.status == 200
+
+
 async def test_sigint_stops_cleanly(server: Server) -> None:
     server.process.send_signal(signal.SIGINT)
     assert await asyncio.wait_for(server.process.wait(), 15) == 0

@@ -102,6 +102,7 @@ def run_loop(main: Coroutine[Any, Any, None], choice: str) -> None:
             log.info("event loop: uvloop")
             uvloop.run(main)
             return
+    log.info("event loop: asyncio")
     asyncio.run(main)
 
 
