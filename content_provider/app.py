@@ -26,6 +26,7 @@ from content_provider.http.errors import json_errors, no_route
 from content_provider.http.journaled import journaled
 from content_provider.http.metrics import METRICS, Metrics, metrics_ctx
 from content_provider.http.origin import host_checked, preflight
+from content_provider.http.parts import ContentParts
 from content_provider.signing.jws import SIGNER, signer_for
 from content_provider.state import state_ctx
 from content_provider.state.journal import JOURNAL, Journal
@@ -34,10 +35,12 @@ from content_provider.upstream.proxy import upstream_ctx
 
 def add_routes(app: web.Application, base_path: str) -> None:
     """The content provider's routes, the admin API's, then one that answers every other path."""
+    parts = ContentParts()
+    app.on_startup.append(parts.take)  # on_startup runs after the cleanup contexts have made the parts
     app.router.add_routes(
         [
             # journaled() also turns errors into JSON; the other routes get json_errors() for that.
-            web.post(f"{base_path}/getcontent", journaled(handlers.get_content)),
+            web.post(f"{base_path}/getcontent", journaled(handlers.get_content, parts)),
             web.get(f"{base_path}/healthz", json_errors(handlers.healthz)),
             web.get(f"{base_path}/metrics", json_errors(host_checked(metrics.metrics))),
             web.get(f"{base_path}/.well-known/jwks.json", json_errors(handlers.jwks)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -84,6 +85,20 @@ async def test_oversized_chunked_body_gets_413(make_client: MakeClient) -> None:
 
     response = await client.post("/getcontent", data=chunks())
     assert response.status == 413
+
+
+async def test_declared_oversized_body_gets_413_before_it_has_arrived(make_client: MakeClient) -> None:
+    """A Content-Length over the limit is refused at once, not read first (the body is not all here)."""
+    client = await make_client(max_body_bytes=1024)
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    try:
+        head = b"POST /getcontent HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n"
+        writer.write(head + b'{"contentId": "PROV:x", "pad": "')  # and the rest never comes
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), 5)
+    finally:
+        writer.close()
+    assert status.split()[1] == b"413"
 
 
 async def test_wrong_content_type_is_still_read_as_json(make_client: MakeClient) -> None:

@@ -18,11 +18,17 @@ def _too_large(limit: int) -> ApiError:
 async def read_limited(request: web.Request, limit: int, seconds: float) -> bytes:
     """The whole body, or a 413 as soon as it is known to exceed ``limit`` bytes, or a 408
     when it has not all arrived within ``seconds`` (a slow client must not hold a handler)."""
+    if request.content.is_eof():  # the whole body is here already: the common case, and the cheapest
+        try:
+            whole = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # over the app's client_max_size, which is above any limit
+            raise _too_large(limit) from None
+        if len(whole) > limit:
+            raise _too_large(limit)
+        return whole
     length = request.content_length
     if length is not None and length > limit:
         raise _too_large(limit)
-    if length is not None and request.content.is_eof():
-        return await request.read()  # the whole body is here already: the common case, and the cheapest
     try:
         async with asyncio.timeout(seconds):
             if length is not None:

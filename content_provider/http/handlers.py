@@ -15,7 +15,7 @@ from content_provider.config.worker_role import ROLE
 from content_provider.core.contract import BARE_IDS_OFF, ContentId, parse_content_id
 from content_provider.core.errors import ApiError
 from content_provider.core.reader import ConfigError
-from content_provider.core.records import EXCHANGE, Entry
+from content_provider.core.records import Entry
 from content_provider.core.version import __version__
 from content_provider.faults.directives import split_directives
 from content_provider.faults.engine import FAULTS, FaultEngine, Plan
@@ -25,8 +25,9 @@ from content_provider.fixtures.explain import EXPLAINER
 from content_provider.fixtures.store import STORE, FixtureStore
 from content_provider.fixtures.write import unwritable
 from content_provider.http.auth import require_basic_auth
-from content_provider.http.body import PARSED_BODIES, read_limited
+from content_provider.http.body import read_limited
 from content_provider.http.delivery import deliver
+from content_provider.http.parts import ContentParts
 from content_provider.signing.jws import SIGNER
 from content_provider.state.base import STATE
 from content_provider.upstream.proxy import answer_from_upstream, goes_upstream
@@ -56,18 +57,18 @@ async def _unknown_response(app: web.Application, content_id: ContentId) -> web.
     return (await _unknown(app, content_id)).response()
 
 
-async def get_content(request: web.Request) -> web.StreamResponse:
-    """``POST /getcontent {"contentId": ...}``: the images for a content id."""
-    app = request.app
-    settings = app[SETTINGS]
-    entry = request[EXCHANGE]  # made by journaled(), which every /getcontent route has
+async def get_content(request: web.Request, entry: Entry, parts: ContentParts) -> web.StreamResponse:
+    """``POST /getcontent {"contentId": ...}``: the images for a content id. ``entry`` is the request's
+    journal entry and ``parts`` the app's parts, both from :func:`~content_provider.http.journaled.journaled`:
+    the hot path looks nothing up in the app (see docs/performance.md)."""
+    settings = parts.settings
     started = entry.started
     user = None
     if settings.username is not None and settings.password is not None:
         user = entry.user = require_basic_auth(request, settings.username, settings.password)
     body = await read_limited(request, settings.max_body_bytes, settings.body_timeout)
-    raw = entry.contentId = app[PARSED_BODIES].content_id(body, settings.max_content_id_length)
-    faults = app[FAULTS]
+    raw = entry.contentId = parts.parsed_bodies.content_id(body, settings.max_content_id_length)
+    faults = parts.faults
     lookup, directive = raw, None
     if faults.settings.content_id_directives:
         try:
@@ -77,30 +78,30 @@ async def get_content(request: web.Request) -> web.StreamResponse:
     content_id = parse_content_id(lookup, settings.bare_ids)
     if content_id is None:
         message = BARE_IDS_OFF
-        hint = await asyncio.to_thread(app[EXPLAINER].bare_hint, lookup)
+        hint = await asyncio.to_thread(parts.explainer.bare_hint, lookup)
         raise ApiError(404, "unknown_content_id", message + (f"; near miss: {hint}" if hint else ""))
-    if settings.upstream is not None and await goes_upstream(app, content_id):
+    if settings.upstream is not None and await goes_upstream(request.app, content_id):
         forward = body if directive is None else json.dumps({"contentId": lookup}).encode()
         return await _upstream_content(request, entry, content_id, forward, user, directive, raw, started)
+    store = parts.store
     if faults.rules or directive is not None:
         shaped = await _shaped(
-            request, content_id, user, directive, raw, started, lambda: _answer(app[STORE], entry, content_id)
+            request, content_id, user, directive, raw, started, lambda: _answer(store, entry, content_id)
         )
         if shaped is not None:
             return shaped
     # _answer() inlined, and a hot id's answer taken without a coroutine (see docs/performance.md)
-    store = app[STORE]
-    answer = store.hot(content_id)
+    answer = store.hot(content_id, started)
     if answer is None:
         try:
             answer = await store.answer(content_id)
         except FixtureError as exc:
             raise ApiError(exc.status, exc.code, str(exc)) from None
         if answer is None:
-            raise await _unknown(app, content_id)
+            raise await _unknown(request.app, content_id)
     entry.resolved = answer.resolution.label
     if answer.resolution.level == "default":
-        app[EXPLAINER].defaulted(content_id)  # logs why, once per id, off this path
+        parts.explainer.defaulted(content_id)  # logs why, once per id, off this path
     return web.Response(body=answer.body, headers=answer.resolution.headers)
 
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from content_provider.core.records import CLIENT_CLOSED, EXCHANGE, Entry
 from content_provider.http.errors import Handler, error_response
-from content_provider.http.metrics import METRICS
-from content_provider.state.journal import JOURNAL
+from content_provider.http.parts import ContentParts
+
+# a /getcontent handler: the request, its journal entry (also at request[EXCHANGE]) and the app's parts
+ContentHandler = Callable[[web.Request, Entry, ContentParts], Awaitable[web.StreamResponse]]
 
 
-def journaled(handler: Handler) -> Handler:
+def journaled(handler: ContentHandler, parts: ContentParts) -> Handler:
     """Record every request the handler answers, however it ends; errors become JSON answers."""
 
     async def record(request: web.Request) -> web.StreamResponse:
@@ -22,7 +25,7 @@ def journaled(handler: Handler) -> Handler:
         entry = request[EXCHANGE] = Entry(time.time(), loop.time())
         response: web.StreamResponse | None = None
         try:
-            response = await handler(request)
+            response = await handler(request, entry, parts)
         except asyncio.CancelledError:  # a server that cancels handlers when their client goes away
             transport = request.transport
             if transport is None or transport.is_closing():
@@ -40,9 +43,8 @@ def journaled(handler: Handler) -> Handler:
             else:
                 entry.status = 500
             entry.seconds = loop.time() - entry.started
-            app = request.app
-            app[JOURNAL].record(entry)
-            app[METRICS].observe(entry)
+            parts.journal.record(entry)
+            parts.metrics.observe(entry)
         return response
 
     return record
