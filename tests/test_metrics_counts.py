@@ -50,3 +50,26 @@ async def test_a_scrape_counts_every_request_answered_before_it(make_client: Mak
     assert 'content_provider_requests_total{fault="",level="user",status="200",use_case="PROV"} 7.0' in scraped
     assert 'content_provider_requests_total{fault="",level="none",status="400",use_case="none"} 1.0' in scraped
     assert "content_provider_request_duration_seconds_count 8.0" in scraped
+
+
+def test_requests_that_differ_only_below_the_labels_are_counted_under_one() -> None:
+    """observe() counts by the facts (the owner in the resolution, every fault rule); the labels are
+    made when folding, and requests that only differ in what no label shows add up under one."""
+    metrics = Metrics()
+    for content_id, resolved, fault in [
+        ("AUTH:alice", "user alice", None),
+        ("AUTH:bob", "user bob", None),
+        ("PROV:carol", "organisation acme", "slow;flaky"),
+        ("PROV:dave", "organisation acme", "slow"),
+        (None, None, None),
+    ]:
+        entry = _entry(0.001)
+        entry.contentId, entry.resolved, entry.fault = content_id, resolved, fault
+        metrics.observe(entry)
+    metrics.fold()
+    counted = _lines(generate_latest(metrics.registry), "content_provider_requests_total")
+    assert sorted(counted) == [
+        'content_provider_requests_total{fault="",level="none",status="200",use_case="none"} 1.0',
+        'content_provider_requests_total{fault="",level="user",status="200",use_case="AUTH"} 2.0',
+        'content_provider_requests_total{fault="slow",level="organisation",status="200",use_case="PROV"} 2.0',
+    ]

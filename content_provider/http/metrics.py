@@ -37,6 +37,19 @@ LATENCY_BOUNDS = (*LATENCY_BUCKETS, math.inf)  # as the histogram keeps them: an
 _Labels = tuple[str, str, str, str]
 
 
+# what observe() counts by: whether the content id is an AUTH one (None: no id), the status, the
+# resolution label (Entry.resolved, which names the owner) and the fault rules; between two
+# folds one count per different value, so at most as many as the requests of SYNC_SECONDS
+_Facts = tuple[bool | None, int | str, str | None, str | None]
+
+
+def _labels(auth: bool | None, status: int | str, resolved: str | None, fault: str | None) -> _Labels:
+    """The use_case, status, level and fault labels of the requests with these facts: a bounded set."""
+    use_case = "none" if auth is None else "AUTH" if auth else "PROV"
+    level = "none" if resolved is None else resolved.split(" ", 1)[0]
+    return use_case, str(status), level, fault.split(";", 1)[0] if fault else ""
+
+
 class Metrics:
     def __init__(self) -> None:
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
@@ -75,7 +88,7 @@ class Metrics:
             registry=registry,
         )
         self._children: dict[_Labels, Counter] = {}
-        self._requests_pending: dict[_Labels, int] = {}
+        self._requests_pending: dict[_Facts, int] = {}
         self._latency_pending = [0] * len(LATENCY_BOUNDS)
         self._latency_sum_pending = 0.0
         self._upstream_pending: dict[str, int] = {}
@@ -86,12 +99,10 @@ class Metrics:
         metrics by :meth:`fold` (every ``SYNC_SECONDS`` and at each scrape), because a labelled
         increment and a histogram observation there cost ~3 us a request against ~0.5 us here."""
         raw = entry.contentId
-        use_case = "none" if raw is None else "AUTH" if raw.startswith("AUTH:") else "PROV"
-        resolved = entry.resolved
-        level = "none" if resolved is None else resolved.split(" ", 1)[0]
-        labels = (use_case, str(entry.status), level, entry.fault.split(";", 1)[0] if entry.fault else "")
+        # the facts as they are, made labels by fold(): making them here cost ~1 µs a request
+        facts = (None if raw is None else raw.startswith("AUTH:"), entry.status, entry.resolved, entry.fault)
         counts = self._requests_pending
-        counts[labels] = counts.get(labels, 0) + 1
+        counts[facts] = counts.get(facts, 0) + 1
         seconds = entry.seconds
         self._latency_pending[bisect_left(LATENCY_BOUNDS, seconds)] += 1
         self._latency_sum_pending += seconds
@@ -106,7 +117,8 @@ class Metrics:
         """Move the counts :meth:`observe` made into the prometheus-client metrics (and, under
         ``serve --workers N``, into this worker's files), so a scrape sees every request up to now."""
         requests, self._requests_pending = self._requests_pending, {}
-        for labels, count in requests.items():
+        for facts, count in requests.items():
+            labels = _labels(*facts)
             child = self._children.get(labels)
             if child is None:
                 child = self._children[labels] = self.requests.labels(*labels)
