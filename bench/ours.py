@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from procutil import cpu_seconds, mock_command, start_server, wrk_load
+from procutil import add_load_arguments, cpu_seconds, mock_command, start_server, wrk_load
 from throughput import CONTENT_ID, Server, start_bare, start_mock
 
 MODES = ("bare", "journaled")
@@ -122,12 +122,7 @@ if __name__ == "__main__":
         raise SystemExit(0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio")
-    parser.add_argument("--server-cpu", default="0")
-    parser.add_argument("--client-cpu", default="1")
+    add_load_arguments(parser, rounds=8, seconds=3.0, warmup=2.0)
     if sys.platform != "linux":
         raise SystemExit("this benchmark reads /proc and pins with taskset: Linux only")
     asyncio.run(main(parser.parse_args()))

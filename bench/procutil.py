@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -15,6 +16,16 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 SERVING = re.compile(rb"serving POST (http://\S+)/getcontent")
 _DRAINS: set[asyncio.Task[None]] = set()  # the event loop keeps only weak references to tasks
+
+
+def add_load_arguments(parser: argparse.ArgumentParser, rounds: int, seconds: float, warmup: float) -> None:
+    """The knobs every pinned load test has: rounds, their length, the warm-up, the event loop, the CPUs."""
+    parser.add_argument("--rounds", type=int, default=rounds, help="measurements of each server")
+    parser.add_argument("--seconds", type=float, default=seconds, help="length of one measurement")
+    parser.add_argument("--warmup", type=float, default=warmup)
+    parser.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--server-cpu", default="0")
+    parser.add_argument("--client-cpu", default="1")
 
 
 async def start_server(command: list[str], cpu: str | None = None) -> tuple[asyncio.subprocess.Process, str]:

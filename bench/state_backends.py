@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from procutil import cpu_seconds, mock_command, start_server, wrk_load
+from procutil import add_load_arguments, cpu_seconds, mock_command, start_server, wrk_load
 
 from content_provider.serving.workers import free_port
 
@@ -40,12 +40,7 @@ UNCOUNTED = f'faults:\n  rules:\n    - name: always\n      match: {{id: "{CONTEN
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, nargs="+", default=[64])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio")
-    parser.add_argument("--server-cpu", default="0")
-    parser.add_argument("--client-cpu", default="1")
+    add_load_arguments(parser, rounds=3, seconds=5.0, warmup=3.0)
     args, _ = parser.parse_known_args()  # bench/run passes throughput.py's arguments too
     binary = shutil.which("redis-server")
     if binary is None:

@@ -29,7 +29,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-from procutil import ROOT, cpu_seconds, mock_command, resident_mb, start_listening, start_server, wrk_load
+from procutil import (
+    ROOT,
+    add_load_arguments,
+    cpu_seconds,
+    mock_command,
+    resident_mb,
+    start_listening,
+    start_server,
+    wrk_load,
+)
 
 from content_provider.serving.workers import free_port
 
@@ -167,12 +176,7 @@ def median(runs: list[dict[str, float]], key: str) -> float:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, nargs="+", default=[16, 64])
-    parser.add_argument("--rounds", type=int, default=3, help="measurements of each server at each count")
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of one measurement")
-    parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio")
-    parser.add_argument("--server-cpu", default="0")
-    parser.add_argument("--client-cpu", default="1")
+    add_load_arguments(parser, rounds=3, seconds=5.0, warmup=3.0)
     parser.add_argument("--no-references", action="store_true", help="skip nginx and WireMock even when installed")
     parser.add_argument("--no-proxy", action="store_true", help="skip the mock in proxy mode in front of the bare app")
     parser.add_argument("--baseline", type=Path, help="a source tree of another version: its mock measured alongside")
