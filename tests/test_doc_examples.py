@@ -179,6 +179,13 @@ def script_options(script: str) -> str:
     return shown.stdout
 
 
+def takes_option(text: str, flag: str) -> bool:
+    """Whether ``text`` (a --help, a script) names the option ``flag`` (``--x`` or ``--x=V``) whole:
+    ``--round`` is not ``--rounds``."""
+    name = re.escape(flag.split("=", 1)[0])
+    return re.search(rf"(?<![\w-]){name}(?![\w-])", text) is not None
+
+
 def check_command(words: list[str], where: str) -> None:
     """Fail unless the command is one the project (or a named tool) really takes."""
     if words[:1] == ["export"]:  # export NAME=VALUE ...: only assignments
@@ -218,12 +225,12 @@ def check_command(words: list[str], where: str) -> None:
             script = ROOT / args[0]
             assert script.is_file(), f"{where}: no script {args[0]}"
             for flag in (arg for arg in args[1:] if arg.startswith("--")):
-                assert flag.split("=", 1)[0] in script_options(args[0]), f"{where}: {args[0]} has no {flag}"
+                assert takes_option(script_options(args[0]), flag), f"{where}: {args[0]} has no {flag}"
     elif program == "bench/run":
         passed_to = "cold.py" if "--cold" in args else "throughput.py"  # bench/run passes the rest to it
         takes = (ROOT / "bench" / "run").read_text() + script_options(f"bench/{passed_to}")
         for flag in (arg for arg in args if arg.startswith("--")):
-            assert flag in takes, f"{where}: bench/run has no {flag}"
+            assert takes_option(takes, flag), f"{where}: bench/run has no {flag}"
     elif program == "schemathesis":  # the property-based run (docs/contract.md), with schemathesis.toml
         assert args[:1] == ["run"], f"{where}: schemathesis {args[:1]}"
         assert (ROOT / "schemathesis.toml").is_file(), f"{where}: no schemathesis.toml"
